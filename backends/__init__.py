@@ -1,0 +1,1 @@
+"""Built-in BLE backends. Each subpackage is a plugin that registers one backend."""

@@ -1,0 +1,38 @@
+"""The simulated backend plugin: virtual devices from a world file (``config/worlds/``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from mcp_ble.core.hookspecs import hookimpl
+
+
+class SimulatedSettings(BaseModel):
+    """``[backends.simulated]``"""
+
+    model_config = ConfigDict(extra="forbid")
+
+    world: str = Field("demo", description="a bundled world name or a path to a world TOML file")
+    time_scale: float = Field(
+        1.0, ge=0, le=100, description="1 = real time, 0.01 = a hundred times faster"
+    )
+    max_mtu: int = Field(517, ge=23, le=517, description="the largest ATT MTU the adapter offers")
+
+
+def _create(settings: SimulatedSettings, app: Any) -> Any:
+    from .backend import SimulatedBackend
+    from .world import load_world
+
+    return SimulatedBackend(load_world(settings.world), settings.time_scale, settings.max_mtu)
+
+
+@hookimpl
+def mcp_ble_register_backends(register: Any) -> None:
+    register(
+        "simulated",
+        _create,
+        settings=SimulatedSettings,
+        description="virtual devices from a world file; no radio needed",
+    )

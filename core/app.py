@@ -1,0 +1,682 @@
+"""The application: one backend, the enabled plugins, and all device state.
+
+``BleApp`` owns the async flow. Every public operation validates its input, asks the plugins for
+decisions through hooks, performs the I/O on the backend, and reports events. MCP tools and the CLI
+are thin layers over these methods.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypeVar
+
+from prometheus_client import CollectorRegistry
+
+from .backend import Backend
+from .errors import (
+    BleError,
+    BleTimeout,
+    DeviceNotFound,
+    InvalidInput,
+    NotConnected,
+    NotPermitted,
+    NotSubscribed,
+    ValueTooLong,
+)
+from .gatt import GattIndex, label
+from .models import GattCharacteristic, GattDescriptor, ScanFilter
+from .plans import ConnectPlan, Operation, OperationKind, ScanPlan, WritePlan
+from .plugin_manager import PluginCatalog, build_plugin_manager, hooks_of, instantiate
+from .settings import CoreSettings, LoadedSettings
+from .tracker import AdvertisementTracker, DeviceRecord
+from .values import MAX_ATTRIBUTE_LEN, parse_address
+
+log = logging.getLogger("mcp_ble")
+T = TypeVar("T")
+
+
+class Subscription:
+    """A bounded buffer of notifications for one characteristic. Oldest entries drop first."""
+
+    __slots__ = (
+        "active",
+        "address",
+        "dropped",
+        "ended",
+        "event",
+        "handle",
+        "items",
+        "received",
+        "uuid",
+    )
+
+    def __init__(self, address: str, char: GattCharacteristic, capacity: int) -> None:
+        self.address = address
+        self.handle = char.handle
+        self.uuid = char.uuid
+        self.items: deque[tuple[float, bytes]] = deque(maxlen=capacity)
+        self.received = 0
+        self.dropped = 0
+        self.active = True
+        self.ended: str | None = None
+        self.event = asyncio.Event()
+
+    def push(self, data: bytes) -> None:
+        items = self.items
+        if len(items) == items.maxlen:
+            self.dropped += 1
+        items.append((time.time(), data))
+        self.received += 1
+        self.event.set()
+
+    def drain(self, max_items: int) -> list[tuple[float, bytes]]:
+        out = []
+        items = self.items
+        while items and len(out) < max_items:
+            out.append(items.popleft())
+        if not items:
+            self.event.clear()
+        return out
+
+
+@dataclass
+class Connection:
+    address: str
+    mtu: int
+    connected_at: float = field(default_factory=time.time)
+    last_used: float = field(default_factory=time.monotonic)
+    gatt: GattIndex | None = None
+    attempts: int = 1
+
+
+@dataclass
+class ScanOutcome:
+    devices: list[DeviceRecord]
+    matched: int
+    heard: int
+    duration_s: float
+    plan: ScanPlan
+
+
+@dataclass
+class WriteOutcome:
+    characteristic: GattCharacteristic
+    nbytes: int
+    response: bool
+    chunks: int
+    notes: list[str]
+
+
+class BleApp:
+    """One server instance. Build with :meth:`create`, then ``await app.start()``."""
+
+    def __init__(
+        self,
+        settings: CoreSettings,
+        catalog: PluginCatalog,
+        loaded: LoadedSettings | None = None,
+    ) -> None:
+        self.settings = settings
+        self.loaded = loaded
+        self.catalog = catalog
+        self.plugins = [
+            (name, instantiate(obj))
+            for name, obj in catalog.resolve(settings.backend, settings.plugins)
+        ]
+        self.pm = build_plugin_manager(self.plugins, trace=settings.trace_hooks)
+        self.hook = self.pm.hook
+        self.tracker = AdvertisementTracker(settings.server.max_tracked_devices)
+        self.connections: dict[str, Connection] = {}
+        self.subscriptions: dict[tuple[str, int], Subscription] = {}
+        self.metrics_registry = CollectorRegistry(auto_describe=True)
+        self.backend: Backend | None = None
+        self.scans_run = 0
+        self.started_at = time.time()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._scan_lock = asyncio.Lock()
+        self._connect_locks: dict[str, asyncio.Lock] = {}
+        self._adv_hook = False
+        self._notify_hook = False
+
+    # ------------------------------------------------------------------ lifecycle
+
+    @classmethod
+    def create(cls, loaded: LoadedSettings, catalog: PluginCatalog) -> BleApp:
+        return cls(loaded.settings, catalog, loaded)
+
+    async def start(self) -> None:
+        registration = self.catalog.backends[self.settings.backend]
+        backend_settings = self.settings.backend_settings(self.settings.backend)
+        self.backend = registration.factory(backend_settings, self)
+        self.backend.on_disconnect = self._on_backend_disconnect
+        await self.backend.start()
+        self._adv_hook = bool(self.hook.mcp_ble_advertisement.get_hookimpls())
+        self._notify_hook = bool(self.hook.mcp_ble_notification.get_hookimpls())
+        self.hook.mcp_ble_register_metrics(registry=self.metrics_registry, app=self)
+        await self._event("mcp_ble_startup", app=self)
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(BaseException):
+                await task
+        await self._event("mcp_ble_shutdown", app=self)
+        if self.backend is not None:
+            for address in list(self.connections):
+                with contextlib.suppress(Exception):
+                    await self.disconnect(address)
+            with contextlib.suppress(Exception):
+                await self.backend.stop()
+
+    async def __aenter__(self) -> BleApp:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        """Run a background task for the app's lifetime (cancelled by ``close``)."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    @property
+    def radio(self) -> Backend:
+        if self.backend is None:
+            raise RuntimeError("BleApp.start() has not been called")
+        return self.backend
+
+    def plugin_hooks(self) -> list[tuple[str, list[str]]]:
+        """(plugin name, hooks it implements) for every registered plugin, in order."""
+        return [(name, hooks_of(self.pm, plugin)) for name, plugin in self.plugins]
+
+    # ------------------------------------------------------------------ hook helpers
+
+    async def _event(self, name: str, **kwargs: Any) -> None:
+        """Call an event or plan hook and await coroutine results. A failing plugin is logged,
+        not fatal: one bad plugin must not take the server down."""
+        caller = getattr(self.hook, name)
+        try:
+            results = caller(**kwargs)
+        except Exception:
+            log.exception("plugin hook %s failed", name)
+            return
+        for result in results or ():
+            if inspect.isawaitable(result):
+                try:
+                    await result
+                except Exception:
+                    log.exception("plugin hook %s failed", name)
+
+    def _finished(self, op: Operation, nbytes: int, error: BleError | None) -> None:
+        try:
+            self.hook.mcp_ble_operation_finished(
+                operation=op, duration_s=time.monotonic() - op.started, nbytes=nbytes, error=error
+            )
+        except Exception:
+            log.exception("plugin hook mcp_ble_operation_finished failed")
+
+    async def _run(
+        self,
+        op: Operation,
+        call: Callable[[], Awaitable[T]],
+        nbytes: int | Callable[[T], int] = 0,
+    ) -> tuple[T, int]:
+        """Run one backend call under the operation's deadline, retrying as plugins decide.
+
+        ``nbytes`` is the payload size, or a function of the result (reads). Returns the result
+        and the number of attempts; a final error carries ``attempts`` too."""
+        attempt = 0
+        while True:
+            attempt += 1
+            op.attempts = attempt
+            try:
+                remaining = op.remaining()
+                if remaining <= 0:
+                    raise TimeoutError
+                async with asyncio.timeout(remaining):
+                    result = await call()
+            except TimeoutError:
+                error: BleError = self._timeout(op)
+            except BleError as exc:
+                error = exc
+            except Exception as exc:  # a backend bug must still become a readable error
+                log.exception("backend %s failed during %s", self.settings.backend, op.kind)
+                error = BleError(
+                    f"The {self.settings.backend} backend failed during {op.kind.replace('_', ' ')}"
+                    f" on {op.address}: {type(exc).__name__}: {exc}",
+                    "retry; if it persists run 'mcp-ble doctor' and check the server log",
+                )
+            else:
+                self._finished(op, nbytes(result) if callable(nbytes) else nbytes, None)
+                return result, attempt
+            delay = self.hook.mcp_ble_retry_delay(operation=op, error=error, attempt=attempt)
+            if delay is None or time.monotonic() + delay >= op.deadline:
+                error.attempts = attempt
+                self._finished(op, 0, error)
+                raise error
+            log.info("retrying %s on %s in %.2fs after: %s", op.kind, op.address, delay, error)
+            await asyncio.sleep(delay)
+
+    def _timeout(self, op: Operation) -> BleTimeout:
+        took = time.monotonic() - op.started
+        if op.kind == "connect":
+            return BleTimeout(
+                f"Connecting to {op.address} timed out after {took:.1f} s",
+                "the device may be out of range or no longer advertising: run ble_scan to check "
+                "it is still there, or pass a larger timeout_s",
+            )
+        return BleTimeout(
+            f"The {op.kind.replace('_', ' ')} on {op.address} timed out after {took:.1f} s",
+            "the device may be busy or out of range; check ble_connections and try again",
+        )
+
+    def _deadline(self) -> float:
+        return time.monotonic() + self.settings.server.operation_timeout_s
+
+    # ------------------------------------------------------------------ discovery
+
+    async def scan(
+        self, duration_s: float | None, scan_filter: ScanFilter, limit: int | None = None
+    ) -> ScanOutcome:
+        """Scan for ``duration_s`` (plugins may adjust it); return matching devices by RSSI."""
+        if duration_s is not None and not 0 < duration_s <= 300:
+            raise InvalidInput(
+                f"duration_s={duration_s} is out of range", "scan for between 0.1 and 300 seconds"
+            )
+        requested = duration_s
+        plan = ScanPlan(
+            duration_s=duration_s or self.settings.server.scan_duration_s,
+            scan_filter=scan_filter,
+            requested_duration_s=requested,
+        )
+        await self._event("mcp_ble_scan_plan", plan=plan, app=self)
+        matched: dict[str, DeviceRecord] = {}
+        heard = 0
+        async with self._scan_lock:
+            started = time.monotonic()
+            self.scans_run += 1
+            tracker = self.tracker
+            flt = plan.scan_filter
+            stop_after = plan.stop_after
+            stream = self.radio.scan(plan.duration_s, flt)
+            try:
+                async with asyncio.timeout(plan.duration_s + 10):
+                    async for adv in stream:
+                        heard += 1
+                        record, new = tracker.ingest(adv)
+                        if self._adv_hook:
+                            self.hook.mcp_ble_advertisement(
+                                advertisement=adv, record=record, new=new
+                            )
+                        if flt.matches(record):
+                            matched[record.address] = record
+                            if stop_after is not None and len(matched) >= stop_after:
+                                break
+            except TimeoutError:
+                raise BleTimeout(
+                    f"The {self.settings.backend} backend did not end a {plan.duration_s:.1f} s "
+                    "scan in time",
+                    "run 'mcp-ble doctor'; the adapter may be stuck",
+                ) from None
+            finally:
+                aclose = getattr(stream, "aclose", None)
+                if aclose is not None:
+                    await aclose()
+            took = time.monotonic() - started
+        await self._event(
+            "mcp_ble_scan_finished", plan=plan, found=len(matched), duration_s=took, app=self
+        )
+        devices = sorted(matched.values(), key=lambda r: r.rssi, reverse=True)
+        if limit is not None:
+            devices = devices[:limit]
+        return ScanOutcome(devices, len(matched), heard, took, plan)
+
+    def devices(self, limit: int | None = None) -> list[DeviceRecord]:
+        found = self.tracker.recent(self.settings.server.recent_s)
+        return found[:limit] if limit is not None else found
+
+    # ------------------------------------------------------------------ connection
+
+    async def connect(
+        self, address: str, timeout_s: float | None = None
+    ) -> tuple[Connection, bool]:
+        """Connect (or return the existing link). Returns (connection, newly_connected)."""
+        address = parse_address(address)
+        timeout = timeout_s if timeout_s is not None else self.settings.server.connect_timeout_s
+        if not 0 < timeout <= 120:
+            raise InvalidInput(
+                f"timeout_s={timeout_s} is out of range", "use between 0.1 and 120 seconds"
+            )
+        lock = self._connect_locks.setdefault(address, asyncio.Lock())
+        async with lock:
+            existing = self.connections.get(address)
+            if existing is not None:
+                return existing, False
+            record = self.tracker.get(address)
+            if record is None:
+                raise DeviceNotFound(
+                    f"No device with address {address} has been seen",
+                    "run ble_scan first, then connect to an address it lists",
+                )
+            if not record.connectable:
+                raise NotPermitted(
+                    f"{address} advertises as not connectable (a beacon)",
+                    "read its advertisement data from ble_scan instead",
+                )
+            plan = ConnectPlan(address, timeout)
+            await self._event("mcp_ble_connect_plan", plan=plan, app=self)
+            for other in plan.release:
+                if other in self.connections:
+                    log.info("releasing %s to make room for %s", other, address)
+                    await self.disconnect(other)
+            op = Operation("connect", address, time.monotonic() + plan.timeout_s)
+            try:
+                _, attempts = await self._run(
+                    op, lambda: self.radio.connect(address, max(op.remaining(), 0.001))
+                )
+            except BleError as exc:
+                await self._event(
+                    "mcp_ble_connect_failed",
+                    address=address,
+                    error=exc,
+                    duration_s=time.monotonic() - op.started,
+                    attempts=getattr(exc, "attempts", 1),
+                    app=self,
+                )
+                raise
+            conn = Connection(address, self.radio.mtu(address), attempts=attempts)
+            self.connections[address] = conn
+            await self._event(
+                "mcp_ble_connected",
+                address=address,
+                duration_s=time.monotonic() - op.started,
+                attempts=attempts,
+                app=self,
+            )
+            return conn, True
+
+    async def disconnect(self, address: str) -> bool:
+        """Drop the link; returns False if there was none."""
+        address = parse_address(address)
+        conn = self.connections.pop(address, None)
+        if conn is None:
+            return False
+        self._end_subscriptions(address, "disconnected by request")
+        try:
+            await self.radio.disconnect(address)
+        finally:
+            await self._event(
+                "mcp_ble_disconnected",
+                address=address,
+                reason="requested",
+                requested=True,
+                app=self,
+            )
+        return True
+
+    def _on_backend_disconnect(self, address: str, reason: str) -> None:
+        """Backends call this on the loop when a link drops without our asking."""
+        if self.connections.pop(address, None) is None:
+            return
+        self._end_subscriptions(address, f"link lost: {reason}")
+        self.spawn(
+            self._event(
+                "mcp_ble_disconnected", address=address, reason=reason, requested=False, app=self
+            )
+        )
+
+    def _end_subscriptions(self, address: str, why: str) -> None:
+        for (addr, _), sub in self.subscriptions.items():
+            if addr == address and sub.active:
+                sub.active = False
+                sub.ended = why
+                sub.event.set()
+
+    def connection(self, address: str) -> Connection:
+        address = parse_address(address)
+        conn = self.connections.get(address)
+        if conn is None:
+            known = self.tracker.get(address) is not None
+            raise NotConnected(
+                f"{address} is not connected",
+                "call ble_connect first" if known else "run ble_scan, then ble_connect",
+            )
+        conn.last_used = time.monotonic()
+        return conn
+
+    async def gatt(self, address: str, refresh: bool = False) -> GattIndex:
+        conn = self.connection(address)
+        if conn.gatt is None or refresh:
+            op = Operation("discover", conn.address, self._deadline())
+            services, _ = await self._run(op, lambda: self.radio.discover(conn.address))
+            conn.gatt = GattIndex(services)
+        return conn.gatt
+
+    async def characteristic(self, address: str, ref: str | int) -> GattCharacteristic:
+        index = await self.gatt(address)
+        return index.characteristic(ref, self.connection(address).address)
+
+    # ------------------------------------------------------------------ transfer
+
+    async def read(self, address: str, ref: str | int) -> tuple[GattCharacteristic, bytes]:
+        char = await self.characteristic(address, ref)
+        conn = self.connection(address)
+        if "read" not in char.properties:
+            raise NotPermitted(
+                f"Characteristic {label(char.uuid)} (handle {char.handle}) cannot be read; "
+                f"its properties are: {', '.join(char.properties) or 'none'}",
+                "use ble_subscribe for notify/indicate characteristics",
+            )
+        op = Operation("read", conn.address, self._deadline(), char.handle)
+        data, _ = await self._run(op, lambda: self.radio.read(conn.address, char.handle), len)
+        return char, data
+
+    async def write(
+        self,
+        address: str,
+        ref: str | int,
+        data: bytes,
+        response: Literal["auto", "true", "false"] | bool = "auto",
+    ) -> WriteOutcome:
+        if not self.settings.server.allow_writes:
+            raise NotPermitted(
+                "Writes are disabled on this server (server.allow_writes = false)",
+                "ask the operator to enable them in the settings file",
+            )
+        char = await self.characteristic(address, ref)
+        conn = self.connection(address)
+        props = char.properties
+        with_response = self._choose_response(char, response)
+        if with_response and "write" not in props:
+            raise NotPermitted(
+                f"Characteristic {label(char.uuid)} (handle {char.handle}) does not accept "
+                f"write with response; its properties are: {', '.join(props) or 'none'}",
+                "pass response=false"
+                if "write-without-response" in props
+                else "this characteristic is not writable",
+            )
+        if not with_response and "write-without-response" not in props:
+            raise NotPermitted(
+                f"Characteristic {label(char.uuid)} (handle {char.handle}) does not accept "
+                f"write without response; its properties are: {', '.join(props) or 'none'}",
+                "pass response=true" if "write" in props else "this characteristic is not writable",
+            )
+        if len(data) > MAX_ATTRIBUTE_LEN:
+            raise ValueTooLong(
+                f"The value is {len(data)} bytes; a BLE attribute holds at most "
+                f"{MAX_ATTRIBUTE_LEN}",
+                "split it into several writes",
+            )
+        plan = WritePlan(conn.address, char.handle, data, with_response, conn.mtu)
+        await self._event("mcp_ble_write_plan", plan=plan, app=self)
+        payload = conn.mtu - 3
+        if not with_response:
+            too_long = [c for c in plan.chunks if len(c) > payload]
+            if too_long:
+                raise ValueTooLong(
+                    f"{len(too_long[0])} bytes do not fit one write without response: the "
+                    f"negotiated MTU is {conn.mtu}, so at most {payload} bytes per write",
+                    f"send at most {payload} bytes per call, use response=true for a long write "
+                    "(up to 512 bytes), or enable the 'chunking' plugin",
+                )
+        kind: OperationKind = "write" if with_response else "write_without_response"
+        for chunk in plan.chunks:
+            op = Operation(kind, conn.address, self._deadline(), char.handle)
+            await self._run(
+                op,
+                lambda chunk=chunk: self.radio.write(
+                    conn.address, char.handle, chunk, with_response
+                ),
+                nbytes=len(chunk),
+            )
+        return WriteOutcome(char, len(data), with_response, len(plan.chunks), plan.notes)
+
+    @staticmethod
+    def _choose_response(
+        char: GattCharacteristic, response: Literal["auto", "true", "false"] | bool
+    ) -> bool:
+        if isinstance(response, bool):
+            return response
+        if response == "true":
+            return True
+        if response == "false":
+            return False
+        if response != "auto":
+            raise InvalidInput(
+                f"response='{response}' is not valid", "use 'auto', 'true' or 'false'"
+            )
+        return "write" in char.properties or "write-without-response" not in char.properties
+
+    async def descriptor(
+        self, address: str, ref: str | int, characteristic: str | int | None = None
+    ) -> tuple[GattDescriptor, GattCharacteristic]:
+        index = await self.gatt(address)
+        conn = self.connection(address)
+        char = index.characteristic(characteristic, conn.address) if characteristic else None
+        desc = index.descriptor(ref, conn.address, char)
+        return desc, index.descriptors[desc.handle][1]
+
+    async def read_descriptor(
+        self, address: str, ref: str | int, characteristic: str | int | None = None
+    ) -> tuple[GattDescriptor, GattCharacteristic, bytes]:
+        desc, char = await self.descriptor(address, ref, characteristic)
+        conn = self.connection(address)
+        op = Operation("read_descriptor", conn.address, self._deadline(), desc.handle)
+        data, _ = await self._run(
+            op, lambda: self.radio.read_descriptor(conn.address, desc.handle), len
+        )
+        return desc, char, data
+
+    async def write_descriptor(
+        self, address: str, ref: str | int, data: bytes, characteristic: str | int | None = None
+    ) -> tuple[GattDescriptor, GattCharacteristic]:
+        if not self.settings.server.allow_writes:
+            raise NotPermitted(
+                "Writes are disabled on this server (server.allow_writes = false)",
+                "ask the operator to enable them in the settings file",
+            )
+        desc, char = await self.descriptor(address, ref, characteristic)
+        conn = self.connection(address)
+        op = Operation("write_descriptor", conn.address, self._deadline(), desc.handle)
+        await self._run(
+            op,
+            lambda: self.radio.write_descriptor(conn.address, desc.handle, data),
+            nbytes=len(data),
+        )
+        return desc, char
+
+    # ------------------------------------------------------------------ notifications
+
+    async def subscribe(self, address: str, ref: str | int) -> tuple[Subscription, bool]:
+        """Start buffering notifications; returns (subscription, newly_subscribed)."""
+        char = await self.characteristic(address, ref)
+        conn = self.connection(address)
+        if "notify" not in char.properties and "indicate" not in char.properties:
+            raise NotPermitted(
+                f"Characteristic {label(char.uuid)} (handle {char.handle}) neither notifies nor "
+                f"indicates; its properties are: {', '.join(char.properties) or 'none'}",
+                "use ble_read to get its value",
+            )
+        key = (conn.address, char.handle)
+        existing = self.subscriptions.get(key)
+        if existing is not None and existing.active:
+            return existing, False
+        sub = Subscription(conn.address, char, self.settings.server.notification_buffer)
+        if self._notify_hook:
+            hook = self.hook.mcp_ble_notification
+            push = sub.push
+
+            def on_data(data: bytes) -> None:
+                push(data)
+                hook(address=sub.address, handle=sub.handle, data=data)
+        else:
+            on_data = sub.push
+        op = Operation("subscribe", conn.address, self._deadline(), char.handle)
+        await self._run(op, lambda: self.radio.start_notify(conn.address, char.handle, on_data))
+        self.subscriptions[key] = sub
+        return sub, True
+
+    async def unsubscribe(self, address: str, ref: str | int) -> Subscription:
+        char = await self.characteristic(address, ref)
+        conn = self.connection(address)
+        sub = self.subscriptions.get((conn.address, char.handle))
+        if sub is None or not sub.active:
+            raise NotSubscribed(
+                f"{conn.address} characteristic {label(char.uuid)} has no active subscription",
+                "ble_subscribe first; ble_status lists current subscriptions",
+            )
+        op = Operation("unsubscribe", conn.address, self._deadline(), char.handle)
+        await self._run(op, lambda: self.radio.stop_notify(conn.address, char.handle))
+        sub.active = False
+        sub.ended = "unsubscribed"
+        del self.subscriptions[(conn.address, char.handle)]
+        return sub
+
+    async def notifications(
+        self, address: str, ref: str | int, max_items: int, wait_s: float
+    ) -> tuple[Subscription, list[tuple[float, bytes]]]:
+        """Drain up to ``max_items``; if none are buffered, wait up to ``wait_s`` for one."""
+        if not 1 <= max_items <= 10_000:
+            raise InvalidInput(f"max_items={max_items} is out of range", "use 1..10000")
+        if not 0 <= wait_s <= 60:
+            raise InvalidInput(f"wait_s={wait_s} is out of range", "use 0..60 seconds")
+        address = parse_address(address)
+        sub = self._find_subscription(address, ref)
+        if sub is None:
+            char = await self.characteristic(address, ref)
+            sub = self.subscriptions.get((address, char.handle))
+        if sub is None:
+            raise NotSubscribed(
+                f"{address} has no subscription for characteristic {ref}",
+                "call ble_subscribe first",
+            )
+        if not sub.items and sub.active and wait_s > 0:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(wait_s):
+                    await sub.event.wait()
+        items = sub.drain(max_items)
+        if not sub.active and not sub.items:
+            self.subscriptions.pop((sub.address, sub.handle), None)
+        return sub, items
+
+    def _find_subscription(self, address: str, ref: str | int) -> Subscription | None:
+        """Find a subscription without touching the GATT tree: it may outlive its link."""
+        from .values import parse_handle, parse_uuid
+
+        handle = parse_handle(ref)
+        if handle is not None:
+            return self.subscriptions.get((address, handle))
+        uuid = parse_uuid(str(ref))
+        found = [s for (a, _), s in self.subscriptions.items() if a == address and s.uuid == uuid]
+        return found[0] if len(found) == 1 else None

@@ -1,0 +1,95 @@
+"""The contract every BLE backend implements.
+
+A backend is the radio: it does I/O and nothing else. Retries, caching, buffering, metrics and
+policy live in the core and in plugins. All methods run on the core's event loop; a backend whose
+library calls back on other threads must hand results to the loop itself
+(``loop.call_soon_threadsafe``). Errors are raised as :mod:`mcp_ble.core.errors` classes so the
+core and the retry plugin can classify them; a backend never retries on its own.
+
+Backends are registered through the ``mcp_ble_register_backends`` hook (see hookspecs).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Callable
+
+from .models import Advertisement, BackendInfo, GattService, ScanFilter
+
+NotifyCallback = Callable[[bytes], None]
+"""Called on the event loop with each notification or indication payload. Must not block."""
+
+DisconnectCallback = Callable[[str, str], None]
+"""Called on the event loop as ``callback(address, reason)`` when a link drops without the core
+asking (peripheral-initiated, supervision timeout, out of range)."""
+
+
+class Backend(ABC):
+    """Abstract base of all backends. Addresses are the backend's own device identifiers
+    (``AA:BB:CC:DD:EE:FF`` on Linux/Windows, a UUID on macOS)."""
+
+    #: Set by the core before ``start``; backends call it for unsolicited disconnects.
+    on_disconnect: DisconnectCallback = staticmethod(lambda address, reason: None)
+
+    @abstractmethod
+    def info(self) -> BackendInfo:
+        """Name, whether devices are simulated, and details such as the adapter in use."""
+
+    async def start(self) -> None:  # noqa: B027 - optional hook for subclasses
+        """Acquire the adapter. Raise ``BackendUnavailable`` with a fix-it message if it cannot."""
+
+    async def stop(self) -> None:  # noqa: B027
+        """Release everything: stop scans, drop links. Must not raise."""
+
+    @abstractmethod
+    def scan(self, duration_s: float, scan_filter: ScanFilter) -> AsyncIterator[Advertisement]:
+        """Yield advertisements as they are heard, for ``duration_s`` seconds, then return.
+
+        Duplicates are expected (one per advertising event); the core merges them."""
+
+    @abstractmethod
+    async def connect(self, address: str, timeout_s: float) -> None:
+        """Establish a link within ``timeout_s`` or raise ``BleTimeout`` / ``ConnectionFailed`` /
+        ``DeviceNotFound`` / ``OutOfSlots``. Exactly one attempt: the core owns retries."""
+
+    @abstractmethod
+    async def disconnect(self, address: str) -> None:
+        """Drop the link. Disconnecting an unconnected device is not an error."""
+
+    @abstractmethod
+    async def discover(self, address: str) -> list[GattService]:
+        """The GATT database: services, characteristics (value handles), descriptors."""
+
+    @abstractmethod
+    def mtu(self, address: str) -> int:
+        """The negotiated ATT MTU (23..517). The write-without-response payload is ``mtu - 3``."""
+
+    @abstractmethod
+    async def read(self, address: str, handle: int) -> bytes:
+        """Read a characteristic value (long reads up to 512 bytes included)."""
+
+    @abstractmethod
+    async def write(self, address: str, handle: int, data: bytes, response: bool) -> None:
+        """Write a characteristic value, with response (long write when over MTU-3) or without."""
+
+    @abstractmethod
+    async def read_descriptor(self, address: str, handle: int) -> bytes: ...
+
+    @abstractmethod
+    async def write_descriptor(self, address: str, handle: int, data: bytes) -> None: ...
+
+    @abstractmethod
+    async def start_notify(self, address: str, handle: int, callback: NotifyCallback) -> None:
+        """Enable notifications (or indications, whichever the characteristic offers)."""
+
+    @abstractmethod
+    async def stop_notify(self, address: str, handle: int) -> None: ...
+
+    async def pair(self, address: str) -> None:
+        """Pair (bond) with a connected device. Backends that cannot pair keep this default."""
+        from .errors import NotPermitted
+
+        raise NotPermitted(
+            f"The {self.info().name} backend cannot pair with {address}",
+            "pair from the operating system's Bluetooth settings instead",
+        )

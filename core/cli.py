@@ -1,0 +1,233 @@
+"""The ``mcp-ble`` command line: serve, scan, plugins, config show, demo."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .errors import BleError, ConfigError
+
+EXIT_USAGE = 2
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help="settings file (TOML); default: the shipped config/default.toml",
+    )
+    parser.add_argument("--backend", help="backend to run (overrides the settings file)")
+    parser.add_argument(
+        "--plugins",
+        help="comma-separated optimization plugins to enable, in order "
+        "(overrides the settings file; '' for none)",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mcp-ble",
+        description="MCP server for Bluetooth Low Energy with pluggable backends and plugins.",
+    )
+    parser.add_argument("--version", action="version", version=f"mcp-ble {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    serve = sub.add_parser("serve", help="run the MCP server (stdio by default)")
+    _common(serve)
+    serve.add_argument("--transport", choices=["stdio", "http"], default="stdio")
+    serve.add_argument("--host", default="127.0.0.1", help="HTTP bind address")
+    serve.add_argument("--port", type=int, default=8000, help="HTTP port (path /mcp)")
+
+    scan = sub.add_parser("scan", help="scan once and print a table of devices")
+    _common(scan)
+    scan.add_argument("--duration", type=float, default=None, help="seconds (default: settings)")
+    scan.add_argument("--name", help="name contains")
+    scan.add_argument("--service", help="advertised service UUID, e.g. 180d")
+    scan.add_argument("--min-rssi", type=int)
+    scan.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    plugins = sub.add_parser("plugins", help="list available plugins and the hooks each implements")
+    _common(plugins)
+
+    config = sub.add_parser("config", help="inspect settings")
+    config_sub = config.add_subparsers(dest="config_command", metavar="ACTION")
+    show = config_sub.add_parser("show", help="effective settings and where each value came from")
+    _common(show)
+    show.add_argument("--json", action="store_true")
+
+    demo = sub.add_parser("demo", help="a real MCP client session against the demo world")
+    _common(demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None or (args.command == "config" and not args.config_command):
+        parser.print_help(sys.stderr if args.command else sys.stdout)
+        return EXIT_USAGE if args.command else 0
+    logging.basicConfig(
+        level=logging.INFO if getattr(args, "verbose", False) else logging.WARNING,
+        format="%(asctime)s %(name)s %(levelname)s %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        return _dispatch(args)
+    except ConfigError as exc:
+        print(f"mcp-ble: configuration error:\n{exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except BleError as exc:
+        print(f"mcp-ble: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+
+
+def load(args: argparse.Namespace) -> tuple[Any, Any]:
+    """(LoadedSettings, PluginCatalog) from the files, environment and flags."""
+    from .plugin_manager import PluginCatalog
+    from .settings import build_settings_class, load_settings
+
+    catalog = PluginCatalog.discover()
+    cls = build_settings_class(
+        {name: reg.settings for name, reg in catalog.backends.items()}, catalog.sections
+    )
+    cli: dict[str, Any] = {"backend": args.backend}
+    if args.plugins is not None:
+        cli["plugins"] = args.plugins
+    return load_settings(cls, args.config, cli), catalog
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "demo":
+        from .demo import run_demo
+
+        return asyncio.run(run_demo(args.config, args.backend))
+    loaded, catalog = load(args)
+    if args.command == "config":
+        return _config_show(loaded, args.json)
+    if args.command == "plugins":
+        return _plugins(loaded, catalog)
+    from .app import BleApp
+
+    app = BleApp.create(loaded, catalog)
+    if args.command == "serve":
+        return asyncio.run(_serve(app, args))
+    if args.command == "scan":
+        return asyncio.run(_scan(app, args))
+    raise AssertionError(args.command)
+
+
+async def _serve(app: Any, args: argparse.Namespace) -> int:
+    from .server import build_server
+
+    # Start the backend before speaking MCP, so a missing adapter fails fast with exit code 2.
+    async with app:
+        server = build_server(app, manage_app=False)
+        if args.transport == "http":
+            await server.run_streamable_http_async(host=args.host, port=args.port)
+        else:
+            await server.run_stdio_async()
+    return 0
+
+
+async def _scan(app: Any, args: argparse.Namespace) -> int:
+    from .models import ScanFilter
+    from .server import device_out
+    from .values import parse_uuid
+
+    scan_filter = ScanFilter(
+        name=args.name,
+        service_uuid=parse_uuid(args.service) if args.service else None,
+        min_rssi=args.min_rssi,
+    )
+    async with app:
+        outcome = await app.scan(args.duration, scan_filter)
+        simulated = app.radio.info().simulated
+    import time
+
+    now = time.monotonic()
+    rows = [device_out(r, now) for r in outcome.devices]
+    if args.json:
+        print(
+            json.dumps(
+                {"simulated": simulated, "devices": [r.model_dump() for r in rows]}, indent=2
+            )
+        )
+        return 0
+    print(
+        f"{len(rows)} devices in {outcome.duration_s:.1f} s "
+        f"({outcome.heard} advertisements){' [SIMULATED]' if simulated else ''}"
+    )
+    table = [("ADDRESS", "RSSI", "NAME", "SERVICES", "MANUFACTURER")]
+    for r in rows:
+        services = ", ".join(s.name or s.short or s.uuid for s in r.services)
+        makers = ", ".join(m.company or f"0x{m.company_id:04x}" for m in r.manufacturer_data)
+        table.append((r.address, str(r.rssi), r.name or "-", services or "-", makers or "-"))
+    _print_table(table)
+    for note in outcome.plan.notes:
+        print(f"note: {note}")
+    return 0
+
+
+def _print_table(rows: list[tuple[str, ...]]) -> None:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+
+
+def _plugins(loaded: Any, catalog: Any) -> int:
+    from .plugin_manager import BUILTIN_BACKEND_PLUGINS, build_plugin_manager, hooks_of, instantiate
+
+    settings = loaded.settings
+    enabled = set(settings.plugins)
+    selected_backend_plugin = catalog.backends.get(settings.backend)
+    rows = [("PLUGIN", "STATUS", "ORIGIN", "HOOKS")]
+    for name, obj in catalog.plugins.items():
+        backends = [b for b, reg in catalog.backends.items() if reg.plugin == name]
+        if name in enabled:
+            status = "enabled"
+        elif selected_backend_plugin and selected_backend_plugin.plugin == name:
+            status = "backend in use"
+        elif name in BUILTIN_BACKEND_PLUGINS or backends:
+            status = "backend available"
+        else:
+            status = "available"
+        instance = instantiate(obj)
+        pm = build_plugin_manager([(name, instance)])
+        hooks = ", ".join(h.removeprefix("mcp_ble_") for h in hooks_of(pm, instance))
+        label = name + (f" ({', '.join(backends)})" if backends else "")
+        rows.append((label, status, catalog.origins[name], hooks))
+    for name, why in catalog.broken.items():
+        rows.append((name, "BROKEN", why, "-"))
+    _print_table(rows)
+    return 0
+
+
+def _config_show(loaded: Any, as_json: bool) -> int:
+    rows = loaded.rows()
+    if as_json:
+        print(
+            json.dumps(
+                [{"key": k, "value": v, "source": s} for k, v, s in rows], indent=2, default=str
+            )
+        )
+        return 0
+    print(f"# settings file: {loaded.config_path}")
+    table = [("KEY", "VALUE", "SOURCE")]
+    table += [(k, json.dumps(v, default=str), s) for k, v, s in rows]
+    _print_table(table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,137 @@
+"""The one exception hierarchy of mcp-ble.
+
+Every error is a message a person or an agent reads: what happened, then what to do next. The
+``kind`` tells the retry machinery how the failure behaves on real stacks (see BLE_FACTS):
+
+- ``transient``: interference, aborted connection, operation in progress; retry soon.
+- ``backoff``: out of connection slots, device gone from the bus; retry after seconds.
+- ``timeout``: a deadline passed; never retried inside the same caller deadline.
+- ``fatal``: bad input, permissions, GATT refusals; retrying cannot help.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+ErrorKind = Literal["transient", "backoff", "timeout", "fatal"]
+
+
+class BleError(Exception):
+    """Base class. ``str(error)`` is the full user-facing message."""
+
+    kind: ClassVar[ErrorKind] = "fatal"
+    code: ClassVar[str] = "ble_error"
+
+    #: How many attempts the core made before giving up (set by the core).
+    attempts: int = 1
+
+    def __init__(self, what: str, hint: str = "") -> None:
+        self.what = what
+        self.hint = hint[:1].upper() + hint[1:]
+        super().__init__(f"{what}. {self.hint}" if hint else what)
+
+
+class InvalidInput(BleError):
+    """An argument is malformed: address, UUID, hex, base64, a number out of range."""
+
+    code = "invalid_input"
+
+
+class DeviceNotFound(BleError):
+    """The address is not among the devices seen by a scan (or it stopped advertising)."""
+
+    code = "device_not_found"
+    kind = "backoff"
+
+
+class NotConnected(BleError):
+    code = "not_connected"
+
+
+class NotSubscribed(BleError):
+    code = "not_subscribed"
+
+
+class AttributeNotFound(BleError):
+    """No characteristic or descriptor matches the name, or the name is ambiguous."""
+
+    code = "attribute_not_found"
+
+
+class AmbiguousAttribute(AttributeNotFound):
+    code = "ambiguous_attribute"
+
+
+class NotPermitted(BleError):
+    """The characteristic's properties do not allow the operation."""
+
+    code = "not_permitted"
+
+
+class ValueTooLong(BleError):
+    code = "value_too_long"
+
+
+class BleTimeout(BleError):
+    code = "timeout"
+    kind = "timeout"
+
+
+class ConnectionFailed(BleError):
+    """The link could not be established or was lost mid-operation; usually transient."""
+
+    code = "connection_failed"
+    kind = "transient"
+
+
+class OperationInProgress(BleError):
+    code = "operation_in_progress"
+    kind = "transient"
+
+
+class OutOfSlots(BleError):
+    """The adapter has no free connection slot."""
+
+    code = "out_of_slots"
+    kind = "backoff"
+
+
+class GattError(BleError):
+    """The peripheral answered an ATT request with an error response."""
+
+    code = "gatt_error"
+
+    ATT_ERRORS: ClassVar[dict[int, tuple[str, str]]] = {
+        0x01: ("Invalid Handle", "list the GATT tree again with ble_services(refresh=true)"),
+        0x02: ("Read Not Permitted", "this attribute cannot be read"),
+        0x03: ("Write Not Permitted", "this attribute cannot be written"),
+        0x05: ("Insufficient Authentication", "pair with the device first"),
+        0x06: ("Request Not Supported", "the device does not support this request"),
+        0x07: ("Invalid Offset", "the value is shorter than the requested offset"),
+        0x08: ("Insufficient Authorization", "the device must authorize this client first"),
+        0x0D: ("Invalid Attribute Value Length", "check the value's expected length"),
+        0x0E: ("Unlikely Error", "retry the operation"),
+        0x0F: ("Insufficient Encryption", "pair with the device to encrypt the link"),
+        0x11: ("Insufficient Resources", "retry later"),
+    }
+
+    def __init__(self, att_code: int, operation: str, hint: str = "") -> None:
+        self.att_code = att_code
+        name, default_hint = self.ATT_ERRORS.get(att_code, (f"ATT error 0x{att_code:02X}", ""))
+        super().__init__(
+            f"The device refused the {operation}: {name} (ATT error 0x{att_code:02X})",
+            hint or default_hint,
+        )
+
+
+class BackendUnavailable(BleError):
+    """The backend cannot start on this machine (no adapter, no D-Bus, missing extra)."""
+
+    code = "backend_unavailable"
+
+
+class ConfigError(Exception):
+    """A settings or world file is invalid. The CLI prints it and exits with code 2."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)

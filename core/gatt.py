@@ -1,0 +1,99 @@
+"""A connected device's GATT tree, indexed for the names agents use."""
+
+from __future__ import annotations
+
+from .errors import AmbiguousAttribute, AttributeNotFound
+from .models import GattCharacteristic, GattDescriptor, GattService
+from .sig import short_uuid, uuid_name
+from .values import parse_handle, parse_uuid
+
+
+def label(uuid: str) -> str:
+    """``'2a19 (Battery Level)'``: short form when there is one, plus the SIG name."""
+    short = short_uuid(uuid) or uuid
+    name = uuid_name(uuid)
+    return f"{short} ({name})" if name else short
+
+
+class GattIndex:
+    """Characteristics and descriptors by handle and by UUID."""
+
+    def __init__(self, services: list[GattService]) -> None:
+        self.services = services
+        self.characteristics: dict[int, GattCharacteristic] = {}
+        self.by_uuid: dict[str, list[GattCharacteristic]] = {}
+        self.descriptors: dict[int, tuple[GattDescriptor, GattCharacteristic]] = {}
+        for service in services:
+            for char in service.characteristics:
+                char.service_uuid = char.service_uuid or service.uuid
+                self.characteristics[char.handle] = char
+                self.by_uuid.setdefault(char.uuid, []).append(char)
+                for desc in char.descriptors:
+                    self.descriptors[desc.handle] = (desc, char)
+
+    def characteristic(self, ref: str | int, address: str) -> GattCharacteristic:
+        """Resolve a full UUID, a 16-bit UUID or a handle to exactly one characteristic."""
+        handle = parse_handle(ref)
+        if handle is not None:
+            char = self.characteristics.get(handle)
+            if char is None:
+                raise AttributeNotFound(
+                    f"{address} has no characteristic with value handle {handle}",
+                    f"characteristic handles here: {self._handles()}; "
+                    "ble_services lists them with names",
+                )
+            return char
+        uuid = parse_uuid(str(ref))
+        found = self.by_uuid.get(uuid, [])
+        if len(found) == 1:
+            return found[0]
+        if not found:
+            raise AttributeNotFound(
+                f"{address} has no characteristic {label(uuid)}",
+                f"it has: {self._known()}; ble_services shows the full tree",
+            )
+        candidates = "; ".join(
+            f"handle {c.handle} in service {label(c.service_uuid)}" for c in found
+        )
+        raise AmbiguousAttribute(
+            f"{address} has {len(found)} characteristics {label(uuid)}: {candidates}",
+            f"name one by its handle instead, e.g. characteristic='#{found[0].handle}'",
+        )
+
+    def descriptor(
+        self, ref: str | int, address: str, characteristic: GattCharacteristic | None
+    ) -> GattDescriptor:
+        handle = parse_handle(ref)
+        if handle is not None:
+            entry = self.descriptors.get(handle)
+            if entry is None:
+                raise AttributeNotFound(
+                    f"{address} has no descriptor with handle {handle}",
+                    "ble_services lists every descriptor with its handle",
+                )
+            return entry[0]
+        uuid = parse_uuid(str(ref))
+        scope = [characteristic] if characteristic else list(self.characteristics.values())
+        found = [(d, c) for c in scope for d in c.descriptors if d.uuid == uuid]
+        if len(found) == 1:
+            return found[0][0]
+        if not found:
+            where = f" on characteristic {label(characteristic.uuid)}" if characteristic else ""
+            raise AttributeNotFound(
+                f"{address} has no descriptor {label(uuid)}{where}",
+                "ble_services lists every descriptor with its handle",
+            )
+        candidates = "; ".join(f"handle {d.handle} on {label(c.uuid)}" for d, c in found)
+        raise AmbiguousAttribute(
+            f"{address} has {len(found)} descriptors {label(uuid)}: {candidates}",
+            "pass characteristic= to pick one, or name the descriptor by handle "
+            f"(e.g. descriptor='#{found[0][0].handle}')",
+        )
+
+    def _known(self) -> str:
+        names = [label(uuid) for uuid in self.by_uuid]
+        return ", ".join(names[:20]) + (" ..." if len(names) > 20 else "")
+
+    def _handles(self) -> str:
+        handles = sorted(self.characteristics)
+        return ", ".join(map(str, handles[:30])) + (" ..." if len(handles) > 30 else "")

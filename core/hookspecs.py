@@ -1,0 +1,177 @@
+"""The plugin API of mcp-ble: every hook a plugin or backend may implement.
+
+A plugin is any object or module with functions named after these specs and marked with
+``@hookimpl`` (``from mcp_ble.core.hookspecs import hookimpl``). Built-in backends and plugins use
+exactly these hooks; nothing else is available to them either.
+
+Principles:
+
+- The core owns the async flow and all I/O. Hooks are decision points (they return or fill in a
+  plan) and events (they observe). A hook never has to call the radio itself.
+- A hook may be ``async def`` unless it is marked *firstresult* or *hot path*; the core awaits
+  coroutine results of the others in registration order.
+- Hooks receive keyword arguments; an implementation may accept any subset of them.
+- Hot-path hooks run for every advertisement or notification: keep them to a few microseconds.
+
+Families: registration, lifecycle, discovery, connection, transfer, metrics.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+
+    from .app import BleApp
+    from .errors import BleError
+    from .models import Advertisement
+    from .plans import ConnectPlan, Operation, ScanPlan, WritePlan
+    from .tracker import DeviceRecord
+
+PROJECT = "mcp_ble"
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+# --------------------------------------------------------------------------- registration
+
+
+@hookspec
+def mcp_ble_register_backends(register: Any) -> None:
+    """Register zero or more backends.
+
+    Call ``register(name, factory, settings=None, description="")`` once per backend:
+
+    - ``name``: what ``backend = "..."`` in the settings file selects.
+    - ``factory(settings, app) -> Backend``: builds the backend. ``settings`` is an instance of
+      ``settings`` (the model below) filled from the ``[backends.<name>]`` section; import heavy or
+      optional libraries inside the factory so that registering costs nothing.
+    - ``settings``: a pydantic model class for the ``[backends.<name>]`` section, or ``None``.
+
+    Called on every available plugin (enabled or not), so a backend can be selected by name.
+    """
+
+
+@hookspec
+def mcp_ble_register_settings(register: Any) -> None:
+    """Declare this plugin's own settings section.
+
+    Call ``register(section, model)``: ``section`` is the top-level TOML table (``[retry]``),
+    also reachable as ``MCP_BLE_<SECTION>__<KEY>`` in the environment; ``model`` is a pydantic
+    ``BaseModel`` class whose defaults apply when the section is absent. Unknown keys in the
+    section are errors. The validated instance is ``app.settings.section(section)``.
+    """
+
+
+# --------------------------------------------------------------------------- lifecycle
+
+
+@hookspec
+def mcp_ble_startup(app: BleApp) -> None:
+    """The app has started its backend and is about to serve. May be async.
+
+    Start background tasks here with ``app.spawn(coro)``: the core cancels them at shutdown.
+    """
+
+
+@hookspec
+def mcp_ble_shutdown(app: BleApp) -> None:
+    """The app is stopping; release what ``mcp_ble_startup`` took. May be async. Must not raise."""
+
+
+# --------------------------------------------------------------------------- discovery
+
+
+@hookspec
+def mcp_ble_scan_plan(plan: ScanPlan, app: BleApp) -> None:
+    """A scan is about to start. Adjust ``plan`` in place (for example ``plan.duration_s``, or
+    ``plan.stop_after`` to end early once that many matching devices were heard). May be async.
+    Record why with ``plan.note("...")``; notes are shown to the caller."""
+
+
+@hookspec
+def mcp_ble_advertisement(advertisement: Advertisement, record: DeviceRecord, new: bool) -> None:
+    """Hot path: an advertisement was merged into the device tracker. ``new`` is true the first
+    time this address is seen. Synchronous only."""
+
+
+@hookspec
+def mcp_ble_scan_finished(plan: ScanPlan, found: int, duration_s: float, app: BleApp) -> None:
+    """A scan ended; ``found`` devices matched its filter. May be async."""
+
+
+# --------------------------------------------------------------------------- connection
+
+
+@hookspec
+def mcp_ble_connect_plan(plan: ConnectPlan, app: BleApp) -> None:
+    """A connection is about to be made. Adjust ``plan`` in place; to free an adapter slot put
+    addresses into ``plan.release`` and the core disconnects them first. May be async."""
+
+
+@hookspec(firstresult=True)
+def mcp_ble_retry_delay(operation: Operation, error: BleError, attempt: int) -> float | None:
+    """*firstresult*, synchronous. ``operation`` (a connect, read, write, ...) failed with
+    ``error`` on attempt ``attempt`` (1-based). Return the seconds to wait before trying again,
+    or ``None`` to give up and surface the error. With no implementation nothing is retried.
+
+    The core will not start a retry that would end after ``operation.deadline``; check
+    ``operation.idempotent`` before retrying anything that may already have taken effect."""
+
+
+@hookspec
+def mcp_ble_connected(address: str, duration_s: float, attempts: int, app: BleApp) -> None:
+    """A link is up (after ``attempts`` tries taking ``duration_s`` in all). May be async."""
+
+
+@hookspec
+def mcp_ble_connect_failed(
+    address: str, error: BleError, duration_s: float, attempts: int, app: BleApp
+) -> None:
+    """Connecting failed for good; ``error`` is what the caller will see. May be async."""
+
+
+@hookspec
+def mcp_ble_disconnected(address: str, reason: str, requested: bool, app: BleApp) -> None:
+    """A link went down. ``requested`` is false when the peripheral, the radio or a timeout
+    dropped it. May be async."""
+
+
+# --------------------------------------------------------------------------- transfer
+
+
+@hookspec
+def mcp_ble_write_plan(plan: WritePlan, app: BleApp) -> None:
+    """A characteristic write is about to be sent. ``plan.chunks`` starts as one chunk; a plugin
+    may split it (for example into ``plan.mtu - 3`` byte pieces for write without response).
+    Synchronous or async."""
+
+
+@hookspec
+def mcp_ble_operation_finished(
+    operation: Operation, duration_s: float, nbytes: int, error: BleError | None
+) -> None:
+    """An operation ended, successfully (``error is None``) or not, after all retries.
+    ``nbytes`` is the payload moved. Synchronous; called once per operation."""
+
+
+@hookspec
+def mcp_ble_notification(address: str, handle: int, data: bytes) -> None:
+    """Hot path: a notification or indication arrived for a subscription. Synchronous only."""
+
+
+# --------------------------------------------------------------------------- metrics
+
+
+@hookspec
+def mcp_ble_register_metrics(registry: CollectorRegistry, app: BleApp) -> None:
+    """Add your Prometheus collectors to the app's own ``registry`` (never the global one).
+    Called once at startup, before ``mcp_ble_startup``."""
+
+
+@hookspec
+def mcp_ble_collect_metrics(app: BleApp) -> None:
+    """Called right before metrics are exposed: refresh gauges that are sampled, not counted."""

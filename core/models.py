@@ -1,0 +1,81 @@
+"""Plain data the core and backends exchange. Pydantic models live only at the edges (MCP, settings)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(slots=True)
+class Advertisement:
+    """One advertising report as a backend hears it.
+
+    ``service_uuids`` and the keys of ``service_data`` are full lowercase 128-bit UUID strings;
+    ``manufacturer_data`` maps the 16-bit company id to the payload after the id.
+    """
+
+    address: str
+    rssi: int
+    name: str | None = None
+    tx_power: int | None = None
+    connectable: bool = True
+    service_uuids: tuple[str, ...] = ()
+    manufacturer_data: dict[int, bytes] = field(default_factory=dict)
+    service_data: dict[str, bytes] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class ScanFilter:
+    """What a caller wants from a scan. Backends may use it to filter in the radio/OS;
+    the core applies it again to every advertisement, so a backend may also ignore it."""
+
+    name: str | None = None
+    service_uuid: str | None = None
+    min_rssi: int | None = None
+    manufacturer_id: int | None = None
+
+    def matches(self, adv: Advertisement) -> bool:
+        if self.min_rssi is not None and adv.rssi < self.min_rssi:
+            return False
+        if self.name is not None and (
+            adv.name is None or self.name.casefold() not in adv.name.casefold()
+        ):
+            return False
+        if self.service_uuid is not None and not (
+            self.service_uuid in adv.service_uuids or self.service_uuid in adv.service_data
+        ):
+            return False
+        return self.manufacturer_id is None or self.manufacturer_id in adv.manufacturer_data
+
+
+@dataclass(slots=True)
+class GattDescriptor:
+    uuid: str
+    handle: int
+
+
+@dataclass(slots=True)
+class GattCharacteristic:
+    """``handle`` is the handle the backend uses for reads and writes of the value.
+    ``properties`` uses bleak's names: read, write, write-without-response, notify, indicate, ..."""
+
+    uuid: str
+    handle: int
+    properties: tuple[str, ...]
+    descriptors: list[GattDescriptor] = field(default_factory=list)
+    service_uuid: str = ""
+
+
+@dataclass(slots=True)
+class GattService:
+    uuid: str
+    handle: int
+    characteristics: list[GattCharacteristic] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class BackendInfo:
+    """What a backend says about itself for ``ble_status`` and ``mcp-ble doctor``."""
+
+    name: str
+    simulated: bool = False
+    details: dict[str, str] = field(default_factory=dict)

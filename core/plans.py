@@ -1,0 +1,90 @@
+"""Mutable plans handed to decision hooks, and the description of an operation in flight."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Literal
+
+from .models import ScanFilter
+
+OperationKind = Literal[
+    "connect",
+    "discover",
+    "read",
+    "write",
+    "write_without_response",
+    "read_descriptor",
+    "write_descriptor",
+    "subscribe",
+    "unsubscribe",
+]
+
+#: Operations that can be repeated without changing the device's state.
+IDEMPOTENT: frozenset[str] = frozenset(
+    {"connect", "discover", "read", "read_descriptor", "subscribe", "unsubscribe"}
+)
+
+
+@dataclass(slots=True)
+class Operation:
+    """One core operation. ``deadline`` is a ``time.monotonic()`` value."""
+
+    kind: OperationKind
+    address: str
+    deadline: float
+    handle: int | None = None
+    started: float = field(default_factory=time.monotonic)
+    #: Attempts made so far (1 on the first try); set by the core.
+    attempts: int = 1
+
+    @property
+    def idempotent(self) -> bool:
+        return self.kind in IDEMPOTENT
+
+    def remaining(self) -> float:
+        return self.deadline - time.monotonic()
+
+
+@dataclass(slots=True)
+class ScanPlan:
+    """``duration_s`` is what the caller asked for (or the default); plugins may change it.
+    ``stop_after``: end the scan once this many distinct matching devices were heard."""
+
+    duration_s: float
+    scan_filter: ScanFilter
+    requested_duration_s: float | None = None
+    stop_after: int | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def note(self, text: str) -> None:
+        self.notes.append(text)
+
+
+@dataclass(slots=True)
+class ConnectPlan:
+    address: str
+    timeout_s: float
+    release: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def note(self, text: str) -> None:
+        self.notes.append(text)
+
+
+@dataclass(slots=True)
+class WritePlan:
+    address: str
+    handle: int
+    data: bytes
+    response: bool
+    mtu: int
+    chunks: list[bytes] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.chunks:
+            self.chunks = [self.data]
+
+    def note(self, text: str) -> None:
+        self.notes.append(text)

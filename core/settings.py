@@ -1,0 +1,332 @@
+"""Settings: one pydantic-settings model, assembled from the core's fields and the sections that
+backends and plugins declare through their registration hooks.
+
+Sources, lowest to highest: defaults < TOML file < environment (``MCP_BLE_...``, nested with
+``__``) < command-line flags. Every value remembers where it came from (``mcp-ble config show``),
+and every invalid key or value becomes one :class:`ConfigError` naming the key and its source.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
+
+from .errors import ConfigError
+
+ENV_PREFIX = "MCP_BLE_"
+#: Environment variables with our prefix that are not settings (read elsewhere on purpose).
+NON_SETTING_ENV = frozenset({"MCP_BLE_HARDWARE"})
+
+
+def default_config_path() -> Path:
+    """The settings file shipped with the package (``config/default.toml`` in the repository)."""
+    return Path(str(resources.files("mcp_ble.config") / "default.toml"))
+
+
+class ServerSettings(BaseModel):
+    """``[server]``: limits and defaults of the core, whichever backend runs."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    scan_duration_s: float = Field(5.0, gt=0, le=300, description="default ble_scan duration")
+    connect_timeout_s: float = Field(20.0, gt=0, le=120, description="default ble_connect timeout")
+    operation_timeout_s: float = Field(
+        10.0, gt=0, le=120, description="deadline of one read, write or discovery, retries included"
+    )
+    notification_buffer: int = Field(
+        256, ge=1, le=100_000, description="notifications kept per subscription; older ones drop"
+    )
+    recent_s: float = Field(
+        300.0, gt=0, description="ble_devices lists devices heard within this many seconds"
+    )
+    max_tracked_devices: int = Field(
+        10_000, ge=1, description="devices remembered between scans; the least recent is forgotten"
+    )
+    allow_writes: bool = Field(True, description="false makes every write tool refuse")
+
+
+def _split_list(value: Any) -> Any:
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            return json.loads(text)
+        return [part.strip() for part in text.split(",") if part.strip()]
+    return value
+
+
+class CoreSettings(BaseSettings):
+    """The fields every configuration has; plugin and backend sections are added at load time."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        extra="forbid",
+        case_sensitive=False,
+        validate_default=True,
+    )
+
+    backend: str = Field("simulated", description="the backend that runs: simulated, bleak, ...")
+    plugins: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["metrics", "retry"],
+        description="optimization plugins to enable, in order (built-in or entry-point names)",
+    )
+    trace_hooks: bool = Field(False, description="print every plugin hook call to stderr")
+    server: ServerSettings = Field(default_factory=ServerSettings)
+
+    _validate_plugins = field_validator("plugins", mode="before")(_split_list)
+
+    def section(self, name: str) -> Any:
+        """The validated settings object of a plugin section (``[retry]`` -> ``section("retry")``)."""
+        return getattr(self, name)
+
+    def backend_settings(self, name: str) -> Any:
+        return getattr(self.backends, name, None)  # type: ignore[attr-defined]
+
+
+CORE_KEYS = frozenset(CoreSettings.model_fields) | {"backends"}
+
+
+class _DictSource(PydanticBaseSettingsSource):
+    """A settings source that returns a dict we already parsed (the TOML file)."""
+
+    def __init__(self, settings_cls: type[BaseSettings], data: dict[str, Any]) -> None:
+        super().__init__(settings_cls)
+        self._data = data
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return self._data.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return self._data
+
+
+def build_settings_class(
+    backend_models: dict[str, type[BaseModel] | None],
+    sections: dict[str, type[BaseModel]],
+) -> type[CoreSettings]:
+    """The settings model for this set of available backends and plugin sections."""
+    backend_fields: dict[str, Any] = {}
+    for name, model in backend_models.items():
+        if model is not None:
+            backend_fields[name] = (model, Field(default_factory=model))
+    backends_model = create_model(  # type: ignore[call-overload]
+        "BackendsSettings", __config__=ConfigDict(extra="forbid"), **backend_fields
+    )
+    section_fields = {
+        name: (model, Field(default_factory=model)) for name, model in sections.items()
+    }
+    return create_model(  # type: ignore[call-overload, no-any-return]
+        "Settings",
+        __base__=CoreSettings,
+        backends=(backends_model, Field(default_factory=backends_model)),
+        **section_fields,
+    )
+
+
+def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if isinstance(data, dict):
+        for key, value in data.items():
+            path = f"{prefix}.{key}" if prefix else str(key)
+            if isinstance(value, dict):
+                out.update(_flatten(value, path))  # an empty table sets nothing
+            else:
+                out[path] = value
+    return out
+
+
+def _env_name(path: str) -> str:
+    return ENV_PREFIX + path.replace(".", "__").upper()
+
+
+@dataclass
+class LoadedSettings:
+    """Validated settings plus where each value came from."""
+
+    settings: CoreSettings
+    config_path: Path
+    file_data: dict[str, Any]
+    env_data: dict[str, Any]
+    cli_data: dict[str, Any]
+
+    def origin(self, dotted: str) -> str:
+        """``flag``, ``env MCP_BLE_...``, the file path, or ``default``."""
+        for source, label in (
+            (self.cli_data, "flag"),
+            (self.env_data, f"env {_env_name(dotted)}"),
+            (self.file_data, str(self.config_path)),
+        ):
+            flat = _flatten(source)
+            if dotted in flat or any(dotted.startswith(k + ".") for k in flat):
+                return label
+        return "default"
+
+    def rows(self) -> list[tuple[str, Any, str]]:
+        """(dotted key, effective value, origin) for every leaf setting."""
+        dumped = self.settings.model_dump(mode="json")
+        rows: list[tuple[str, Any, str]] = []
+        for key, value in _flatten(dumped).items():
+            rows.append((key, value, self.origin(key)))
+        return rows
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """Parse a TOML file, turning every failure into a ConfigError that names the file."""
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(
+            f"{path}: settings file not found; pass an existing file with --config, "
+            f"or omit --config to use the shipped defaults"
+        ) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+
+
+def load_settings(
+    settings_cls: type[CoreSettings],
+    config_path: Path | None = None,
+    cli: dict[str, Any] | None = None,
+    environ: dict[str, str] | None = None,
+) -> LoadedSettings:
+    """Load and validate settings from all sources; raise ConfigError on any problem."""
+    path = Path(config_path) if config_path else default_config_path()
+    file_data = read_toml(path)
+    cli_data = {k: v for k, v in (cli or {}).items() if v is not None}
+    env = dict(os.environ if environ is None else environ)
+
+    fields = set(settings_cls.model_fields)
+    for name in sorted(env):
+        if not name.upper().startswith(ENV_PREFIX) or name.upper() in NON_SETTING_ENV:
+            continue
+        top = name[len(ENV_PREFIX) :].split("__")[0].lower()
+        if top not in fields:
+            raise ConfigError(
+                f"environment variable {name}: unknown setting '{top}'; "
+                f"valid top-level settings: {', '.join(sorted(fields))}"
+            )
+
+    env_data = _env_data(env)
+
+    class _Loaded(settings_cls):  # type: ignore[valid-type, misc]
+        @classmethod
+        def settings_customise_sources(
+            cls,
+            settings_cls: type[BaseSettings],
+            init_settings: PydanticBaseSettingsSource,
+            env_settings: PydanticBaseSettingsSource,
+            dotenv_settings: PydanticBaseSettingsSource,
+            file_secret_settings: PydanticBaseSettingsSource,
+        ) -> tuple[PydanticBaseSettingsSource, ...]:
+            return (
+                init_settings,
+                _DictSource(settings_cls, env_data),
+                _DictSource(settings_cls, file_data),
+            )
+
+    try:
+        settings = _Loaded(**cli_data)
+    except ValidationError as exc:
+        raise ConfigError(
+            _explain(exc, path, file_data, env_data, cli_data, settings_cls)
+        ) from None
+    except SettingsError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    return LoadedSettings(settings, path, file_data, env_data, cli_data)
+
+
+def _env_data(env: dict[str, str]) -> dict[str, Any]:
+    """The nested dict of our ``MCP_BLE_...`` variables (``__`` separates nesting levels).
+
+    Values stay strings for pydantic to coerce, except JSON lists and tables."""
+    data: dict[str, Any] = {}
+    for name, raw in env.items():
+        upper = name.upper()
+        if not upper.startswith(ENV_PREFIX) or upper in NON_SETTING_ENV:
+            continue
+        parts = [p.lower() for p in name[len(ENV_PREFIX) :].split("__")]
+        node = data
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        value: Any = raw
+        if raw.strip()[:1] in ("[", "{"):
+            try:
+                value = json.loads(raw)
+            except json.JSONDecodeError as exc:
+                raise ConfigError(f"environment variable {name}: invalid JSON: {exc}") from None
+        node[parts[-1]] = value
+    return data
+
+
+def _lookup(data: dict[str, Any], loc: tuple[Any, ...]) -> tuple[bool, Any]:
+    node: Any = data
+    for part in loc:
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+            node = node[part]
+        else:
+            return False, None
+    return True, node
+
+
+def _explain(
+    exc: ValidationError,
+    path: Path,
+    file_data: dict[str, Any],
+    env_data: dict[str, Any],
+    cli_data: dict[str, Any],
+    settings_cls: type[CoreSettings],
+) -> str:
+    """One readable line per problem: the source, the key, what is wrong, what is allowed."""
+    lines = []
+    for error in exc.errors():
+        loc = tuple(error["loc"])
+        dotted = ".".join(str(p) for p in loc)
+        where = str(path)
+        for data, label in (
+            (cli_data, "command-line flag"),
+            (env_data, f"environment variable {_env_name(dotted)}"),
+            (file_data, str(path)),
+        ):
+            found, _ = _lookup(data, loc)
+            if found:
+                where = label
+                break
+        if error["type"] == "extra_forbidden":
+            allowed = _allowed_keys(settings_cls, loc[:-1])
+            hint = f"; valid keys here: {', '.join(allowed)}" if allowed else ""
+            lines.append(f"{where}: unknown key '{dotted}'{hint}")
+        else:
+            found, value = _lookup({**file_data, **env_data, **cli_data}, loc)
+            shown = f" = {value!r}" if found else ""
+            lines.append(f"{where}: {dotted}{shown}: {error['msg']}")
+    return "\n".join(lines)
+
+
+def _allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    for part in loc:
+        field = model.model_fields.get(str(part))
+        if field is None or not isinstance(field.annotation, type):
+            return []
+        if not issubclass(field.annotation, BaseModel):
+            return []
+        model = field.annotation
+    return sorted(model.model_fields)

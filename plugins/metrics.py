@@ -1,0 +1,259 @@
+"""Prometheus metrics (performance guide: "Performance Metrics" and "Monitoring Tools").
+
+Exposes the guide's metric names and buckets on the app's own registry, plus counters the guide
+implies (operations by outcome, retries, notifications dropped). Sampled gauges (memory, CPU, event
+loop lag, active connections) are refreshed by a monitor task every ``sample_interval_s`` and right
+before each exposition. Read them through the MCP resource ``ble://metrics`` or, with
+``http_port`` set, from ``http://<http_host>:<http_port>/metrics``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import sys
+import time
+from collections import deque
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from pydantic import BaseModel, ConfigDict, Field
+
+from mcp_ble.core.hookspecs import hookimpl
+
+log = logging.getLogger("mcp_ble.metrics")
+SECTION = "metrics"
+
+DISCOVERY_BUCKETS = (0.1, 0.5, 1, 2, 5)
+CONNECTION_BUCKETS = (0.1, 0.5, 1, 2, 5)
+TRANSFER_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1)
+
+
+class MetricsSettings(BaseModel):
+    """``[metrics]``"""
+
+    model_config = ConfigDict(extra="forbid")
+
+    http_port: int | None = Field(
+        None, ge=0, le=65535, description="serve /metrics over HTTP on this port (unset: off)"
+    )
+    http_host: str = Field("127.0.0.1", description="address the HTTP endpoint binds to")
+    sample_interval_s: float = Field(
+        1.0, gt=0, le=3600, description="how often memory, CPU and event-loop lag are sampled"
+    )
+    rate_window_s: float = Field(
+        10.0, gt=0, le=3600, description="window of ble_transfer_rate_bytes_per_second"
+    )
+
+
+def resident_memory_bytes() -> int | None:
+    """Resident set size of this process, where the platform tells it cheaply."""
+    try:
+        with open("/proc/self/statm", "rb") as handle:
+            return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        import resource
+
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return peak if sys.platform == "darwin" else peak * 1024  # peak, the best we have
+    except ImportError:  # Windows
+        return None
+
+
+class TransferRate:
+    """Bytes per second over a sliding window."""
+
+    def __init__(self, window_s: float, clock=time.monotonic) -> None:
+        self.window_s = window_s
+        self.clock = clock
+        self.samples: deque[tuple[float, int]] = deque()
+        self.total = 0
+
+    def add(self, nbytes: int) -> None:
+        self.samples.append((self.clock(), nbytes))
+        self.total += nbytes
+
+    def rate(self) -> float:
+        now = self.clock()
+        cutoff = now - self.window_s
+        while self.samples and self.samples[0][0] < cutoff:
+            self.total -= self.samples.popleft()[1]
+        return self.total / self.window_s
+
+
+class MetricsPlugin:
+    """One instance per app: its collectors live on that app's registry only."""
+
+    def __init__(self) -> None:
+        self.settings = MetricsSettings()
+        self._http: Any = None
+        self._cpu_mark: tuple[float, float] | None = None
+
+    @hookimpl
+    def mcp_ble_register_settings(self, register: Any) -> None:
+        register(SECTION, MetricsSettings)
+
+    @hookimpl
+    def mcp_ble_register_metrics(self, registry: CollectorRegistry, app: Any) -> None:
+        self.settings = app.settings.section(SECTION)
+        self.rate = TransferRate(self.settings.rate_window_s)
+        r = registry
+        self.discovery_time = Histogram(
+            "ble_discovery_time_seconds",
+            "Time taken to discover devices",
+            buckets=DISCOVERY_BUCKETS,
+            registry=r,
+        )
+        self.devices_found = Counter(
+            "ble_devices_found_total", "Total number of devices discovered", registry=r
+        )
+        self.connection_time = Histogram(
+            "ble_connection_time_seconds",
+            "Time taken to connect to devices",
+            buckets=CONNECTION_BUCKETS,
+            registry=r,
+        )
+        self.connection_success = Counter(
+            "ble_connection_success_total", "Total number of successful connections", registry=r
+        )
+        self.connection_failure = Counter(
+            "ble_connection_failure_total", "Total number of failed connections", registry=r
+        )
+        self.transfer_rate = Gauge(
+            "ble_transfer_rate_bytes_per_second", "Current data transfer rate", registry=r
+        )
+        self.transfer_latency = Histogram(
+            "ble_transfer_latency_seconds",
+            "Data transfer latency",
+            buckets=TRANSFER_BUCKETS,
+            registry=r,
+        )
+        self.memory = Gauge("ble_memory_usage_bytes", "Current memory usage", registry=r)
+        self.cpu = Gauge("ble_cpu_usage_percent", "Current CPU usage percentage", registry=r)
+        self.loop_lag = Gauge("ble_event_loop_lag_seconds", "Event loop lag", registry=r)
+        # Beyond the guide: what an operator needs to see why the figures above moved.
+        self.operations = Counter(
+            "ble_operations_total",
+            "GATT and link operations by kind and outcome",
+            ["kind", "outcome"],
+            registry=r,
+        )
+        self.retries = Counter(
+            "ble_retries_total",
+            "Attempts beyond the first, by operation kind",
+            ["kind"],
+            registry=r,
+        )
+        self.disconnects = Counter(
+            "ble_disconnects_total", "Links that went down", ["requested"], registry=r
+        )
+        self.notifications = Gauge(
+            "ble_notifications_received",
+            "Notifications received by current subscriptions",
+            registry=r,
+        )
+        self.notifications_dropped = Gauge(
+            "ble_notifications_dropped",
+            "Notifications dropped by full buffers of current subscriptions",
+            registry=r,
+        )
+        self.connections = Gauge("ble_connections_active", "Links currently up", registry=r)
+        self.tracked = Gauge("ble_tracked_devices", "Devices in the tracker", registry=r)
+        self.app = app
+
+    @hookimpl
+    async def mcp_ble_startup(self, app: Any) -> None:
+        if self.settings.http_port is not None:
+            from prometheus_client import start_http_server
+
+            self._http = start_http_server(
+                self.settings.http_port,
+                addr=self.settings.http_host,
+                registry=app.metrics_registry,
+            )
+            log.info(
+                "metrics on http://%s:%s/metrics",
+                self.settings.http_host,
+                self._http[0].server_port,
+            )
+        app.spawn(self._monitor())
+
+    @hookimpl
+    def mcp_ble_shutdown(self, app: Any) -> None:
+        if self._http is not None:
+            server, thread = self._http
+            server.shutdown()
+            server.server_close()
+            thread.join(timeout=2)
+            self._http = None
+
+    @property
+    def http_port(self) -> int | None:
+        """The bound port (useful with ``http_port = 0``, which picks a free one)."""
+        return self._http[0].server_port if self._http else None
+
+    async def _monitor(self) -> None:
+        loop = asyncio.get_running_loop()
+        interval = self.settings.sample_interval_s
+        with contextlib.suppress(asyncio.CancelledError):
+            while True:
+                before = loop.time()
+                await asyncio.sleep(interval)
+                self.loop_lag.set(max(0.0, loop.time() - before - interval))
+                self.sample()
+
+    def sample(self) -> None:
+        memory = resident_memory_bytes()
+        if memory is not None:
+            self.memory.set(memory)
+        now = (time.monotonic(), time.process_time())
+        if self._cpu_mark is not None:
+            wall = now[0] - self._cpu_mark[0]
+            if wall > 0:
+                self.cpu.set(100.0 * (now[1] - self._cpu_mark[1]) / wall)
+        self._cpu_mark = now
+        self.transfer_rate.set(self.rate.rate())
+        self.connections.set(len(self.app.connections))
+        self.tracked.set(len(self.app.tracker))
+        subs = self.app.subscriptions.values()
+        self.notifications.set(sum(s.received for s in subs))
+        self.notifications_dropped.set(sum(s.dropped for s in subs))
+
+    @hookimpl
+    def mcp_ble_collect_metrics(self, app: Any) -> None:
+        self.sample()
+
+    @hookimpl
+    def mcp_ble_scan_finished(self, plan: Any, found: int, duration_s: float, app: Any) -> None:
+        self.discovery_time.observe(duration_s)
+        self.devices_found.inc(found)
+
+    @hookimpl
+    def mcp_ble_connected(self, address: str, duration_s: float, attempts: int, app: Any) -> None:
+        self.connection_time.observe(duration_s)
+        self.connection_success.inc()
+
+    @hookimpl
+    def mcp_ble_connect_failed(self, address: str, error: Any, attempts: int) -> None:
+        self.connection_failure.inc()
+
+    @hookimpl
+    def mcp_ble_disconnected(self, requested: bool) -> None:
+        self.disconnects.labels(requested=str(requested).lower()).inc()
+
+    @hookimpl
+    def mcp_ble_operation_finished(
+        self, operation: Any, duration_s: float, nbytes: int, error: Any
+    ) -> None:
+        kind = operation.kind
+        self.operations.labels(kind=kind, outcome="error" if error else "ok").inc()
+        if operation.attempts > 1:
+            self.retries.labels(kind=kind).inc(operation.attempts - 1)
+        if error is None and kind not in ("connect", "discover", "subscribe", "unsubscribe"):
+            self.transfer_latency.observe(duration_s)
+            if nbytes:
+                self.rate.add(nbytes)
