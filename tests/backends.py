@@ -1,0 +1,46 @@
+"""Backends under test, for the contract suite.
+
+Each entry of ``BACKENDS`` is an async context manager factory: given a world file path it yields
+a :class:`BackendUnderTest` whose ``backend`` is started and whose ``drop_link(address)`` makes the
+*peripheral* end a connection. Real backends (bleak, simplepyble, bumble) join this table with
+bumble test-bed peripherals serving the same world.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mcp_ble.backends.simulated.backend import SimulatedBackend
+from mcp_ble.backends.simulated.world import World, load_world
+from mcp_ble.core.backend import Backend
+
+WORLDS = Path(__file__).parent / "worlds"
+CONTRACT_WORLD = WORLDS / "contract.toml"
+
+
+@dataclass
+class BackendUnderTest:
+    name: str
+    backend: Backend
+    world: World
+    drop_link: Callable[[str], Any]
+
+
+@contextlib.asynccontextmanager
+async def simulated(world_path: Path) -> AsyncIterator[BackendUnderTest]:
+    world = load_world(str(world_path))
+    backend = SimulatedBackend(world, time_scale=0.01)
+    await backend.start()
+    try:
+        yield BackendUnderTest("simulated", backend, world, backend.drop_link)
+    finally:
+        await backend.stop()
+
+
+BACKENDS: dict[str, Callable[[Path], contextlib.AbstractAsyncContextManager[BackendUnderTest]]] = {
+    "simulated": simulated,
+}
