@@ -1,4 +1,7 @@
-"""Plain data the core and backends exchange. Pydantic models live only at the edges (MCP, settings)."""
+"""Plain data the core and backends exchange.
+
+Pydantic models live only at the edges (MCP, settings).
+"""
 
 from __future__ import annotations
 

@@ -90,7 +90,7 @@ class CoreSettings(BaseSettings):
     _validate_plugins = field_validator("plugins", mode="before")(_split_list)
 
     def section(self, name: str) -> Any:
-        """The validated settings object of a plugin section (``[retry]`` -> ``section("retry")``)."""
+        """The validated settings of a plugin section: ``[retry]`` is ``section("retry")``."""
         return getattr(self, name)
 
     def backend_settings(self, name: str) -> Any:

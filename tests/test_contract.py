@@ -9,11 +9,12 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from backends import BACKENDS, CONTRACT_WORLD
 
 from mcp_ble.core.errors import BleError, GattError, NotPermitted
 from mcp_ble.core.models import ScanFilter
 from mcp_ble.core.values import parse_uuid
+
+from backends import BACKENDS, CONTRACT_WORLD
 
 SENSOR = "C0:FF:EE:00:00:01"
 OTHER = "C0:FF:EE:00:00:02"
@@ -71,7 +72,7 @@ async def test_scan_filters_through_the_core(but):
 
 
 async def test_connect_discover_and_mtu(but):
-    services, chars = await connected(but)
+    _, chars = await connected(but)
     assert {BATTERY, RX, TX, LONG, READ_ONLY, WRITE_ONLY} <= set(chars)
     assert "read" in chars[BATTERY].properties and "notify" in chars[BATTERY].properties
     assert {"write", "write-without-response"} <= set(chars[RX].properties)
@@ -157,8 +158,8 @@ async def test_gatt_errors_become_our_errors(but):
 async def test_peripheral_initiated_disconnect_is_reported(but):
     await connected(but)
     dropped = asyncio.get_running_loop().create_future()
-    but.backend.on_disconnect = lambda address, reason: dropped.done() or dropped.set_result(
-        (address, reason)
+    but.backend.on_disconnect = lambda address, reason: (
+        dropped.done() or dropped.set_result((address, reason))
     )
     result = but.drop_link(SENSOR)
     if asyncio.iscoroutine(result):

@@ -1,0 +1,369 @@
+"""The MCP surface through the SDK's own client, in both protocol eras.
+
+Every tool end to end on the demo world, the output schemas and annotations, and every bad input
+as a clear tool error after which the server still serves with its state intact.
+"""
+
+from __future__ import annotations
+
+import pytest
+from mcp.client import Client
+
+from mcp_ble.core.server import build_server
+
+from helpers import make_app
+
+HRM = "C4:7C:8D:6A:12:01"
+THERMO = "E8:31:CD:44:09:7A"
+UART = "F1:22:9B:03:5E:C0"
+EARBUDS = "38:18:4C:B2:77:10"
+LAMP = "A4:C1:38:0D:52:E3"
+BEACON = "D0:39:72:A1:B4:2F"
+NUS_RX = "6e400002-b5a3-f393-e0a9-e50e24dcca9e"
+NUS_TX = "6e400003-b5a3-f393-e0a9-e50e24dcca9e"
+
+TOOLS = {
+    "ble_scan", "ble_devices", "ble_connect", "ble_disconnect", "ble_connections",
+    "ble_services", "ble_read", "ble_write", "ble_read_descriptor", "ble_write_descriptor",
+    "ble_subscribe", "ble_unsubscribe", "ble_notifications", "ble_status",
+}  # fmt: skip
+
+
+@pytest.fixture(params=["auto", "legacy"])
+async def client(request, tmp_path):
+    app = make_app(tmp_path, "[server]\nscan_duration_s = 2.0\n")
+    async with Client(build_server(app), mode=request.param) as c:
+        c.app = app
+        yield c
+
+
+async def ok(client, tool, **args):
+    result = await client.call_tool(tool, args)
+    assert not result.is_error, result.content[0].text
+    return result.structured_content
+
+
+async def error(client, tool, **args):
+    result = await client.call_tool(tool, args)
+    assert result.is_error, result.structured_content
+    return result.content[0].text
+
+
+async def test_tools_have_schemas_and_annotations(client):
+    tools = {t.name: t for t in (await client.list_tools()).tools}
+    assert set(tools) == TOOLS
+    for tool in tools.values():
+        assert tool.output_schema, tool.name
+        assert tool.annotations is not None, tool.name
+        assert tool.description
+    assert tools["ble_read"].annotations.read_only_hint is True
+    assert tools["ble_write"].annotations.destructive_hint is True
+    assert tools["ble_write_descriptor"].annotations.destructive_hint is True
+    assert tools["ble_connect"].annotations.read_only_hint is False
+    assert tools["ble_connect"].annotations.destructive_hint is False
+
+
+async def test_scan_decodes_and_filters(client):
+    scan = await ok(client, "ble_scan", duration_s=2.0)
+    assert scan["simulated"] is True
+    rssis = [d["rssi"] for d in scan["devices"]]
+    assert rssis == sorted(rssis, reverse=True)
+    by_address = {d["address"]: d for d in scan["devices"]}
+    hrm = by_address[HRM]
+    assert {"short": "180d", "name": "Heart Rate"}.items() <= hrm["services"][0].items()
+    assert hrm["manufacturer_data"][0]["company"].startswith("Garmin")
+    assert by_address[BEACON]["connectable"] is False
+    only = await ok(client, "ble_scan", duration_s=2.0, service_uuid="181a")
+    assert [d["address"] for d in only["devices"]] == [THERMO]
+    named = await ok(client, "ble_scan", duration_s=2.0, name="uart")
+    assert [d["name"] for d in named["devices"]] == ["UART Bridge"]
+    strong = await ok(client, "ble_scan", duration_s=2.0, min_rssi=-65)
+    assert all(d["rssi"] >= -65 for d in strong["devices"])
+    assert HRM in {d["address"] for d in strong["devices"]}
+    apple = await ok(client, "ble_scan", duration_s=2.0, manufacturer_id=0x004C)
+    assert {d["address"] for d in apple["devices"]} == {EARBUDS, BEACON}
+    limited = await ok(client, "ble_scan", duration_s=2.0, limit=2)
+    assert len(limited["devices"]) == 2 and limited["matched"] == 6
+    recent = await ok(client, "ble_devices")
+    assert len(recent["devices"]) == 6
+    assert all(d["seen_s_ago"] >= 0 for d in recent["devices"])
+
+
+async def test_connect_read_services_and_decoders(client):
+    await ok(client, "ble_scan")
+    conn = await ok(client, "ble_connect", address=HRM.lower())
+    assert conn == {"address": HRM, "connected": True, "already_connected": False, "mtu": 185,
+                    "attempts": 1}  # fmt: skip
+    again = await ok(client, "ble_connect", address=HRM)
+    assert again["already_connected"] is True
+    tree = await ok(client, "ble_services", address=HRM)
+    names = [s["name"] for s in tree["services"]]
+    assert names == ["Heart Rate", "Battery Service", "Device Information"]
+    hrm_char = tree["services"][0]["characteristics"][0]
+    assert hrm_char["name"] == "Heart Rate Measurement"
+    assert hrm_char["properties"] == ["notify"]
+    assert hrm_char["descriptors"][0]["short"] == "2902"
+    battery = await ok(client, "ble_read", address=HRM, characteristic="2a19")
+    assert battery["value"]["decoded"] == {"battery_level_percent": 87}
+    assert battery["characteristic"]["name"] == "Battery Level"
+    by_handle = await ok(
+        client, "ble_read", address=HRM, characteristic=battery["characteristic"]["handle"]
+    )
+    assert by_handle["characteristic"] == battery["characteristic"]
+    hashed = await ok(
+        client, "ble_read", address=HRM, characteristic=f"#{battery['characteristic']['handle']}"
+    )
+    assert hashed["characteristic"]["short"] == "2a19"
+    full = await ok(
+        client, "ble_read", address=HRM, characteristic="00002A29-0000-1000-8000-00805F9B34FB"
+    )
+    assert full["value"]["text"] == "Acme Fitness"
+    await ok(client, "ble_connect", address=THERMO)
+    temperature = await ok(client, "ble_read", address=THERMO, characteristic="2a6e")
+    assert 19 < temperature["value"]["decoded"]["temperature_c"] < 24
+    conns = await ok(client, "ble_connections")
+    assert {c["address"] for c in conns["connections"]} == {HRM, THERMO}
+    status = await ok(client, "ble_status")
+    assert status["connections"] == 2 and status["simulated"] is True
+    assert status["backend"]["name"] == "simulated"
+    plugins = {p["name"]: p["hooks"] for p in status["plugins"]}
+    assert "mcp_ble_retry_delay" in plugins["retry"]
+    assert "mcp_ble_register_metrics" in plugins["metrics"]
+    assert (await ok(client, "ble_disconnect", address=HRM))["was_connected"] is True
+    assert (await ok(client, "ble_disconnect", address=HRM))["was_connected"] is False
+
+
+async def test_notifications_subscribe_drain_unsubscribe(client):
+    await ok(client, "ble_scan")
+    await ok(client, "ble_connect", address=HRM)
+    sub = await ok(client, "ble_subscribe", address=HRM, characteristic="2a37")
+    assert sub["already_subscribed"] is False and sub["buffer_size"] == 256
+    assert (await ok(client, "ble_subscribe", address=HRM, characteristic="2a37"))[
+        "already_subscribed"
+    ]
+    got = await ok(client, "ble_notifications", address=HRM, characteristic="2a37", wait_s=5)
+    assert got["notifications"], got
+    first = got["notifications"][0]["value"]["decoded"]
+    assert 55 <= first["heart_rate_bpm"] <= 160 and first["sensor_contact"] is True
+    assert got["active"] is True and got["dropped"] == 0
+    cccd = await ok(client, "ble_read_descriptor", address=HRM, descriptor="2902",
+                    characteristic="2a37")  # fmt: skip
+    assert cccd["value"]["decoded"] == {"notifications": True, "indications": False}
+    done = await ok(client, "ble_unsubscribe", address=HRM, characteristic="2a37")
+    assert done["received"] >= 1
+    text = await error(client, "ble_notifications", address=HRM, characteristic="2a37", wait_s=0)
+    assert "ble_subscribe first" in text
+
+
+async def test_uart_write_and_echo(client):
+    await ok(client, "ble_scan")
+    await ok(client, "ble_connect", address=UART)
+    await ok(client, "ble_subscribe", address=UART, characteristic=NUS_TX)
+    wrote = await ok(client, "ble_write", address=UART, characteristic=NUS_RX, value="hi there",
+                     encoding="utf8")  # fmt: skip
+    assert wrote["bytes_written"] == 8 and wrote["with_response"] is True
+    await ok(client, "ble_write", address=UART, characteristic=NUS_RX, value="AQID",
+             encoding="base64", response="false")  # fmt: skip
+    await ok(client, "ble_write", address=UART, characteristic=NUS_RX, value="de:ad be-ef")
+    got = await ok(client, "ble_notifications", address=UART, characteristic=NUS_TX, wait_s=2)
+    assert [n["value"]["hex"] for n in got["notifications"]] == [
+        b"hi there".hex(), "010203", "deadbeef",
+    ]  # fmt: skip
+    assert got["notifications"][0]["value"]["text"] == "hi there"
+
+
+async def test_notification_buffer_is_bounded_and_counts_drops(tmp_path):
+    app = make_app(tmp_path, "[server]\nnotification_buffer = 3\n")
+    async with Client(build_server(app)) as c:
+        await ok(c, "ble_scan", duration_s=2.0)
+        await ok(c, "ble_connect", address=UART)
+        await ok(c, "ble_subscribe", address=UART, characteristic=NUS_TX)
+        for i in range(5):
+            await ok(c, "ble_write", address=UART, characteristic=NUS_RX, value=f"{i:02x}")
+        got = await ok(c, "ble_notifications", address=UART, characteristic=NUS_TX, max_items=2)
+        assert [n["value"]["hex"] for n in got["notifications"]] == ["02", "03"]
+        assert got["remaining"] == 1 and got["dropped"] == 2 and got["received"] == 5
+
+
+async def test_descriptors(client):
+    await ok(client, "ble_scan")
+    await ok(client, "ble_connect", address=THERMO)
+    desc = await ok(client, "ble_read_descriptor", address=THERMO, descriptor="2901")
+    assert desc["value"]["text"] == "Room temperature"
+    assert desc["characteristic"]["short"] == "2a6e"
+    cccd = await ok(client, "ble_read_descriptor", address=THERMO, descriptor="2902",
+                    characteristic="2a6e")  # fmt: skip
+    wrote = await ok(client, "ble_write_descriptor", address=THERMO,
+                     descriptor=f"#{cccd['descriptor']['handle']}", value="0100")  # fmt: skip
+    assert wrote["bytes_written"] == 2
+
+
+async def test_peripheral_disconnect_keeps_buffer_readable(client):
+    await ok(client, "ble_scan")
+    await ok(client, "ble_connect", address=UART)
+    await ok(client, "ble_subscribe", address=UART, characteristic=NUS_TX)
+    await ok(client, "ble_write", address=UART, characteristic=NUS_RX, value="ff")
+    client.app.backend.drop_link(UART)
+    got = await ok(client, "ble_notifications", address=UART, characteristic=NUS_TX)
+    assert [n["value"]["hex"] for n in got["notifications"]] == ["ff"]
+    assert got["active"] is False and "link lost" in got["ended"]
+    assert (await ok(client, "ble_connections"))["connections"] == []
+    text = await error(client, "ble_read", address=UART, characteristic=NUS_TX)
+    assert "not connected" in text and "ble_connect" in text
+
+
+# --------------------------------------------------------------------------- bad inputs
+
+
+BAD_INPUTS = [
+    # (tool, args, expected text fragments)
+    ("ble_connect", {"address": "AA:BB:CC:DD:EE:FF"}, ["No device with address", "run ble_scan"]),
+    ("ble_connect", {"address": "not-an-address"}, ["is not a Bluetooth address", "e.g."]),
+    ("ble_connect", {"address": BEACON}, ["not connectable"]),
+    ("ble_connect", {"address": HRM, "timeout_s": -1}, ["timeout_s=-1", "out of range"]),
+    ("ble_read", {"address": HRM, "characteristic": "2a19"}, ["is not connected", "ble_connect"]),
+    ("ble_read", {"address": UART, "characteristic": "zz19"}, ["'zz19' is not a UUID", "2a19"]),
+    (
+        "ble_read",
+        {"address": UART, "characteristic": "2a19"},
+        ["has no characteristic 2a19", "It has: "],
+    ),
+    (
+        "ble_read",
+        {"address": UART, "characteristic": "#999"},
+        ["no characteristic with value handle 999"],
+    ),
+    ("ble_read", {"address": UART, "characteristic": NUS_TX}, ["cannot be read", "ble_subscribe"]),
+    ("ble_read", {"address": UART, "characteristic": 0}, ["handle 0 is out of range"]),
+    (
+        "ble_write",
+        {"address": UART, "characteristic": NUS_RX, "value": "abc"},
+        ["odd number of digits"],
+    ),
+    (
+        "ble_write",
+        {"address": UART, "characteristic": NUS_RX, "value": "zz"},
+        ["contains 'z'", "hex digit"],
+    ),
+    (
+        "ble_write",
+        {"address": UART, "characteristic": NUS_RX, "value": "!!!", "encoding": "base64"},
+        ["not valid base64"],
+    ),
+    (
+        "ble_write",
+        {"address": UART, "characteristic": NUS_RX, "value": "00" * 513},
+        ["513 bytes", "at most 512"],
+    ),
+    (
+        "ble_write",
+        {"address": UART, "characteristic": NUS_RX, "value": "00" * 245, "response": "false"},
+        ["at most 244 bytes per write", "response=true"],
+    ),
+    (
+        "ble_write",
+        {"address": UART, "characteristic": NUS_TX, "value": "00"},
+        ["does not accept write", "not writable"],
+    ),
+    (
+        "ble_write",
+        {"address": UART, "characteristic": NUS_RX, "value": "00", "encoding": "rot13"},
+        ["encoding"],
+    ),
+    ("ble_subscribe", {"address": UART, "characteristic": NUS_RX}, ["neither notifies"]),
+    ("ble_unsubscribe", {"address": UART, "characteristic": NUS_TX}, ["no active subscription"]),
+    ("ble_notifications", {"address": UART, "characteristic": NUS_TX}, ["ble_subscribe first"]),
+    (
+        "ble_notifications",
+        {"address": UART, "characteristic": NUS_TX, "max_items": 0},
+        ["max_items=0"],
+    ),
+    ("ble_read_descriptor", {"address": UART, "descriptor": "2901"}, ["no descriptor 2901"]),
+    ("ble_scan", {"duration_s": 0}, ["duration_s=0", "between"]),
+    ("ble_scan", {"service_uuid": "heart"}, ["'heart' is not a UUID"]),
+    ("ble_scan", {"manufacturer_id": 70000}, ["manufacturer_id=70000"]),
+]
+
+
+@pytest.mark.parametrize(("tool", "args", "fragments"), BAD_INPUTS,
+                         ids=[f"{t}-{i}" for i, (t, _, _) in enumerate(BAD_INPUTS)])  # fmt: skip
+async def test_bad_input_gives_clear_error_and_server_keeps_state(client, tool, args, fragments):
+    await ok(client, "ble_scan")
+    await ok(client, "ble_connect", address=UART)
+    text = await error(client, tool, **args)
+    for fragment in fragments:
+        assert fragment.lower() in text.lower(), text
+    assert "Traceback" not in text
+    # still serving, state intact
+    conns = await ok(client, "ble_connections")
+    assert [c["address"] for c in conns["connections"]] == [UART]
+    assert len((await ok(client, "ble_devices"))["devices"]) == 6
+
+
+async def test_ambiguous_characteristic_lists_candidates(client):
+    await ok(client, "ble_scan")
+    await ok(client, "ble_connect", address=EARBUDS)
+    text = await error(client, "ble_read", address=EARBUDS, characteristic="2a19")
+    assert "has 2 characteristics 2a19 (Battery Level)" in text
+    assert "handle 3" in text and "handle 7" in text
+    assert "characteristic='#3'" in text
+    right = await ok(client, "ble_read", address=EARBUDS, characteristic="#7")
+    assert right["value"]["decoded"] == {"battery_level_percent": 75}
+    text = await error(client, "ble_read_descriptor", address=EARBUDS, descriptor="2901")
+    assert "has 2 descriptors 2901" in text and "characteristic=" in text
+
+
+async def test_gatt_refusal_is_reported(client):
+    await ok(client, "ble_scan")
+    await ok(client, "ble_connect", address=LAMP)
+    text = await error(client, "ble_write", address=LAMP, characteristic="fff1", value="0101")
+    assert "Invalid Attribute Value Length" in text and "0x0D" in text
+    await ok(client, "ble_write", address=LAMP, characteristic="fff1", value="01")
+    assert (await ok(client, "ble_read", address=LAMP, characteristic="fff1"))["value"][
+        "hex"
+    ] == "01"
+
+
+async def test_connect_timeout(tmp_path):
+    app = make_app(tmp_path, time_scale=1.0)
+    async with Client(build_server(app)) as c:
+        await ok(c, "ble_scan", duration_s=1.1)
+        text = await error(c, "ble_connect", address="A4:C1:38:0D:52:E3", timeout_s=0.001)
+        assert "timed out" in text and "timeout_s" in text
+        assert (await ok(c, "ble_connections"))["connections"] == []
+
+
+async def test_writes_can_be_disabled(tmp_path):
+    app = make_app(tmp_path, "[server]\nallow_writes = false\n")
+    async with Client(build_server(app)) as c:
+        await ok(c, "ble_scan", duration_s=2.0)
+        await ok(c, "ble_connect", address=LAMP)
+        text = await error(c, "ble_write", address=LAMP, characteristic="fff1", value="01")
+        assert "allow_writes" in text
+        text = await error(c, "ble_write_descriptor", address=LAMP, descriptor="2901", value="01")
+        assert "allow_writes" in text
+
+
+async def test_metrics_resource_is_valid_prometheus_text(client):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    await ok(client, "ble_scan")
+    await ok(client, "ble_connect", address=HRM)
+    await ok(client, "ble_read", address=HRM, characteristic="2a19")
+    resource = await client.read_resource("ble://metrics")
+    families = {f.name: f for f in text_string_to_metric_families(resource.contents[0].text)}
+    for name in (
+        "ble_discovery_time_seconds", "ble_devices_found", "ble_connection_time_seconds",
+        "ble_connection_success", "ble_connection_failure", "ble_transfer_rate_bytes_per_second",
+        "ble_transfer_latency_seconds", "ble_memory_usage_bytes", "ble_cpu_usage_percent",
+        "ble_event_loop_lag_seconds",
+    ):  # fmt: skip
+        assert name in families, name
+    buckets = [s.labels["le"] for s in families["ble_discovery_time_seconds"].samples
+               if s.name.endswith("_bucket")]  # fmt: skip
+    assert buckets == ["0.1", "0.5", "1.0", "2.0", "5.0", "+Inf"]
+    latency = [s.labels["le"] for s in families["ble_transfer_latency_seconds"].samples
+               if s.name.endswith("_bucket")]  # fmt: skip
+    assert latency == ["0.001", "0.005", "0.01", "0.05", "0.1", "+Inf"]
+    success = families["ble_connection_success"].samples[0].value
+    assert success == 1
