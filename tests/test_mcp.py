@@ -23,10 +23,21 @@ NUS_RX = "6e400002-b5a3-f393-e0a9-e50e24dcca9e"
 NUS_TX = "6e400003-b5a3-f393-e0a9-e50e24dcca9e"
 
 TOOLS = {
-    "ble_scan", "ble_devices", "ble_connect", "ble_disconnect", "ble_connections",
-    "ble_services", "ble_read", "ble_write", "ble_read_descriptor", "ble_write_descriptor",
-    "ble_subscribe", "ble_unsubscribe", "ble_notifications", "ble_status",
-}  # fmt: skip
+    "ble_scan",
+    "ble_devices",
+    "ble_connect",
+    "ble_disconnect",
+    "ble_connections",
+    "ble_services",
+    "ble_read",
+    "ble_write",
+    "ble_read_descriptor",
+    "ble_write_descriptor",
+    "ble_subscribe",
+    "ble_unsubscribe",
+    "ble_notifications",
+    "ble_status",
+}
 
 
 @pytest.fixture(params=["auto", "legacy"])
@@ -92,8 +103,13 @@ async def test_scan_decodes_and_filters(client):
 async def test_connect_read_services_and_decoders(client):
     await ok(client, "ble_scan")
     conn = await ok(client, "ble_connect", address=HRM.lower())
-    assert conn == {"address": HRM, "connected": True, "already_connected": False, "mtu": 185,
-                    "attempts": 1}  # fmt: skip
+    assert conn == {
+        "address": HRM,
+        "connected": True,
+        "already_connected": False,
+        "mtu": 185,
+        "attempts": 1,
+    }
     again = await ok(client, "ble_connect", address=HRM)
     assert again["already_connected"] is True
     tree = await ok(client, "ble_services", address=HRM)
@@ -146,8 +162,9 @@ async def test_notifications_subscribe_drain_unsubscribe(client):
     first = got["notifications"][0]["value"]["decoded"]
     assert 55 <= first["heart_rate_bpm"] <= 160 and first["sensor_contact"] is True
     assert got["active"] is True and got["dropped"] == 0
-    cccd = await ok(client, "ble_read_descriptor", address=HRM, descriptor="2902",
-                    characteristic="2a37")  # fmt: skip
+    cccd = await ok(
+        client, "ble_read_descriptor", address=HRM, descriptor="2902", characteristic="2a37"
+    )
     assert cccd["value"]["decoded"] == {"notifications": True, "indications": False}
     done = await ok(client, "ble_unsubscribe", address=HRM, characteristic="2a37")
     assert done["received"] >= 1
@@ -159,16 +176,26 @@ async def test_uart_write_and_echo(client):
     await ok(client, "ble_scan")
     await ok(client, "ble_connect", address=UART)
     await ok(client, "ble_subscribe", address=UART, characteristic=NUS_TX)
-    wrote = await ok(client, "ble_write", address=UART, characteristic=NUS_RX, value="hi there",
-                     encoding="utf8")  # fmt: skip
+    wrote = await ok(
+        client, "ble_write", address=UART, characteristic=NUS_RX, value="hi there", encoding="utf8"
+    )
     assert wrote["bytes_written"] == 8 and wrote["with_response"] is True
-    await ok(client, "ble_write", address=UART, characteristic=NUS_RX, value="AQID",
-             encoding="base64", response="false")  # fmt: skip
+    await ok(
+        client,
+        "ble_write",
+        address=UART,
+        characteristic=NUS_RX,
+        value="AQID",
+        encoding="base64",
+        response="false",
+    )
     await ok(client, "ble_write", address=UART, characteristic=NUS_RX, value="de:ad be-ef")
     got = await ok(client, "ble_notifications", address=UART, characteristic=NUS_TX, wait_s=2)
     assert [n["value"]["hex"] for n in got["notifications"]] == [
-        b"hi there".hex(), "010203", "deadbeef",
-    ]  # fmt: skip
+        b"hi there".hex(),
+        "010203",
+        "deadbeef",
+    ]
     assert got["notifications"][0]["value"]["text"] == "hi there"
 
 
@@ -191,10 +218,16 @@ async def test_descriptors(client):
     desc = await ok(client, "ble_read_descriptor", address=THERMO, descriptor="2901")
     assert desc["value"]["text"] == "Room temperature"
     assert desc["characteristic"]["short"] == "2a6e"
-    cccd = await ok(client, "ble_read_descriptor", address=THERMO, descriptor="2902",
-                    characteristic="2a6e")  # fmt: skip
-    wrote = await ok(client, "ble_write_descriptor", address=THERMO,
-                     descriptor=f"#{cccd['descriptor']['handle']}", value="0100")  # fmt: skip
+    cccd = await ok(
+        client, "ble_read_descriptor", address=THERMO, descriptor="2902", characteristic="2a6e"
+    )
+    wrote = await ok(
+        client,
+        "ble_write_descriptor",
+        address=THERMO,
+        descriptor=f"#{cccd['descriptor']['handle']}",
+        value="0100",
+    )
     assert wrote["bytes_written"] == 2
 
 
@@ -285,8 +318,11 @@ BAD_INPUTS = [
 ]
 
 
-@pytest.mark.parametrize(("tool", "args", "fragments"), BAD_INPUTS,
-                         ids=[f"{t}-{i}" for i, (t, _, _) in enumerate(BAD_INPUTS)])  # fmt: skip
+@pytest.mark.parametrize(
+    ("tool", "args", "fragments"),
+    BAD_INPUTS,
+    ids=[f"{t}-{i}" for i, (t, _, _) in enumerate(BAD_INPUTS)],
+)
 async def test_bad_input_gives_clear_error_and_server_keeps_state(client, tool, args, fragments):
     await ok(client, "ble_scan")
     await ok(client, "ble_connect", address=UART)
@@ -353,17 +389,29 @@ async def test_metrics_resource_is_valid_prometheus_text(client):
     resource = await client.read_resource("ble://metrics")
     families = {f.name: f for f in text_string_to_metric_families(resource.contents[0].text)}
     for name in (
-        "ble_discovery_time_seconds", "ble_devices_found", "ble_connection_time_seconds",
-        "ble_connection_success", "ble_connection_failure", "ble_transfer_rate_bytes_per_second",
-        "ble_transfer_latency_seconds", "ble_memory_usage_bytes", "ble_cpu_usage_percent",
+        "ble_discovery_time_seconds",
+        "ble_devices_found",
+        "ble_connection_time_seconds",
+        "ble_connection_success",
+        "ble_connection_failure",
+        "ble_transfer_rate_bytes_per_second",
+        "ble_transfer_latency_seconds",
+        "ble_memory_usage_bytes",
+        "ble_cpu_usage_percent",
         "ble_event_loop_lag_seconds",
-    ):  # fmt: skip
+    ):
         assert name in families, name
-    buckets = [s.labels["le"] for s in families["ble_discovery_time_seconds"].samples
-               if s.name.endswith("_bucket")]  # fmt: skip
+    buckets = [
+        s.labels["le"]
+        for s in families["ble_discovery_time_seconds"].samples
+        if s.name.endswith("_bucket")
+    ]
     assert buckets == ["0.1", "0.5", "1.0", "2.0", "5.0", "+Inf"]
-    latency = [s.labels["le"] for s in families["ble_transfer_latency_seconds"].samples
-               if s.name.endswith("_bucket")]  # fmt: skip
+    latency = [
+        s.labels["le"]
+        for s in families["ble_transfer_latency_seconds"].samples
+        if s.name.endswith("_bucket")
+    ]
     assert latency == ["0.001", "0.005", "0.01", "0.05", "0.1", "+Inf"]
     success = families["ble_connection_success"].samples[0].value
     assert success == 1

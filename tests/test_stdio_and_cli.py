@@ -1,0 +1,99 @@
+"""The real transports and commands: `mcp-ble serve` over stdio as a subprocess, the CLI."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from mcp.client import Client
+from mcp.client.stdio import StdioServerParameters
+
+from helpers import write_config
+
+CLI = [sys.executable, "-m", "mcp_ble.core.cli"]
+FAST = '[backends.simulated]\nworld = "demo"\ntime_scale = 0.01\n[server]\nscan_duration_s = 2\n'
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*CLI, *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **(env or {})},
+    )
+
+
+async def test_stdio_subprocess_session(tmp_path):
+    config = write_config(tmp_path, FAST)
+    params = StdioServerParameters(
+        command=sys.executable,
+        args=["-m", "mcp_ble.core.cli", "serve", "--config", str(config)],
+        env=dict(os.environ),
+    )
+    for mode in ("auto", "legacy"):
+        async with Client(params, mode=mode) as client:
+            tools = {t.name for t in (await client.list_tools()).tools}
+            assert "ble_scan" in tools and "ble_notifications" in tools
+            scan = await client.call_tool("ble_scan", {"name": "thermo"})
+            assert not scan.is_error
+            [device] = scan.structured_content["devices"]
+            connect = await client.call_tool("ble_connect", {"address": device["address"]})
+            assert connect.structured_content["mtu"] == 23
+            read = await client.call_tool(
+                "ble_read", {"address": device["address"], "characteristic": "2a6f"}
+            )
+            assert "humidity_percent" in read.structured_content["value"]["decoded"]
+            bad = await client.call_tool("ble_read", {"address": "nope", "characteristic": "2a6f"})
+            assert bad.is_error and "is not a Bluetooth address" in bad.content[0].text
+            status = await client.call_tool("ble_status", {})
+            assert status.structured_content["connections"] == 1
+
+
+def test_scan_command_prints_a_table(tmp_path):
+    config = write_config(tmp_path, FAST)
+    proc = run_cli("scan", "--config", str(config), "--duration", "2")
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0].startswith("6 devices in") and "[SIMULATED]" in lines[0]
+    assert lines[1].split() == ["ADDRESS", "RSSI", "NAME", "SERVICES", "MANUFACTURER"]
+    assert any("HRM Strap" in line and "Heart Rate" in line for line in lines)
+    proc = run_cli("scan", "--config", str(config), "--duration", "2", "--service", "180d")
+    assert proc.stdout.splitlines()[0].startswith("1 devices")
+
+
+def test_plugins_command_lists_hooks(tmp_path):
+    proc = run_cli("plugins")
+    assert proc.returncode == 0, proc.stderr
+    rows = {line.split()[0]: line for line in proc.stdout.splitlines()[1:]}
+    assert "enabled" in rows["retry"] and "retry_delay" in rows["retry"]
+    assert "enabled" in rows["metrics"] and "register_metrics" in rows["metrics"]
+    assert "backend in use" in rows["backend-simulated"]
+
+
+def test_backend_that_cannot_start_exits_2_without_traceback(tmp_path):
+    config = write_config(tmp_path, "")
+    proc = subprocess.run(
+        [*CLI, "serve", "--config", str(config), "--backend", "bleak"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
+    assert proc.returncode == 2
+    assert "bleak" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_unknown_backend_flag_exits_2(tmp_path):
+    proc = run_cli("scan", "--backend", "radio9000")
+    assert proc.returncode == 2
+    assert "'radio9000' is not a known backend" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_help_and_no_command():
+    assert run_cli("--help").returncode == 0
+    proc = run_cli()
+    assert proc.returncode == 0 and "serve" in proc.stdout
