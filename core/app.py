@@ -53,6 +53,7 @@ class Subscription:
         "event",
         "handle",
         "items",
+        "last_drained",
         "received",
         "uuid",
     )
@@ -67,6 +68,8 @@ class Subscription:
         self.active = True
         self.ended: str | None = None
         self.event = asyncio.Event()
+        #: ``time.monotonic()`` of the last drain (or of subscribing): abandoned buffers show.
+        self.last_drained = time.monotonic()
 
     def push(self, data: bytes) -> None:
         items = self.items
@@ -77,6 +80,7 @@ class Subscription:
         self.event.set()
 
     def drain(self, max_items: int) -> list[tuple[float, bytes]]:
+        self.last_drained = time.monotonic()
         out = []
         items = self.items
         while items and len(out) < max_items:
@@ -309,6 +313,8 @@ class BleApp:
             tracker = self.tracker
             flt = plan.scan_filter
             stop_after = plan.stop_after
+            quiet_s = plan.quiet_s
+            last_new = started
             stream = self.radio.scan(plan.duration_s, flt)
             try:
                 async with asyncio.timeout(plan.duration_s + 10):
@@ -319,10 +325,19 @@ class BleApp:
                             self.hook.mcp_ble_advertisement(
                                 advertisement=adv, record=record, new=new
                             )
-                        if flt.matches(record):
+                        if record.address not in matched and flt.matches(record):
                             matched[record.address] = record
+                            last_new = time.monotonic()
                             if stop_after is not None and len(matched) >= stop_after:
+                                plan.note(f"stopped after {stop_after} matching devices")
                                 break
+                        elif (
+                            quiet_s is not None
+                            and matched
+                            and time.monotonic() - last_new > quiet_s
+                        ):
+                            plan.note(f"stopped early: no new device for {quiet_s:g} s")
+                            break
             except TimeoutError:
                 raise BleTimeout(
                     f"The {self.settings.backend} backend did not end a {plan.duration_s:.1f} s "
@@ -512,15 +527,16 @@ class BleApp:
                 f"write without response; its properties are: {', '.join(props) or 'none'}",
                 "pass response=true" if "write" in props else "this characteristic is not writable",
             )
-        if len(data) > MAX_ATTRIBUTE_LEN:
-            raise ValueTooLong(
-                f"The value is {len(data)} bytes; a BLE attribute holds at most "
-                f"{MAX_ATTRIBUTE_LEN}",
-                "split it into several writes",
-            )
         plan = WritePlan(conn.address, char.handle, data, with_response, conn.mtu)
         await self._event("mcp_ble_write_plan", plan=plan, app=self)
         payload = conn.mtu - 3
+        longest = max(map(len, plan.chunks))
+        if longest > MAX_ATTRIBUTE_LEN:
+            raise ValueTooLong(
+                f"The value is {longest} bytes; a BLE attribute holds at most {MAX_ATTRIBUTE_LEN}",
+                "enable the 'chunking' plugin to send it as a stream of writes, "
+                "or split it over several calls",
+            )
         if not with_response:
             too_long = [c for c in plan.chunks if len(c) > payload]
             if too_long:
@@ -585,6 +601,11 @@ class BleApp:
             raise NotPermitted(
                 "Writes are disabled on this server (server.allow_writes = false)",
                 "ask the operator to enable them in the settings file",
+            )
+        if len(data) > MAX_ATTRIBUTE_LEN:
+            raise ValueTooLong(
+                f"The value is {len(data)} bytes; a descriptor holds at most {MAX_ATTRIBUTE_LEN}",
+                "descriptors are small: check the value",
             )
         desc, char = await self.descriptor(address, ref, characteristic)
         conn = self.connection(address)

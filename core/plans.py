@@ -49,12 +49,15 @@ class Operation:
 @dataclass(slots=True)
 class ScanPlan:
     """``duration_s`` is what the caller asked for (or the default); plugins may change it.
-    ``stop_after``: end the scan once this many distinct matching devices were heard."""
+    ``stop_after``: end the scan once this many distinct matching devices were heard.
+    ``quiet_s``: end the scan once no new matching device was heard for this long (after at
+    least one was)."""
 
     duration_s: float
     scan_filter: ScanFilter
     requested_duration_s: float | None = None
     stop_after: int | None = None
+    quiet_s: float | None = None
     notes: list[str] = field(default_factory=list)
 
     def note(self, text: str) -> None:

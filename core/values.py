@@ -15,6 +15,8 @@ from .errors import InvalidInput
 from .sig import BASE_SUFFIX
 
 MAX_ATTRIBUTE_LEN = 512
+#: The most one tool call may send; plugins (chunking) may split it into many BLE writes.
+MAX_WRITE_LEN = 64 * 1024
 
 _MAC = re.compile(r"^[0-9A-Fa-f]{2}([:-])(?:[0-9A-Fa-f]{2}\1){4}[0-9A-Fa-f]{2}$")
 _HEX_SHORT = re.compile(r"^(?:0x)?([0-9A-Fa-f]{4}|[0-9A-Fa-f]{8})$")
@@ -101,11 +103,11 @@ def parse_value(text: str, encoding: str) -> bytes:
             ) from None
     else:  # the MCP schema restricts this; direct callers get the same clear error
         raise InvalidInput(f"unknown encoding '{encoding}'", "use one of: hex, utf8, base64")
-    if len(data) > MAX_ATTRIBUTE_LEN:
+    if len(data) > MAX_WRITE_LEN:
         from .errors import ValueTooLong
 
         raise ValueTooLong(
-            f"The value is {len(data)} bytes; a BLE attribute holds at most {MAX_ATTRIBUTE_LEN}",
-            "split it into several writes (the UART characteristic takes a stream of writes)",
+            f"The value is {len(data)} bytes; one call sends at most {MAX_WRITE_LEN}",
+            "split it over several calls",
         )
     return data

@@ -286,7 +286,7 @@ BAD_INPUTS = [
     (
         "ble_write",
         {"address": UART, "characteristic": NUS_RX, "value": "00" * 513},
-        ["513 bytes", "at most 512"],
+        ["513 bytes", "at most 512", "chunking"],
     ),
     (
         "ble_write",

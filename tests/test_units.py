@@ -54,8 +54,9 @@ def test_values():
         parse_value("123", "hex")
     with pytest.raises(InvalidInput, match="not valid base64"):
         parse_value("AQI", "base64")
-    with pytest.raises(ValueTooLong, match="513 bytes"):
-        parse_value("a" * 513, "utf8")
+    assert len(parse_value("a" * 513, "utf8")) == 513  # the attribute limit is the app's
+    with pytest.raises(ValueTooLong, match="65537 bytes; one call sends at most 65536"):
+        parse_value("a" * 65537, "utf8")
 
 
 def test_sig_names_come_from_bleak_tables():
