@@ -33,6 +33,7 @@ BUILTIN_BACKEND_PLUGINS: dict[str, str] = {
     "backend-simulated": "mcp_ble.backends.simulated",
     "backend-bleak": "mcp_ble.backends.bleak",
     "backend-simplepyble": "mcp_ble.backends.simplepyble",
+    "backend-bumble": "mcp_ble.backends.bumble",
 }
 
 #: Built-in optimization plugins, enabled by naming them in ``plugins = [...]``. Values use the

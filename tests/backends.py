@@ -41,6 +41,29 @@ async def simulated(world_path: Path) -> AsyncIterator[BackendUnderTest]:
         await backend.stop()
 
 
+@contextlib.asynccontextmanager
+async def bumble(world_path: Path) -> AsyncIterator[BackendUnderTest]:
+    """The production bumble backend with its controller on the test bed's LocalLink."""
+    from bumble.link import LocalLink
+
+    from mcp_ble.backends.bumble.backend import BumbleBackend
+
+    from testbed.link import opener
+    from testbed.peripherals import VirtualWorld
+
+    world = load_world(str(world_path))
+    link = LocalLink()
+    virtual = await VirtualWorld(world, link).start()
+    backend = BumbleBackend("link:test-bed", open_transport=opener(link))
+    await backend.start()
+    try:
+        yield BackendUnderTest("bumble", backend, world, virtual.drop_link)
+    finally:
+        await backend.stop()
+        await virtual.stop()
+
+
 BACKENDS: dict[str, Callable[[Path], contextlib.AbstractAsyncContextManager[BackendUnderTest]]] = {
     "simulated": simulated,
+    "bumble": bumble,
 }
