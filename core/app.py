@@ -32,7 +32,7 @@ from .errors import (
 )
 from .gatt import GattIndex, label
 from .models import GattCharacteristic, GattDescriptor, ScanFilter
-from .plans import ConnectPlan, Operation, OperationKind, ScanPlan, WritePlan
+from .plans import ConnectPlan, Operation, OperationKind, ScanPlan, SubscribePlan, WritePlan
 from .plugin_manager import PluginCatalog, build_plugin_manager, hooks_of, instantiate
 from .settings import CoreSettings, LoadedSettings
 from .tracker import AdvertisementTracker, DeviceRecord
@@ -50,10 +50,12 @@ class Subscription:
         "address",
         "dropped",
         "ended",
+        "ended_at",
         "event",
         "handle",
         "items",
         "last_drained",
+        "notes",
         "received",
         "uuid",
     )
@@ -67,6 +69,8 @@ class Subscription:
         self.dropped = 0
         self.active = True
         self.ended: str | None = None
+        self.ended_at: float | None = None
+        self.notes: list[str] = []
         self.event = asyncio.Event()
         #: ``time.monotonic()`` of the last drain (or of subscribing): abandoned buffers show.
         self.last_drained = time.monotonic()
@@ -77,6 +81,12 @@ class Subscription:
             self.dropped += 1
         items.append((time.time(), data))
         self.received += 1
+        self.event.set()
+
+    def end(self, why: str) -> None:
+        self.active = False
+        self.ended = why
+        self.ended_at = time.monotonic()
         self.event.set()
 
     def drain(self, max_items: int) -> list[tuple[float, bytes]]:
@@ -98,6 +108,7 @@ class Connection:
     last_used: float = field(default_factory=time.monotonic)
     gatt: GattIndex | None = None
     attempts: int = 1
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -207,20 +218,31 @@ class BleApp:
     # ------------------------------------------------------------------ hook helpers
 
     async def _event(self, name: str, **kwargs: Any) -> None:
-        """Call an event or plan hook and await coroutine results. A failing plugin is logged,
-        not fatal: one bad plugin must not take the server down."""
+        """Call an event or plan hook and await coroutine results, in plugin order.
+
+        A plugin refuses an operation by raising a BleError from a plan hook: the caller gets
+        that error. Any other exception is a plugin bug: it is logged, not fatal, so one bad
+        plugin cannot take the server down."""
         caller = getattr(self.hook, name)
         try:
-            results = caller(**kwargs)
+            results = list(caller(**kwargs) or ())
+        except BleError:
+            raise
         except Exception:
             log.exception("plugin hook %s failed", name)
             return
-        for result in results or ():
-            if inspect.isawaitable(result):
-                try:
-                    await result
-                except Exception:
-                    log.exception("plugin hook %s failed", name)
+        for i, result in enumerate(results):
+            if not inspect.isawaitable(result):
+                continue
+            try:
+                await result
+            except BleError:
+                for pending in results[i + 1 :]:
+                    if inspect.iscoroutine(pending):
+                        pending.close()
+                raise
+            except Exception:
+                log.exception("plugin hook %s failed", name)
 
     def _finished(self, op: Operation, nbytes: int, error: BleError | None) -> None:
         try:
@@ -308,7 +330,8 @@ class BleApp:
         matched: dict[str, DeviceRecord] = {}
         heard = 0
         async with self._scan_lock:
-            started = time.monotonic()
+            clock = self.radio.now
+            started = clock()
             self.scans_run += 1
             tracker = self.tracker
             flt = plan.scan_filter
@@ -327,15 +350,11 @@ class BleApp:
                             )
                         if record.address not in matched and flt.matches(record):
                             matched[record.address] = record
-                            last_new = time.monotonic()
+                            last_new = clock()
                             if stop_after is not None and len(matched) >= stop_after:
                                 plan.note(f"stopped after {stop_after} matching devices")
                                 break
-                        elif (
-                            quiet_s is not None
-                            and matched
-                            and time.monotonic() - last_new > quiet_s
-                        ):
+                        elif quiet_s is not None and matched and clock() - last_new > quiet_s:
                             plan.note(f"stopped early: no new device for {quiet_s:g} s")
                             break
             except TimeoutError:
@@ -348,7 +367,7 @@ class BleApp:
                 aclose = getattr(stream, "aclose", None)
                 if aclose is not None:
                     await aclose()
-            took = time.monotonic() - started
+            took = clock() - started
         await self._event(
             "mcp_ble_scan_finished", plan=plan, found=len(matched), duration_s=took, app=self
         )
@@ -410,7 +429,7 @@ class BleApp:
                     app=self,
                 )
                 raise
-            conn = Connection(address, self.radio.mtu(address), attempts=attempts)
+            conn = Connection(address, self.radio.mtu(address), attempts=attempts, notes=plan.notes)
             self.connections[address] = conn
             await self._event(
                 "mcp_ble_connected",
@@ -454,9 +473,7 @@ class BleApp:
     def _end_subscriptions(self, address: str, why: str) -> None:
         for (addr, _), sub in self.subscriptions.items():
             if addr == address and sub.active:
-                sub.active = False
-                sub.ended = why
-                sub.event.set()
+                sub.end(why)
 
     def connection(self, address: str) -> Connection:
         address = parse_address(address)
@@ -531,21 +548,19 @@ class BleApp:
         await self._event("mcp_ble_write_plan", plan=plan, app=self)
         payload = conn.mtu - 3
         longest = max(map(len, plan.chunks))
+        if not with_response and longest > payload:
+            raise ValueTooLong(
+                f"{longest} bytes do not fit one write without response: the "
+                f"negotiated MTU is {conn.mtu}, so at most {payload} bytes per write",
+                f"send at most {payload} bytes per call, use response=true for a long write "
+                "(up to 512 bytes), or enable the 'chunking' plugin",
+            )
         if longest > MAX_ATTRIBUTE_LEN:
             raise ValueTooLong(
                 f"The value is {longest} bytes; a BLE attribute holds at most {MAX_ATTRIBUTE_LEN}",
                 "enable the 'chunking' plugin to send it as a stream of writes, "
                 "or split it over several calls",
             )
-        if not with_response:
-            too_long = [c for c in plan.chunks if len(c) > payload]
-            if too_long:
-                raise ValueTooLong(
-                    f"{len(too_long[0])} bytes do not fit one write without response: the "
-                    f"negotiated MTU is {conn.mtu}, so at most {payload} bytes per write",
-                    f"send at most {payload} bytes per call, use response=true for a long write "
-                    "(up to 512 bytes), or enable the 'chunking' plugin",
-                )
         kind: OperationKind = "write" if with_response else "write_without_response"
         for chunk in plan.chunks:
             op = Operation(kind, conn.address, self._deadline(), char.handle)
@@ -633,7 +648,12 @@ class BleApp:
         existing = self.subscriptions.get(key)
         if existing is not None and existing.active:
             return existing, False
-        sub = Subscription(conn.address, char, self.settings.server.notification_buffer)
+        plan = SubscribePlan(
+            conn.address, char.handle, char.uuid, self.settings.server.notification_buffer
+        )
+        await self._event("mcp_ble_subscribe_plan", plan=plan, app=self)
+        sub = Subscription(conn.address, char, plan.buffer_size)
+        sub.notes = plan.notes
         if self._notify_hook:
             hook = self.hook.mcp_ble_notification
             push = sub.push
@@ -659,8 +679,7 @@ class BleApp:
             )
         op = Operation("unsubscribe", conn.address, self._deadline(), char.handle)
         await self._run(op, lambda: self.radio.stop_notify(conn.address, char.handle))
-        sub.active = False
-        sub.ended = "unsubscribed"
+        sub.end("unsubscribed")
         del self.subscriptions[(conn.address, char.handle)]
         return sub
 

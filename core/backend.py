@@ -11,6 +11,7 @@ Backends are registered through the ``mcp_ble_register_backends`` hook (see hook
 
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable
 
@@ -30,6 +31,12 @@ class Backend(ABC):
 
     #: Set by the core before ``start``; backends call it for unsolicited disconnects.
     on_disconnect: DisconnectCallback = staticmethod(lambda address, reason: None)
+
+    def now(self) -> float:
+        """Seconds on the backend's clock. Real radios use ``time.monotonic()``; a simulated
+        backend returns simulated time, so scan durations and quiet periods are measured in the
+        same time as the radio's own timing."""
+        return time.monotonic()
 
     @abstractmethod
     def info(self) -> BackendInfo:

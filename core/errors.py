@@ -27,7 +27,9 @@ class BleError(Exception):
 
     def __init__(self, what: str, hint: str = "") -> None:
         self.what = what
-        self.hint = hint[:1].upper() + hint[1:]
+        first = hint.split(" ", 1)[0]
+        # Sentence case, but never mangle an identifier such as ble_scan or a quoted name.
+        self.hint = hint[:1].upper() + hint[1:] if first.isalpha() and first.islower() else hint
         super().__init__(f"{what}. {self.hint}" if hint else what)
 
 

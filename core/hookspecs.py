@@ -9,7 +9,9 @@ Principles:
 - The core owns the async flow and all I/O. Hooks are decision points (they return or fill in a
   plan) and events (they observe). A hook never has to call the radio itself.
 - A hook may be ``async def`` unless it is marked *firstresult* or *hot path*; the core awaits
-  coroutine results of the others in registration order.
+  coroutine results of the others in the order the settings file lists the plugins.
+- A *plan* hook refuses an operation by raising a ``BleError`` (``mcp_ble.core.errors``): the
+  caller receives its message. Any other exception from a hook is logged and ignored.
 - Hooks receive keyword arguments; an implementation may accept any subset of them.
 - Hot-path hooks run for every advertisement or notification: keep them to a few microseconds.
 
@@ -28,7 +30,7 @@ if TYPE_CHECKING:
     from .app import BleApp
     from .errors import BleError
     from .models import Advertisement
-    from .plans import ConnectPlan, Operation, ScanPlan, WritePlan
+    from .plans import ConnectPlan, Operation, ScanPlan, SubscribePlan, WritePlan
     from .tracker import DeviceRecord
 
 PROJECT = "mcp_ble"
@@ -141,6 +143,12 @@ def mcp_ble_disconnected(address: str, reason: str, requested: bool, app: BleApp
 
 
 # --------------------------------------------------------------------------- transfer
+
+
+@hookspec
+def mcp_ble_subscribe_plan(plan: SubscribePlan, app: BleApp) -> None:
+    """A subscription is about to start. A plugin may change ``plan.buffer_size``, or refuse by
+    raising a ``BleError`` whose message tells the caller what to do instead. May be async."""
 
 
 @hookspec

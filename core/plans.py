@@ -76,6 +76,20 @@ class ConnectPlan:
 
 
 @dataclass(slots=True)
+class SubscribePlan:
+    """``buffer_size``: notifications kept for the caller; older ones are dropped and counted."""
+
+    address: str
+    handle: int
+    uuid: str
+    buffer_size: int
+    notes: list[str] = field(default_factory=list)
+
+    def note(self, text: str) -> None:
+        self.notes.append(text)
+
+
+@dataclass(slots=True)
 class WritePlan:
     address: str
     handle: int

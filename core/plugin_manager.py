@@ -41,6 +41,11 @@ BUILTIN_BACKEND_PLUGINS: dict[str, str] = {
 BUILTIN_PLUGINS: dict[str, str] = {
     "metrics": "mcp_ble.plugins.metrics:MetricsPlugin",
     "retry": "mcp_ble.plugins.retry:RetryPlugin",
+    "pool": "mcp_ble.plugins.pool:PoolPlugin",
+    "chunking": "mcp_ble.plugins.chunking:ChunkingPlugin",
+    "adaptive_scan": "mcp_ble.plugins.adaptive_scan:AdaptiveScanPlugin",
+    "listeners": "mcp_ble.plugins.listeners:ListenersPlugin",
+    "cleanup": "mcp_ble.plugins.cleanup:CleanupPlugin",
 }
 
 RESERVED_SECTIONS = frozenset({"backend", "plugins", "trace_hooks", "server", "backends"})

@@ -133,6 +133,7 @@ class ConnectResult(BaseModel):
     already_connected: bool
     mtu: int = Field(description="negotiated ATT MTU; write without response carries mtu-3 bytes")
     attempts: int
+    notes: list[str] = Field(description="what plugins did for this connection, and why")
 
 
 class DisconnectResult(BaseModel):
@@ -239,6 +240,7 @@ class SubscribeResult(BaseModel):
     characteristic: AttributeRef
     already_subscribed: bool
     buffer_size: int = Field(description="notifications kept; older ones are dropped and counted")
+    notes: list[str] = Field(description="what plugins decided about this subscription")
 
 
 class UnsubscribeResult(BaseModel):
@@ -424,6 +426,7 @@ def build_server(app: BleApp, manage_app: bool = True) -> MCPServer:
             already_connected=not new,
             mtu=conn.mtu,
             attempts=conn.attempts,
+            notes=conn.notes if new else [],
         )
 
     @mcp.tool(annotations=LINK)
@@ -600,6 +603,7 @@ def build_server(app: BleApp, manage_app: bool = True) -> MCPServer:
             characteristic=char_ref(char),
             already_subscribed=not new,
             buffer_size=sub.items.maxlen or 0,
+            notes=sub.notes,
         )
 
     @mcp.tool(annotations=LINK)

@@ -28,6 +28,9 @@ from pydantic_settings import (
 from .errors import ConfigError
 
 ENV_PREFIX = "MCP_BLE_"
+#: Enabled when the settings name no plugins list. ``chunking`` is opt-in: it changes what a
+#: peripheral receives (a stream of pieces instead of one value).
+DEFAULT_PLUGINS = ("metrics", "retry", "pool", "listeners", "cleanup", "adaptive_scan")
 #: Environment variables with our prefix that are not settings (read elsewhere on purpose).
 NON_SETTING_ENV = frozenset({"MCP_BLE_HARDWARE"})
 
@@ -81,7 +84,7 @@ class CoreSettings(BaseSettings):
 
     backend: str = Field("simulated", description="the backend that runs: simulated, bleak, ...")
     plugins: Annotated[list[str], NoDecode] = Field(
-        default_factory=lambda: ["metrics", "retry"],
+        default_factory=lambda: list(DEFAULT_PLUGINS),
         description="optimization plugins to enable, in order (built-in or entry-point names)",
     )
     trace_hooks: bool = Field(False, description="print every plugin hook call to stderr")

@@ -109,6 +109,7 @@ async def test_connect_read_services_and_decoders(client):
         "already_connected": False,
         "mtu": 185,
         "attempts": 1,
+        "notes": [],
     }
     again = await ok(client, "ble_connect", address=HRM)
     assert again["already_connected"] is True

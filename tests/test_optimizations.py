@@ -1,0 +1,188 @@
+"""The performance guide's optimization plugins, each through the core as a user drives it."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from mcp.client import Client
+
+from mcp_ble.core.errors import NotPermitted, ValueTooLong
+from mcp_ble.core.models import ScanFilter
+from mcp_ble.core.server import build_server
+from mcp_ble.plugins.adaptive_scan import AdaptiveScanSettings, adaptive_duration
+from mcp_ble.plugins.cleanup import CleanupSettings, sweep
+
+from helpers import make_app
+
+HRM = "C4:7C:8D:6A:12:01"
+THERMO = "E8:31:CD:44:09:7A"
+UART = "F1:22:9B:03:5E:C0"
+EARBUDS = "38:18:4C:B2:77:10"
+NUS_RX = "6e400002-b5a3-f393-e0a9-e50e24dcca9e"
+NUS_TX = "6e400003-b5a3-f393-e0a9-e50e24dcca9e"
+
+
+async def scanned(app):
+    await app.scan(2.0, ScanFilter())
+    return app
+
+
+async def test_pool_releases_the_least_recently_used_link(tmp_path):
+    app = make_app(tmp_path, 'plugins = ["pool"]\n[pool]\nmax_connections = 2\n')
+    async with app:
+        await scanned(app)
+        await app.connect(HRM)
+        await app.connect(THERMO)
+        await app.read(HRM, "2a19")  # HRM is now the most recently used
+        conn, _ = await app.connect(UART)
+        assert set(app.connections) == {HRM, UART}
+        assert conn.notes == [
+            f"pool: released {THERMO} (least recently used) to stay within max_connections=2"
+        ]
+
+
+async def test_pool_keeps_subscribed_links_while_others_can_go(tmp_path):
+    app = make_app(tmp_path, 'plugins = ["pool"]\n[pool]\nmax_connections = 2\n')
+    async with app:
+        await scanned(app)
+        await app.connect(UART)
+        await app.subscribe(UART, NUS_TX)
+        await app.connect(THERMO)
+        await app.connect(HRM)
+        assert set(app.connections) == {UART, HRM}
+
+
+async def test_pool_closes_idle_links(tmp_path):
+    app = make_app(
+        tmp_path, 'plugins = ["pool"]\n[pool]\nidle_timeout_s = 0.05\nkeep_subscribed = true\n'
+    )
+    async with app:
+        await scanned(app)
+        await app.connect(HRM)
+        await app.connect(UART)
+        await app.subscribe(UART, NUS_TX)
+        for _ in range(100):
+            if HRM not in app.connections:
+                break
+            await asyncio.sleep(0.02)
+        assert set(app.connections) == {UART}
+
+
+async def test_without_chunking_an_oversized_write_is_refused(tmp_path):
+    app = make_app(tmp_path, "plugins = []")
+    async with app:
+        await scanned(app)
+        await app.connect(UART)
+        with pytest.raises(ValueTooLong, match="at most 244 bytes per write"):
+            await app.write(UART, NUS_RX, bytes(600), "false")
+        with pytest.raises(ValueTooLong, match="Enable the 'chunking' plugin"):
+            await app.write(UART, NUS_RX, bytes(600), "true")
+
+
+async def test_chunking_streams_mtu_sized_writes(tmp_path):
+    app = make_app(tmp_path, 'plugins = ["chunking"]')
+    async with app:
+        await scanned(app)
+        await app.connect(UART)
+        sub, _ = await app.subscribe(UART, NUS_TX)
+        data = bytes(range(256)) * 4 + b"tail"
+        outcome = await app.write(UART, NUS_RX, data, "false")
+        assert outcome.chunks == 5 and outcome.nbytes == len(data)
+        assert "1028 bytes as 5 writes of up to 244 bytes (MTU 247)" in outcome.notes[0]
+        _, items = await app.notifications(UART, NUS_TX, 100, 0)
+        assert [len(d) for _, d in items] == [244, 244, 244, 244, 52]
+        assert b"".join(d for _, d in items) == data
+        long = await app.write(UART, NUS_RX, bytes(1000), "true")
+        assert long.chunks == 2  # 512 + 488, each a long write
+        assert sub.active
+
+
+async def test_chunking_mtu_mode_for_writes_with_response(tmp_path):
+    app = make_app(tmp_path, 'plugins = ["chunking"]\n[chunking]\nwith_response = "mtu"\n')
+    async with app:
+        await scanned(app)
+        await app.connect(UART)
+        assert (await app.write(UART, NUS_RX, bytes(500), "true")).chunks == 3
+
+
+def test_adaptive_duration_follows_the_guide():
+    s = AdaptiveScanSettings()
+    assert adaptive_duration(s, 0) == 2.0  # clamped to min_s
+    assert adaptive_duration(s, 5) == 5.0
+    assert adaptive_duration(s, 10) == 10.0
+    assert adaptive_duration(s, 500) == 20.0  # factor capped at 2
+    with pytest.raises(ValueError, match="min_s"):
+        AdaptiveScanSettings(min_s=5, max_s=1)
+
+
+async def test_adaptive_scan_plans_and_stops_early(tmp_path):
+    app = make_app(
+        tmp_path, 'plugins = ["adaptive_scan"]\n[adaptive_scan]\nmin_s = 3\nquiet_s = 1.5\n'
+    )
+    async with app:
+        first = await app.scan(None, ScanFilter())
+        assert first.plan.notes[0] == "adaptive_scan: 3 s for 0 devices heard recently"
+        assert first.matched == 6
+        second = await app.scan(None, ScanFilter())
+        assert second.plan.duration_s == 6.0  # 10 s × 6/10 devices
+        assert second.plan.notes[-1] == "stopped early: no new device for 1.5 s"
+        asked = await app.scan(0.5, ScanFilter())
+        assert asked.plan.duration_s == 0.5 and asked.plan.notes == []
+
+
+async def test_listeners_bound_subscriptions_with_a_clear_error(tmp_path):
+    app = make_app(tmp_path, 'plugins = ["listeners"]\n[listeners]\nmax_per_connection = 1\n')
+    async with Client(build_server(app)) as client:
+        await client.call_tool("ble_scan", {"duration_s": 2})
+        await client.call_tool("ble_connect", {"address": HRM})
+        ok = await client.call_tool("ble_subscribe", {"address": HRM, "characteristic": "2a37"})
+        assert not ok.is_error
+        refused = await client.call_tool(
+            "ble_subscribe", {"address": HRM, "characteristic": "2a19"}
+        )
+        assert refused.is_error
+        assert "listeners.max_per_connection" in refused.content[0].text
+        assert "Call ble_unsubscribe on one you no longer need" in refused.content[0].text
+        assert len([s for s in app.subscriptions.values() if s.active]) == 1
+
+
+async def test_listeners_unsubscribe_abandoned_buffers(tmp_path):
+    app = make_app(tmp_path, 'plugins = ["listeners"]\n[listeners]\nabandon_after_s = 0.05\n')
+    async with app:
+        await scanned(app)
+        await app.connect(UART)
+        sub, _ = await app.subscribe(UART, NUS_TX)
+        for _ in range(100):
+            if not sub.active:
+                break
+            await asyncio.sleep(0.02)
+        assert sub.ended == "unsubscribed"
+
+
+async def test_listeners_refusal_type(tmp_path):
+    app = make_app(tmp_path, 'plugins = ["listeners"]\n[listeners]\nmax_total = 1\n')
+    async with app:
+        await scanned(app)
+        await app.connect(UART)
+        await app.connect(HRM)
+        await app.subscribe(UART, NUS_TX)
+        with pytest.raises(NotPermitted, match=r"listeners\.max_total"):
+            await app.subscribe(HRM, "2a37")
+
+
+async def test_cleanup_sweep_forgets_stale_devices_and_buffers(tmp_path):
+    app = make_app(tmp_path, "plugins = []")
+    async with app:
+        await scanned(app)
+        await app.connect(UART)
+        await app.subscribe(UART, NUS_TX)
+        await app.disconnect(UART)
+        settings = CleanupSettings(forget_devices_after_s=1000, ended_subscription_ttl_s=1000)
+        import time
+
+        assert sweep(app, settings, time.monotonic()) == (0, 0)
+        settings = CleanupSettings(forget_devices_after_s=0.0001, ended_subscription_ttl_s=0.0001)
+        await asyncio.sleep(0.01)
+        assert sweep(app, settings, time.monotonic()) == (6, 1)
+        assert len(app.tracker) == 0 and app.subscriptions == {}
