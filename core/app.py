@@ -34,6 +34,7 @@ from .gatt import GattIndex, label
 from .models import GattCharacteristic, GattDescriptor, ScanFilter
 from .plans import ConnectPlan, Operation, OperationKind, ScanPlan, SubscribePlan, WritePlan
 from .plugin_manager import PluginCatalog, build_plugin_manager, hooks_of, instantiate
+from .scanning import ScanBroker
 from .settings import CoreSettings, LoadedSettings
 from .tracker import AdvertisementTracker, DeviceRecord
 from .values import MAX_ATTRIBUTE_LEN, parse_address
@@ -155,9 +156,9 @@ class BleApp:
         self.scans_run = 0
         self.started_at = time.time()
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._scan_lock = asyncio.Lock()
+        self.scanner = ScanBroker(self, settings.server.max_concurrent_scans)
         self._connect_locks: dict[str, asyncio.Lock] = {}
-        self._adv_hook = False
+        self.adv_hook = False
         self._notify_hook = False
 
     # ------------------------------------------------------------------ lifecycle
@@ -172,7 +173,7 @@ class BleApp:
         self.backend = registration.factory(backend_settings, self)
         self.backend.on_disconnect = self._on_backend_disconnect
         await self.backend.start()
-        self._adv_hook = bool(self.hook.mcp_ble_advertisement.get_hookimpls())
+        self.adv_hook = bool(self.hook.mcp_ble_advertisement.get_hookimpls())
         self._notify_hook = bool(self.hook.mcp_ble_notification.get_hookimpls())
         self.hook.mcp_ble_register_metrics(registry=self.metrics_registry, app=self)
         await self._event("mcp_ble_startup", app=self)
@@ -327,54 +328,19 @@ class BleApp:
             requested_duration_s=requested,
         )
         await self._event("mcp_ble_scan_plan", plan=plan, app=self)
-        matched: dict[str, DeviceRecord] = {}
-        heard = 0
-        async with self._scan_lock:
-            clock = self.radio.now
-            started = clock()
-            self.scans_run += 1
-            tracker = self.tracker
-            flt = plan.scan_filter
-            stop_after = plan.stop_after
-            quiet_s = plan.quiet_s
-            last_new = started
-            stream = self.radio.scan(plan.duration_s, flt)
-            try:
-                async with asyncio.timeout(plan.duration_s + 10):
-                    async for adv in stream:
-                        heard += 1
-                        record, new = tracker.ingest(adv)
-                        if self._adv_hook:
-                            self.hook.mcp_ble_advertisement(
-                                advertisement=adv, record=record, new=new
-                            )
-                        if record.address not in matched and flt.matches(record):
-                            matched[record.address] = record
-                            last_new = clock()
-                            if stop_after is not None and len(matched) >= stop_after:
-                                plan.note(f"stopped after {stop_after} matching devices")
-                                break
-                        elif quiet_s is not None and matched and clock() - last_new > quiet_s:
-                            plan.note(f"stopped early: no new device for {quiet_s:g} s")
-                            break
-            except TimeoutError:
-                raise BleTimeout(
-                    f"The {self.settings.backend} backend did not end a {plan.duration_s:.1f} s "
-                    "scan in time",
-                    "run 'mcp-ble doctor'; the adapter may be stuck",
-                ) from None
-            finally:
-                aclose = getattr(stream, "aclose", None)
-                if aclose is not None:
-                    await aclose()
-            took = clock() - started
+        self.scans_run += 1
+        request = await self.scanner.scan(plan)
+        # Check again at the end: a later advertisement may have moved a device out of the
+        # filter (its RSSI fell below min_rssi), and results report the latest advertisement.
+        matched = {a: r for a, r in request.matched.items() if plan.scan_filter.matches(r)}
+        took = self.radio.now() - request.started
         await self._event(
             "mcp_ble_scan_finished", plan=plan, found=len(matched), duration_s=took, app=self
         )
         devices = sorted(matched.values(), key=lambda r: r.rssi, reverse=True)
         if limit is not None:
             devices = devices[:limit]
-        return ScanOutcome(devices, len(matched), heard, took, plan)
+        return ScanOutcome(devices, len(matched), request.heard, took, plan)
 
     def devices(self, limit: int | None = None) -> list[DeviceRecord]:
         found = self.tracker.recent(self.settings.server.recent_s)

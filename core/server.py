@@ -286,7 +286,8 @@ class StatusResult(BaseModel):
     plugins: list[PluginOut]
     connections: int
     subscriptions: int
-    scans_run: int
+    scans_run: int = Field(description="ble_scan requests served")
+    radio_scans: int = Field(description="radio scans run; concurrent requests share one")
     tracked_devices: int
     uptime_s: float
 
@@ -668,6 +669,7 @@ def build_server(app: BleApp, manage_app: bool = True) -> MCPServer:
             connections=len(app.connections),
             subscriptions=sum(1 for s in app.subscriptions.values() if s.active),
             scans_run=app.scans_run,
+            radio_scans=app.scanner.radio_scans,
             tracked_devices=len(app.tracker),
             uptime_s=round(time.time() - app.started_at, 3),
         )

@@ -46,6 +46,9 @@ class ServerSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     scan_duration_s: float = Field(5.0, gt=0, le=300, description="default ble_scan duration")
+    max_concurrent_scans: int = Field(
+        3, ge=1, le=64, description="scan requests sharing the radio at once; more wait"
+    )
     connect_timeout_s: float = Field(20.0, gt=0, le=120, description="default ble_connect timeout")
     operation_timeout_s: float = Field(
         10.0, gt=0, le=120, description="deadline of one read, write or discovery, retries included"

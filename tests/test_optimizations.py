@@ -90,7 +90,11 @@ async def test_chunking_streams_mtu_sized_writes(tmp_path):
         outcome = await app.write(UART, NUS_RX, data, "false")
         assert outcome.chunks == 5 and outcome.nbytes == len(data)
         assert "1028 bytes as 5 writes of up to 244 bytes (MTU 247)" in outcome.notes[0]
-        _, items = await app.notifications(UART, NUS_TX, 100, 0)
+        items = []
+        for _ in range(50):
+            items += (await app.notifications(UART, NUS_TX, 100, 1))[1]
+            if sum(len(d) for _, d in items) >= len(data):
+                break
         assert [len(d) for _, d in items] == [244, 244, 244, 244, 52]
         assert b"".join(d for _, d in items) == data
         long = await app.write(UART, NUS_RX, bytes(1000), "true")
@@ -186,3 +190,38 @@ async def test_cleanup_sweep_forgets_stale_devices_and_buffers(tmp_path):
         await asyncio.sleep(0.01)
         assert sweep(app, settings, time.monotonic()) == (6, 1)
         assert len(app.tracker) == 0 and app.subscriptions == {}
+
+
+async def test_concurrent_scans_share_one_radio_scan(tmp_path):
+    app = make_app(tmp_path, "plugins = []\n[server]\nmax_concurrent_scans = 3\n")
+    async with app:
+        results = await asyncio.gather(
+            app.scan(2.0, ScanFilter()),
+            app.scan(2.0, ScanFilter(name="HRM")),
+            app.scan(1.5, ScanFilter(service_uuid="0000181a-0000-1000-8000-00805f9b34fb")),
+        )
+        assert [r.matched for r in results] == [6, 1, 1]
+        assert [d.name for d in results[1].devices] == ["HRM Strap"]
+        assert app.scans_run == 3
+        assert app.scanner.radio_scans < 3
+        assert all(r.duration_s < 2.5 for r in results)  # simulated seconds, not summed
+
+
+async def test_a_later_longer_request_extends_the_radio_scan(tmp_path):
+    app = make_app(tmp_path, "plugins = []")
+    async with app:
+        short = asyncio.ensure_future(app.scan(0.5, ScanFilter()))
+        await asyncio.sleep(0.001)
+        long = await app.scan(3.0, ScanFilter())
+        assert (await short).duration_s < 1.0
+        assert long.duration_s >= 3.0 and long.matched == 6
+
+
+async def test_requests_beyond_the_limit_wait_for_a_place(tmp_path):
+    app = make_app(tmp_path, "plugins = []\n[server]\nmax_concurrent_scans = 1\n")
+    async with app:
+        first, second = await asyncio.gather(
+            app.scan(1.0, ScanFilter()), app.scan(1.0, ScanFilter())
+        )
+        assert app.scanner.radio_scans == 2
+        assert first.matched >= 1 and second.matched >= 1
