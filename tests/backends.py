@@ -63,7 +63,34 @@ async def bumble(world_path: Path) -> AsyncIterator[BackendUnderTest]:
         await virtual.stop()
 
 
+@contextlib.asynccontextmanager
+async def bleak(world_path: Path) -> AsyncIterator[BackendUnderTest]:
+    """The production bleak backend, unchanged, on test-only bleak backend classes that drive a
+    bumble central on the test bed's LocalLink (bleak's ``backend=`` argument)."""
+    from bumble.link import LocalLink
+
+    from mcp_ble.backends.bleak.backend import BleakBackend
+
+    from testbed.bleak_backend import BumbleCentral, bleak_backends
+    from testbed.peripherals import VirtualWorld
+
+    world = load_world(str(world_path))
+    link = LocalLink()
+    virtual = await VirtualWorld(world, link).start()
+    central = await BumbleCentral(link).start()
+    scanner_cls, client_cls = bleak_backends(central)
+    backend = BleakBackend(scanner_backend=scanner_cls, client_backend=client_cls)
+    await backend.start()
+    try:
+        yield BackendUnderTest("bleak", backend, world, virtual.drop_link)
+    finally:
+        await backend.stop()
+        await central.stop()
+        await virtual.stop()
+
+
 BACKENDS: dict[str, Callable[[Path], contextlib.AbstractAsyncContextManager[BackendUnderTest]]] = {
     "simulated": simulated,
     "bumble": bumble,
+    "bleak": bleak,
 }

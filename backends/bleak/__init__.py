@@ -1,12 +1,12 @@
-"""The bleak backend plugin: real adapters on Linux (BlueZ), macOS and Windows."""
+"""The bleak backend plugin: real adapters on Linux (BlueZ), macOS (CoreBluetooth) and Windows
+(WinRT). It also registers ``auto``: bleak when an adapter answers, else the simulated world."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from mcp_ble.core.errors import BackendUnavailable
 from mcp_ble.core.hookspecs import hookimpl
 
 
@@ -15,16 +15,47 @@ class BleakSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    adapter: str | None = Field(None, description="adapter to use, e.g. 'hci1' (Linux only)")
+    adapter: str | None = Field(
+        None, description="adapter to use, e.g. 'hci1' (Linux only; default: the system's)"
+    )
+    scanning_mode: Literal["active", "passive"] = Field(
+        "active", description="passive scans send no scan requests (not on macOS)"
+    )
+    pair_on_connect: bool = Field(
+        False, description="pair while connecting where the platform can (Linux, Windows)"
+    )
+    start_timeout_s: float = Field(
+        5.0, gt=0, le=60, description="give up when the Bluetooth stack has not answered by then"
+    )
+    mtu_wait_s: float = Field(
+        1.0, ge=0, le=10, description="wait this long after connecting for the MTU exchange"
+    )
 
 
 def _create(settings: BleakSettings, app: Any) -> Any:
-    raise BackendUnavailable(
-        "The bleak backend is not implemented yet",
-        'use backend = "simulated" for now',
+    from .backend import BleakBackend
+
+    return BleakBackend(
+        settings.adapter,
+        scanning_mode=settings.scanning_mode,
+        pair_on_connect=settings.pair_on_connect,
+        start_timeout_s=settings.start_timeout_s,
+        mtu_wait_s=settings.mtu_wait_s,
     )
+
+
+def _create_auto(settings: Any, app: Any) -> Any:
+    from .auto import create_auto
+
+    return create_auto(settings, app)
 
 
 @hookimpl
 def mcp_ble_register_backends(register: Any) -> None:
     register("bleak", _create, settings=BleakSettings, description="real adapters through bleak")
+    register(
+        "auto",
+        _create_auto,
+        description="bleak when an adapter answers; otherwise the simulated demo world, flagged "
+        "simulated",
+    )

@@ -1,0 +1,470 @@
+"""The bleak backend: the system's Bluetooth stack (BlueZ, CoreBluetooth, WinRT) through bleak.
+
+Only bleak's public API (``BleakScanner``, ``BleakClient``) is used, so bleak's platform backends,
+or any class passed as ``scanner_backend``/``client_backend`` (the test bed's), do the I/O.
+Connections go through bleak-retry-connector's ``establish_connection`` with ``max_attempts=1``: it
+knows the BlueZ and ESPHome error strings, reuses a link BlueZ already has and waits for a failed
+attempt to be torn down, while the retry plugin alone decides whether and when to try again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sys
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from bleak import BleakClient, BleakScanner
+from bleak.backends.device import BLEDevice
+from bleak.backends.scanner import AdvertisementData
+
+from mcp_ble.core.backend import Backend, NotifyCallback
+from mcp_ble.core.errors import (
+    BackendUnavailable,
+    BleError,
+    DeviceNotFound,
+    GattError,
+    NotConnected,
+    NotPermitted,
+)
+from mcp_ble.core.models import (
+    Advertisement,
+    BackendInfo,
+    GattCharacteristic,
+    GattDescriptor,
+    GattService,
+    ScanFilter,
+)
+from mcp_ble.core.values import parse_address
+
+from .errors import connect_error, gatt_error, unavailable
+
+log = logging.getLogger(__name__)
+
+CCCD = "00002902-0000-1000-8000-00805f9b34fb"
+#: Advertisements buffered between bleak and the core during one scan; beyond this they drop.
+SCAN_BUFFER = 4096
+#: bleak reports this write-without-response size until the MTU exchange is known.
+DEFAULT_PAYLOAD = 20
+
+
+@dataclass
+class _Link:
+    client: Any
+    characteristics: dict[int, Any] = field(default_factory=dict)
+    descriptors: dict[int, Any] = field(default_factory=dict)
+    #: The core's notification callback per characteristic handle (set by start_notify).
+    callbacks: dict[int, NotifyCallback] = field(default_factory=dict)
+    notifying: set[int] = field(default_factory=set)
+    dropped_notifications: int = 0
+
+
+class BleakBackend(Backend):
+    """Real adapters on Linux (BlueZ), macOS (CoreBluetooth) and Windows (WinRT)."""
+
+    def __init__(
+        self,
+        adapter: str | None = None,
+        *,
+        scanning_mode: str = "active",
+        pair_on_connect: bool = False,
+        start_timeout_s: float = 5.0,
+        mtu_wait_s: float = 1.0,
+        scanner_backend: type | None = None,
+        client_backend: type | None = None,
+    ) -> None:
+        self.adapter = adapter
+        self.scanning_mode = scanning_mode
+        self.pair_on_connect = pair_on_connect
+        self.start_timeout_s = start_timeout_s
+        self.mtu_wait_s = mtu_wait_s
+        # bleak's backend= arguments; not user settings: tests put the test bed's classes here.
+        self.scanner_backend = scanner_backend
+        self.client_backend = client_backend
+        self._devices: dict[str, BLEDevice] = {}
+        self._links: dict[str, _Link] = {}
+        self.dropped_advertisements = 0
+
+    def info(self) -> BackendInfo:
+        import bleak
+
+        details = {
+            "adapter": self.adapter or "the system default",
+            "platform": sys.platform,
+            "bleak": getattr(bleak, "__version__", "") or _version("bleak"),
+        }
+        if self.scanner_backend is not None:
+            details["bleak_backend"] = self.scanner_backend.__name__
+        if self.dropped_advertisements:
+            details["dropped_advertisements"] = str(self.dropped_advertisements)
+        return BackendInfo("bleak", simulated=False, details=details)
+
+    def _platform_args(self) -> dict[str, Any]:
+        return {"bluez": {"adapter": self.adapter}} if self.adapter else {}
+
+    def _scanner(
+        self, callback: Callable[..., None] | None, service_uuids: list[str] | None
+    ) -> Any:
+        return BleakScanner(
+            callback,
+            service_uuids,
+            self.scanning_mode,  # type: ignore[arg-type]
+            backend=self.scanner_backend,
+            **self._platform_args(),
+        )
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        """Check that an adapter answers: start and stop a scan within ``start_timeout_s``."""
+        if self.adapter and not sys.platform.startswith("linux") and self.scanner_backend is None:
+            raise BackendUnavailable(
+                f"adapter = '{self.adapter}' names a BlueZ adapter, which exists only on Linux",
+                "remove adapter from [backends.bleak]: macOS and Windows use their one adapter",
+            )
+        try:
+            async with asyncio.timeout(self.start_timeout_s):
+                scanner = self._scanner(None, None)
+                await scanner.start()
+                await scanner.stop()
+        except TimeoutError:
+            raise BackendUnavailable(
+                f"The bleak backend cannot start: the Bluetooth stack did not answer within "
+                f"{self.start_timeout_s:g} s",
+                "check that Bluetooth is on and not stuck (Linux: systemctl status bluetooth); "
+                "run 'mcp-ble doctor'",
+            ) from None
+        except Exception as exc:
+            reason = unavailable(exc, self.adapter)
+            raise BackendUnavailable(
+                f"The bleak backend cannot start: {reason.what[:1].lower()}{reason.what[1:]}",
+                reason.hint,
+            ) from None
+
+    async def stop(self) -> None:
+        for address in list(self._links):
+            with contextlib.suppress(Exception):
+                await self.disconnect(address)
+
+    # ------------------------------------------------------------------ discovery
+
+    def _advertisement(self, device: BLEDevice, data: AdvertisementData) -> Advertisement:
+        address = parse_address(device.address)
+        self._devices[address] = device
+        name = data.local_name
+        if name is None and device.name and device.name.replace("-", ":") != device.address:
+            name = device.name  # BlueZ names unnamed devices after their address
+        return Advertisement(
+            address=address,
+            rssi=max(-127, min(20, data.rssi)),
+            name=name,
+            tx_power=data.tx_power,
+            service_uuids=tuple(data.service_uuids),
+            manufacturer_data=dict(data.manufacturer_data),
+            service_data=dict(data.service_data),
+        )
+
+    async def scan(
+        self, duration_s: float, scan_filter: ScanFilter
+    ) -> AsyncIterator[Advertisement]:
+        """bleak calls the detection callback on the loop; it only enqueues (bounded)."""
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[Advertisement] = asyncio.Queue(SCAN_BUFFER)
+
+        def on_detection(device: BLEDevice, data: AdvertisementData) -> None:
+            try:
+                queue.put_nowait(self._advertisement(device, data))
+            except asyncio.QueueFull:
+                self.dropped_advertisements += 1
+
+        uuids = [scan_filter.service_uuid] if scan_filter.service_uuid else None
+        scanner = self._scanner(on_detection, uuids)
+        try:
+            await scanner.start()
+        except Exception as exc:
+            raise gatt_error(exc, "the adapter", "scan") from None
+        try:
+            deadline = loop.time() + duration_s
+            while (remaining := deadline - loop.time()) > 0:
+                try:
+                    async with asyncio.timeout(remaining):
+                        adv = await queue.get()
+                except TimeoutError:
+                    break
+                yield adv
+        finally:
+            with contextlib.suppress(Exception):
+                await scanner.stop()
+
+    # ------------------------------------------------------------------ connection
+
+    async def connect(self, address: str, timeout_s: float) -> None:
+        from bleak_retry_connector import close_stale_connections, establish_connection
+
+        link = self._links.get(address)
+        if link is not None and link.client.is_connected:
+            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        device = self._devices.get(address) or await self._find(address, timeout_s)
+        client: Any = None
+        try:
+            async with asyncio.timeout(max(deadline - loop.time(), 0.001)):
+                # A link BlueZ keeps to this device through another adapter is stale.
+                await close_stale_connections(device, only_other_adapters=True)
+                client = await establish_connection(
+                    BleakClient,
+                    device,
+                    address,
+                    disconnected_callback=lambda c: self._on_disconnected(address, c),
+                    max_attempts=1,  # the core's retry plugin owns retries and their backoff
+                    backend=self.client_backend,
+                    timeout=max(deadline - loop.time(), 0.001),
+                    pair=self.pair_on_connect,
+                    **self._platform_args(),
+                )
+        except Exception as exc:
+            raise connect_error(exc, address, timeout_s) from None
+        link = _Link(client)
+        self._links[address] = link
+        await self._wait_for_mtu(link, deadline - loop.time())
+
+    async def _find(self, address: str, timeout_s: float) -> BLEDevice:
+        try:
+            device = await BleakScanner.find_device_by_address(
+                address,
+                timeout=min(timeout_s, 10.0),
+                backend=self.scanner_backend,
+                **self._platform_args(),
+            )
+        except Exception as exc:
+            raise gatt_error(exc, address, "search") from None
+        if device is None:
+            raise DeviceNotFound(
+                f"{address} did not advertise within {min(timeout_s, 10.0):.0f} s",
+                "check that it is powered and in range, then scan and connect again",
+            )
+        self._devices[address] = device
+        return device
+
+    def _payload(self, link: _Link) -> int | None:
+        """The write-without-response size bleak reports (it re-reads the platform's value)."""
+        try:
+            for service in link.client.services:
+                for char in service.characteristics:
+                    return int(char.max_write_without_response_size)
+        except Exception:
+            return None
+        return None
+
+    async def _wait_for_mtu(self, link: _Link, budget_s: float) -> None:
+        """bleak may report 20 bytes until the MTU exchange finishes: give it a moment."""
+        loop = asyncio.get_running_loop()
+        end = loop.time() + max(0.0, min(self.mtu_wait_s, budget_s))
+        # bleak has no event for the MTU change: poll the value it re-reads from the platform.
+        while (self._payload(link) or 0) <= DEFAULT_PAYLOAD and loop.time() < end:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+
+    def _on_disconnected(self, address: str, client: Any) -> None:
+        """bleak calls this for every disconnect; ``disconnect`` forgets the link first, so a
+        link still registered here was dropped by the device or the radio."""
+        link = self._links.get(address)
+        if link is None or link.client is not client:
+            return
+        del self._links[address]
+        self.on_disconnect(
+            address, "the device or the radio ended the link (bleak gives no reason)"
+        )
+
+    async def disconnect(self, address: str) -> None:
+        link = self._links.pop(address, None)
+        if link is None:
+            return
+        try:
+            async with asyncio.timeout(10):
+                await link.client.disconnect()
+        except Exception as exc:
+            log.info("disconnecting %s: %s", address, exc)
+
+    def _linked(self, address: str) -> _Link:
+        link = self._links.get(address)
+        if link is None:
+            raise NotConnected(f"{address} is not connected", "call ble_connect first")
+        return link
+
+    def mtu(self, address: str) -> int:
+        link = self._linked(address)
+        payload = self._payload(link)
+        if payload is None:
+            return max(23, min(517, int(link.client.mtu_size)))
+        return max(23, min(517, payload + 3))
+
+    async def discover(self, address: str) -> list[GattService]:
+        link = self._linked(address)
+        try:
+            collection = link.client.services
+        except Exception as exc:
+            raise gatt_error(exc, address, "service discovery") from None
+        services = []
+        for bleak_service in collection:
+            service = GattService(bleak_service.uuid, bleak_service.handle)
+            for char in bleak_service.characteristics:
+                link.characteristics[char.handle] = char
+                descriptors = []
+                for desc in char.descriptors:
+                    link.descriptors[desc.handle] = desc
+                    descriptors.append(GattDescriptor(desc.uuid, desc.handle))
+                service.characteristics.append(
+                    GattCharacteristic(
+                        char.uuid, char.handle, tuple(char.properties), descriptors, service.uuid
+                    )
+                )
+            services.append(service)
+        return services
+
+    # ------------------------------------------------------------------ transfer
+
+    def _char(self, address: str, handle: int) -> tuple[_Link, Any]:
+        link = self._linked(address)
+        if not link.characteristics:
+            self._index(link)
+        char = link.characteristics.get(handle)
+        if char is None:
+            raise GattError(0x01, "request", "list the GATT tree again (ble_services)")
+        return link, char
+
+    def _desc(self, address: str, handle: int) -> tuple[_Link, Any]:
+        link = self._linked(address)
+        if not link.descriptors:
+            self._index(link)
+        desc = link.descriptors.get(handle)
+        if desc is None:
+            raise GattError(0x01, "descriptor request", "list the GATT tree again")
+        return link, desc
+
+    @staticmethod
+    def _index(link: _Link) -> None:
+        with contextlib.suppress(Exception):
+            for char in link.client.services.characteristics.values():
+                link.characteristics[char.handle] = char
+            for desc in link.client.services.descriptors.values():
+                link.descriptors[desc.handle] = desc
+
+    async def read(self, address: str, handle: int) -> bytes:
+        link, char = self._char(address, handle)
+        try:
+            return bytes(await link.client.read_gatt_char(char))
+        except Exception as exc:
+            raise gatt_error(exc, address, "read") from None
+
+    async def write(self, address: str, handle: int, data: bytes, response: bool) -> None:
+        link, char = self._char(address, handle)
+        try:
+            await link.client.write_gatt_char(char, data, response=response)
+        except Exception as exc:
+            raise gatt_error(exc, address, "write") from None
+
+    async def read_descriptor(self, address: str, handle: int) -> bytes:
+        link, desc = self._desc(address, handle)
+        try:
+            return bytes(await link.client.read_gatt_descriptor(desc))
+        except Exception as exc:
+            raise gatt_error(exc, address, "descriptor read") from None
+
+    async def write_descriptor(self, address: str, handle: int, data: bytes) -> None:
+        link, desc = self._desc(address, handle)
+        if desc.uuid == CCCD:
+            await self._write_cccd(address, link, desc.characteristic_handle, data)
+            return
+        try:
+            await link.client.write_gatt_descriptor(desc, data)
+        except Exception as exc:
+            raise gatt_error(exc, address, "descriptor write") from None
+
+    async def _write_cccd(self, address: str, link: _Link, handle: int, data: bytes) -> None:
+        """bleak (and the OS stacks) refuse raw CCCD writes; enabling or disabling
+        notifications is what such a write means, so do that instead."""
+        if len(data) != 2:
+            raise GattError(0x0D, "descriptor write", "the CCCD holds exactly two bytes")
+        if int.from_bytes(data, "little") & 0x03:
+            await self._enable(address, link, handle)
+        else:
+            await self._disable(address, link, handle)
+
+    async def _enable(self, address: str, link: _Link, handle: int) -> None:
+        _, char = self._char(address, handle)
+
+        def deliver(_char: Any, data: bytearray) -> None:
+            # A plain function: bleak calls it on the loop, with no task per notification.
+            callback = link.callbacks.get(handle)
+            if callback is None:
+                link.dropped_notifications += 1
+            else:
+                callback(bytes(data))
+
+        try:
+            if handle in link.notifying:
+                await link.client.stop_notify(char)
+                link.notifying.discard(handle)
+            await link.client.start_notify(char, deliver)
+        except Exception as exc:
+            raise gatt_error(exc, address, "subscription") from None
+        link.notifying.add(handle)
+
+    async def _disable(self, address: str, link: _Link, handle: int) -> None:
+        _, char = self._char(address, handle)
+        if handle not in link.notifying:
+            return
+        try:
+            await link.client.stop_notify(char)
+        except Exception as exc:
+            raise gatt_error(exc, address, "unsubscription") from None
+        finally:
+            link.notifying.discard(handle)
+
+    async def start_notify(self, address: str, handle: int, callback: NotifyCallback) -> None:
+        link, char = self._char(address, handle)
+        if "notify" not in char.properties and "indicate" not in char.properties:
+            raise NotPermitted(
+                f"Characteristic handle {handle} on {address} neither notifies nor indicates",
+                "read it instead",
+            )
+        link.callbacks[handle] = callback
+        try:
+            await self._enable(address, link, handle)
+        except BleError:
+            link.callbacks.pop(handle, None)
+            raise
+
+    async def stop_notify(self, address: str, handle: int) -> None:
+        link = self._linked(address)
+        link.callbacks.pop(handle, None)
+        await self._disable(address, link, handle)
+
+    async def pair(self, address: str) -> None:
+        link = self._linked(address)
+        try:
+            await link.client.pair()
+        except NotImplementedError:
+            raise NotPermitted(
+                f"bleak cannot start pairing with {address} on this platform",
+                "macOS pairs by itself when a protected characteristic is used: read it and "
+                "accept the system prompt",
+            ) from None
+        except Exception as exc:
+            raise NotPermitted(
+                f"Pairing with {address} failed: {exc}",
+                "put the device in pairing mode, or pair from the system's Bluetooth settings",
+            ) from None
+
+
+def _version(package: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return "unknown"
