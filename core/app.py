@@ -487,12 +487,9 @@ class BleApp:
         data: bytes,
         response: Literal["auto", "true", "false"] | bool = "auto",
     ) -> WriteOutcome:
-        if not self.settings.server.allow_writes:
-            raise NotPermitted(
-                "Writes are disabled on this server (server.allow_writes = false)",
-                "ask the operator to enable them in the settings file",
-            )
+        self._check_writes_allowed()
         char = await self.characteristic(address, ref)
+        self._check_allowlisted(char.uuid, "characteristic")
         conn = self.connection(address)
         props = char.properties
         with_response = self._choose_response(char, response)
@@ -539,6 +536,23 @@ class BleApp:
             )
         return WriteOutcome(char, len(data), with_response, len(plan.chunks), plan.notes)
 
+    def _check_writes_allowed(self) -> None:
+        if not self.settings.server.allow_writes:
+            raise NotPermitted(
+                "Writes are disabled on this server (server.allow_writes = false)",
+                "ask the operator to enable them in the settings file",
+            )
+
+    def _check_allowlisted(self, uuid: str, what: str) -> None:
+        allowed = self.settings.server.write_allowlist
+        if allowed and uuid not in allowed:
+            names = ", ".join(label(u) for u in allowed)
+            raise NotPermitted(
+                f"Writing to {what} {label(uuid)} is not allowed on this server; "
+                f"server.write_allowlist permits only: {names}",
+                "ask the operator to add it to server.write_allowlist",
+            )
+
     @staticmethod
     def _choose_response(
         char: GattCharacteristic, response: Literal["auto", "true", "false"] | bool
@@ -578,17 +592,16 @@ class BleApp:
     async def write_descriptor(
         self, address: str, ref: str | int, data: bytes, characteristic: str | int | None = None
     ) -> tuple[GattDescriptor, GattCharacteristic]:
-        if not self.settings.server.allow_writes:
-            raise NotPermitted(
-                "Writes are disabled on this server (server.allow_writes = false)",
-                "ask the operator to enable them in the settings file",
-            )
+        self._check_writes_allowed()
         if len(data) > MAX_ATTRIBUTE_LEN:
             raise ValueTooLong(
                 f"The value is {len(data)} bytes; a descriptor holds at most {MAX_ATTRIBUTE_LEN}",
                 "descriptors are small: check the value",
             )
         desc, char = await self.descriptor(address, ref, characteristic)
+        # A descriptor write is a write to its characteristic's behaviour (a CCCD turns
+        # notifications on): the allowlist covers both, so it cannot be sidestepped.
+        self._check_allowlisted(char.uuid, "characteristic")
         conn = self.connection(address)
         op = Operation("write_descriptor", conn.address, self._deadline(), desc.handle)
         await self._run(

@@ -25,7 +25,7 @@ from pydantic_settings import (
     SettingsError,
 )
 
-from .errors import ConfigError
+from .errors import ConfigError, InvalidInput
 
 ENV_PREFIX = "MCP_BLE_"
 #: Enabled when the settings name no plugins list. ``chunking`` is opt-in: it changes what a
@@ -63,6 +63,21 @@ class ServerSettings(BaseModel):
         10_000, ge=1, description="devices remembered between scans; the least recent is forgotten"
     )
     allow_writes: bool = Field(True, description="false makes every write tool refuse")
+    write_allowlist: list[str] = Field(
+        default_factory=list,
+        description="when not empty, only these characteristic UUIDs (and their descriptors) "
+        "may be written",
+    )
+
+    @field_validator("write_allowlist")
+    @classmethod
+    def _uuids(cls, value: list[str]) -> list[str]:
+        from .values import parse_uuid
+
+        try:
+            return [parse_uuid(u) for u in value]
+        except InvalidInput as exc:
+            raise ValueError(str(exc)) from None
 
 
 def _split_list(value: Any) -> Any:
@@ -323,7 +338,8 @@ def _explain(
         else:
             found, value = _lookup({**file_data, **env_data, **cli_data}, loc)
             shown = f" = {value!r}" if found else ""
-            lines.append(f"{where}: {dotted}{shown}: {error['msg']}")
+            message = error["msg"].removeprefix("Value error, ")
+            lines.append(f"{where}: {dotted}{shown}: {message}")
     return "\n".join(lines)
 
 

@@ -416,3 +416,32 @@ async def test_metrics_resource_is_valid_prometheus_text(client):
     assert latency == ["0.001", "0.005", "0.01", "0.05", "0.1", "+Inf"]
     success = families["ble_connection_success"].samples[0].value
     assert success == 1
+
+
+async def test_write_allowlist_covers_characteristics_and_descriptors(tmp_path):
+    app = make_app(tmp_path, '[server]\nwrite_allowlist = ["FFF1"]\n')
+    async with Client(build_server(app)) as c:
+        await ok(c, "ble_scan", duration_s=2.0)
+        await ok(c, "ble_connect", address=LAMP)
+        await ok(c, "ble_write", address=LAMP, characteristic="fff1", value="01")
+        text = await error(
+            c, "ble_write", address=LAMP, characteristic="fff2", value="10", response="false"
+        )
+        assert "fff2 is not allowed" in text and "fff1" in text
+        await ok(c, "ble_connect", address=THERMO)
+        text = await error(
+            c,
+            "ble_write_descriptor",
+            address=THERMO,
+            descriptor="2902",
+            characteristic="2a6e",
+            value="0100",
+        )
+        assert "2a6e (Temperature) is not allowed" in text
+
+
+def test_write_allowlist_rejects_bad_uuids(tmp_path):
+    from mcp_ble.core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"write_allowlist = \['lamp'\]: 'lamp' is not a UUID"):
+        make_app(tmp_path, '[server]\nwrite_allowlist = ["lamp"]\n')
