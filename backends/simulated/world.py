@@ -2,7 +2,10 @@
 
 The same world drives the simulated backend and the bumble test bed, so a world describes
 devices the way a peripheral would: advertising data and a GATT database with values that come
-from generators. The format is documented in the README ("World files").
+from generators. On top of that it describes the radio: ``[link]`` (the adapter and the default
+link parameters), per-device ``[devices.link]`` overrides, an RSSI model, and ``[devices.faults]``
+(fault injection). ``[[crowds]]`` generate many similar devices. The format is documented in the
+README ("World files"); every key is validated and an unknown key is an error.
 """
 
 from __future__ import annotations
@@ -132,16 +135,142 @@ class Service(Strict):
     characteristics: list[Characteristic] = Field(default_factory=list)
 
 
+ATT_ERRORS = {
+    "invalid_handle": 0x01,
+    "read_not_permitted": 0x02,
+    "write_not_permitted": 0x03,
+    "insufficient_authentication": 0x05,
+    "request_not_supported": 0x06,
+    "invalid_offset": 0x07,
+    "insufficient_authorization": 0x08,
+    "invalid_length": 0x0D,
+    "unlikely_error": 0x0E,
+    "insufficient_encryption": 0x0F,
+    "insufficient_resources": 0x11,
+}
+
+PhyName = Literal["1M", "2M", "coded", "coded_s2", "coded_s8"]
+
+
+def _interval_steps(value: float | None) -> float | None:
+    """Connection intervals are multiples of 1.25 ms."""
+    if value is not None and abs(value / 1.25 - round(value / 1.25)) > 1e-6:
+        raise ValueError(f"{value} ms is not a multiple of 1.25 ms (e.g. 7.5, 15, 30, 45)")
+    return value
+
+
+class Link(Strict):
+    """``[link]``: the adapter, and the link parameters every device gets unless it overrides
+    them in ``[devices.link]``."""
+
+    connection_interval_ms: float = Field(30.0, ge=7.5, le=4000)
+    phy: PhyName = "1M"
+    max_mtu: int = Field(517, ge=23, le=517)
+    data_length: int = Field(251, ge=27, le=251)
+    packets_per_event: int = Field(4, ge=1, le=64)
+    loss_rate: float = Field(0.0, ge=0, lt=1)
+    supervision_timeout_ms: float = Field(4000.0, ge=100, le=32000)
+    adapter_slots: int = Field(7, ge=1, le=64)
+    tx_buffers: int = Field(16, ge=1, le=1024)
+    scan_interval_ms: float = Field(11.25, ge=2.5, le=10240)
+    scan_window_ms: float = Field(11.25, ge=2.5, le=10240)
+    connect_scan_interval_ms: float = Field(60.0, ge=2.5, le=10240)
+    connect_scan_window_ms: float = Field(60.0, ge=2.5, le=10240)
+    sensitivity_dbm: int = Field(-100, ge=-127, le=0)
+
+    _steps = field_validator("connection_interval_ms")(_interval_steps)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Link:
+        if self.scan_window_ms > self.scan_interval_ms:
+            raise ValueError("scan_window_ms must not exceed scan_interval_ms")
+        if self.connect_scan_window_ms > self.connect_scan_interval_ms:
+            raise ValueError("connect_scan_window_ms must not exceed connect_scan_interval_ms")
+        _check_supervision(self.supervision_timeout_ms, self.connection_interval_ms)
+        return self
+
+
+def _check_supervision(timeout_ms: float, interval_ms: float) -> None:
+    if timeout_ms <= 2 * interval_ms:
+        raise ValueError(
+            f"supervision_timeout_ms = {timeout_ms:g} must exceed twice the connection interval "
+            f"({2 * interval_ms:g} ms)"
+        )
+
+
+class LinkOverrides(Strict):
+    """``[devices.link]``: this device's link parameters where they differ from ``[link]``."""
+
+    connection_interval_ms: float | None = Field(None, ge=7.5, le=4000)
+    phy: PhyName | None = None
+    data_length: int | None = Field(None, ge=27, le=251)
+    packets_per_event: int | None = Field(None, ge=1, le=64)
+    loss_rate: float | None = Field(None, ge=0, lt=1)
+    supervision_timeout_ms: float | None = Field(None, ge=100, le=32000)
+
+    _steps = field_validator("connection_interval_ms")(_interval_steps)
+
+
+class TransientErrors(Strict):
+    """``[devices.faults.errors]``: probability per GATT operation (read, write, discovery,
+    descriptor access, subscription) of each transient error class real stacks raise."""
+
+    aborted: float = Field(0.0, ge=0, le=1)
+    in_progress: float = Field(0.0, ge=0, le=1)
+    timeout: float = Field(0.0, ge=0, le=1)
+
+
+class ConnectErrors(Strict):
+    """``[devices.faults.connect_errors]``: probability per connect attempt of each error class
+    (an attempt aborted by interference is ``connect_failure_rate``)."""
+
+    in_progress: float = Field(0.0, ge=0, le=1)
+    out_of_slots: float = Field(0.0, ge=0, le=1)
+    not_found: float = Field(0.0, ge=0, le=1)
+    timeout: float = Field(0.0, ge=0, le=1)
+
+
+def _att_error(value: Any) -> int:
+    if isinstance(value, str):
+        if value not in ATT_ERRORS:
+            raise ValueError(f"unknown ATT error '{value}'; use one of {', '.join(ATT_ERRORS)}")
+        return ATT_ERRORS[value]
+    if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 0xFF:
+        return value
+    raise ValueError("an ATT error is a name such as 'insufficient_authentication' or 1..255")
+
+
+class GattFault(Strict):
+    """An entry of ``gatt_errors``: characteristic ``uuid`` answers ``op`` with an ATT error."""
+
+    uuid: Uuid
+    op: Literal["read", "write", "subscribe", "any"] = "any"
+    error: Annotated[int, BeforeValidator(_att_error)]
+    rate: float = Field(1.0, ge=0, le=1)
+
+
 class Faults(Strict):
-    """Fault injection; the timing model issue extends this table."""
+    """``[devices.faults]``: what goes wrong with this device, and when."""
 
     connect_failure_rate: float = Field(0.0, ge=0, le=1)
+    connect_errors: ConnectErrors = Field(default_factory=ConnectErrors)
+    errors: TransientErrors = Field(default_factory=TransientErrors)
+    disconnect_after_ops: int | None = Field(None, ge=1)
+    disconnect_at_s: float | None = Field(None, ge=0)
+    out_of_range_at_s: float | None = Field(None, ge=0)
+    notify_storm_hz: float = Field(0.0, ge=0, le=100_000)
+    notify_storm_at_s: float = Field(0.0, ge=0)
+    slow_response_ms: float = Field(0.0, ge=0, le=60_000)
+    slow_response_rate: float = Field(1.0, ge=0, le=1)
+    gatt_errors: list[GattFault] = Field(default_factory=list)
 
 
 class Device(Strict):
     address: str
     name: str | None = None
     rssi: int = Field(-60, ge=-127, le=20)
+    rssi_noise_db: float = Field(2.0, ge=0, le=30)
+    rssi_drift_db_per_s: float = Field(0.0, ge=-100, le=100)
     tx_power: int | None = Field(None, ge=-127, le=20)
     adv_interval_ms: float = Field(100.0, ge=20, le=10_240)
     connectable: bool = True
@@ -149,6 +278,7 @@ class Device(Strict):
     manufacturer_data: dict[str, Hex] = Field(default_factory=dict)
     service_data: dict[str, Hex] = Field(default_factory=dict)
     mtu: int = Field(247, ge=23, le=517)
+    link: LinkOverrides = Field(default_factory=LinkOverrides)
     services: list[Service] = Field(default_factory=list)
     faults: Faults = Field(default_factory=Faults)
 
@@ -183,19 +313,106 @@ class Device(Strict):
         return {int(key, 0): data for key, data in self.manufacturer_data.items()}
 
 
+Span = Annotated[tuple[float, float], BeforeValidator(lambda v: (v, v) if _number(v) else v)]
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+class Crowd(Strict):
+    """``[[crowds]]``: ``count`` similar devices generated from one description, for scan scaling.
+
+    Numbers given as ``[low, high]`` are drawn per device, uniformly, from the world's seed.
+    Addresses count up from ``first_address``; ``name`` may contain ``{i}`` (1, 2, ...)."""
+
+    count: int = Field(ge=1, le=100_000)
+    first_address: str
+    name: str | None = "Device {i}"
+    adv_interval_ms: Span = (100.0, 100.0)
+    rssi: Span = (-60.0, -60.0)
+    rssi_noise_db: float = Field(2.0, ge=0, le=30)
+    tx_power: int | None = Field(None, ge=-127, le=20)
+    connectable_fraction: float = Field(0.0, ge=0, le=1)
+    service_uuids: list[Uuid] = Field(default_factory=list)
+    manufacturer_data: dict[str, Hex] = Field(default_factory=dict)
+    service_data: dict[str, Hex] = Field(default_factory=dict)
+    mtu: int = Field(247, ge=23, le=517)
+    services: list[Service] = Field(default_factory=list)
+
+    @field_validator("first_address")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        try:
+            address = parse_address(value)
+        except InvalidInput as exc:
+            raise ValueError(str(exc)) from None
+        if len(address) != 17:
+            raise ValueError("first_address must be a MAC address such as 02:00:00:00:00:01")
+        return address
+
+    @field_validator("adv_interval_ms", "rssi")
+    @classmethod
+    def _span(cls, value: tuple[float, float]) -> tuple[float, float]:
+        if value[0] > value[1]:
+            raise ValueError(f"[{value[0]:g}, {value[1]:g}]: the low end exceeds the high end")
+        return value
+
+    def expand(self, seed: int, index: int) -> list[dict[str, Any]]:
+        """The devices as ``[[devices]]`` tables (validated by the caller like written ones)."""
+        rng = random.Random(f"{seed}:crowd:{index}")
+        base = int(self.first_address.replace(":", ""), 16)
+        out = []
+        for i in range(1, self.count + 1):
+            raw = f"{base + i - 1:012X}"
+            device: dict[str, Any] = {
+                "address": ":".join(raw[k : k + 2] for k in range(0, 12, 2)),
+                "adv_interval_ms": round(rng.uniform(*self.adv_interval_ms), 3),
+                "rssi": round(rng.uniform(*self.rssi)),
+                "rssi_noise_db": self.rssi_noise_db,
+                "connectable": rng.random() < self.connectable_fraction,
+                "service_uuids": list(self.service_uuids),
+                "manufacturer_data": dict(self.manufacturer_data),
+                "service_data": dict(self.service_data),
+                "mtu": self.mtu,
+                "services": [s.model_dump() for s in self.services],
+            }
+            if self.name is not None:
+                device["name"] = self.name.replace("{i}", str(i))
+            if self.tx_power is not None:
+                device["tx_power"] = self.tx_power
+            out.append(device)
+        return out
+
+
 class World(Strict):
     name: str = "world"
     description: str = ""
     seed: int = 0
+    link: Link = Field(default_factory=Link)
     devices: list[Device] = Field(default_factory=list)
+    crowds: list[Crowd] = Field(default_factory=list)
 
     @model_validator(mode="after")
-    def _unique_addresses(self) -> World:
+    def _expand_and_check(self) -> World:
+        for index, crowd in enumerate(self.crowds):
+            for table in crowd.expand(self.seed, index):
+                try:
+                    self.devices.append(Device.model_validate(table))
+                except ValidationError as exc:
+                    raise ValueError(f"crowds[{index}] makes an invalid device: {exc}") from None
+        self.crowds = []
         seen: set[str] = set()
         for device in self.devices:
             if device.address in seen:
                 raise ValueError(f"two devices have the address {device.address}")
             seen.add(device.address)
+            interval = device.link.connection_interval_ms or self.link.connection_interval_ms
+            timeout = device.link.supervision_timeout_ms or self.link.supervision_timeout_ms
+            try:
+                _check_supervision(timeout, interval)
+            except ValueError as exc:
+                raise ValueError(f"device {device.address}: {exc}") from None
         return self
 
 
@@ -236,7 +453,7 @@ def load_world(name_or_path: str) -> World:
                 lines.append(f"{path}: unknown key '{key}'")
             else:
                 msg = error["msg"].removeprefix("Value error, ")
-                lines.append(f"{path}: {key}: {msg}")
+                lines.append(f"{path}: {key}: {msg}" if key else f"{path}: {msg}")
         raise ConfigError("\n".join(lines)) from None
 
 
