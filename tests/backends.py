@@ -8,6 +8,7 @@ bumble test-bed peripherals serving the same world.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -89,8 +90,28 @@ async def bleak(world_path: Path) -> AsyncIterator[BackendUnderTest]:
         await virtual.stop()
 
 
+@contextlib.asynccontextmanager
+async def simplepyble(world_path: Path) -> AsyncIterator[BackendUnderTest]:
+    """The production simplepyble backend on an injected fake simplepyble module whose blocking
+    API runs a bumble central (and the world's peripherals) in a background thread."""
+    from mcp_ble.backends.simplepyble.backend import SimplepybleBackend
+
+    from testbed.fake_simplepyble import FakeSimplepyble
+
+    world = load_world(str(world_path))
+    fake = await asyncio.to_thread(FakeSimplepyble(world).start)
+    backend = SimplepybleBackend(fake)
+    await backend.start()
+    try:
+        yield BackendUnderTest("simplepyble", backend, world, fake.drop_link)
+    finally:
+        await backend.stop()
+        await asyncio.to_thread(fake.stop)
+
+
 BACKENDS: dict[str, Callable[[Path], contextlib.AbstractAsyncContextManager[BackendUnderTest]]] = {
     "simulated": simulated,
     "bumble": bumble,
     "bleak": bleak,
+    "simplepyble": simplepyble,
 }
