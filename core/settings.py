@@ -100,7 +100,9 @@ class CoreSettings(BaseSettings):
         validate_default=True,
     )
 
-    backend: str = Field("simulated", description="the backend that runs: simulated, bleak, ...")
+    backend: str = Field(
+        "auto", description="the backend that runs: auto, bleak, simulated, simplepyble, bumble"
+    )
     plugins: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: list(DEFAULT_PLUGINS),
         description="optimization plugins to enable, in order (built-in or entry-point names)",
