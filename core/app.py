@@ -159,7 +159,6 @@ class BleApp:
         self.scanner = ScanBroker(self, settings.server.max_concurrent_scans)
         self._connect_locks: dict[str, asyncio.Lock] = {}
         self.adv_hook = False
-        self._notify_hook = False
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -174,7 +173,6 @@ class BleApp:
         self.backend.on_disconnect = self._on_backend_disconnect
         await self.backend.start()
         self.adv_hook = bool(self.hook.mcp_ble_advertisement.get_hookimpls())
-        self._notify_hook = bool(self.hook.mcp_ble_notification.get_hookimpls())
         self.hook.mcp_ble_register_metrics(registry=self.metrics_registry, app=self)
         await self._event("mcp_ble_startup", app=self)
 
@@ -211,6 +209,13 @@ class BleApp:
         if self.backend is None:
             raise RuntimeError("BleApp.start() has not been called")
         return self.backend
+
+    def add_plugin(self, name: str, plugin: object) -> None:
+        """Register one more plugin on this app (the MCP layer adds its resource publisher this
+        way). Hot-path hooks take effect for scans and subscriptions started afterwards."""
+        self.pm.register(plugin, name=name)
+        self.plugins.append((name, plugin))
+        self.adv_hook = bool(self.hook.mcp_ble_advertisement.get_hookimpls())
 
     def plugin_hooks(self) -> list[tuple[str, list[str]]]:
         """(plugin name, hooks it implements) for every registered plugin, in order."""
@@ -633,7 +638,7 @@ class BleApp:
         await self._event("mcp_ble_subscribe_plan", plan=plan, app=self)
         sub = Subscription(conn.address, char, plan.buffer_size)
         sub.notes = plan.notes
-        if self._notify_hook:
+        if self.hook.mcp_ble_notification.get_hookimpls():
             hook = self.hook.mcp_ble_notification
             push = sub.push
 

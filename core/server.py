@@ -18,11 +18,12 @@ from typing import Annotated, Any, Literal, ParamSpec, TypeVar
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.subscriptions import InMemorySubscriptionBus
 from mcp.types import ToolAnnotations
 from prometheus_client import generate_latest
 from pydantic import BaseModel, Field
 
-from . import __version__
+from . import __version__, resources
 from .app import BleApp, Subscription
 from .errors import BleError, ConfigError, InvalidInput
 from .gatt import label
@@ -241,6 +242,9 @@ class SubscribeResult(BaseModel):
     already_subscribed: bool
     buffer_size: int = Field(description="notifications kept; older ones are dropped and counted")
     notes: list[str] = Field(description="what plugins decided about this subscription")
+    resource: str = Field(
+        description="MCP resource of this buffer; subscribe to it to be told when values arrive"
+    )
 
 
 class UnsubscribeResult(BaseModel):
@@ -343,7 +347,15 @@ def build_server(app: BleApp, manage_app: bool = True) -> MCPServer:
         else:
             yield app
 
-    mcp = MCPServer("mcp-ble", version=__version__, instructions=INSTRUCTIONS, lifespan=lifespan)
+    bus = InMemorySubscriptionBus()
+    mcp = MCPServer(
+        "mcp-ble",
+        version=__version__,
+        instructions=INSTRUCTIONS,
+        lifespan=lifespan,
+        subscriptions=bus,
+    )
+    resources.install(mcp, app, bus)
 
     def simulated() -> bool:
         return app.radio.info().simulated
@@ -605,6 +617,7 @@ def build_server(app: BleApp, manage_app: bool = True) -> MCPServer:
             already_subscribed=not new,
             buffer_size=sub.items.maxlen or 0,
             notes=sub.notes,
+            resource=resources.notification_uri(sub.address, sub.handle),
         )
 
     @mcp.tool(annotations=LINK)

@@ -1,0 +1,136 @@
+"""MCP resources for notification buffers, with "resource updated" pushed to subscribed clients.
+
+``ble://notifications/{address}/{handle}`` is a read-only view of one subscription's buffer (the
+latest values, counts, whether it is active); reading it drains nothing. When notifications
+arrive, clients that subscribed to that URI are told it changed — on the 2026-07-28 protocol
+through the SDK's subscription bus (``subscriptions/listen``), on 2025-11-25 through
+``resources/subscribe`` and ``notifications/resources/updated``. Updates are coalesced to at most
+one per URI per ``min_interval_s``, so a notification storm cannot flood the client.
+
+The publisher is an ordinary plugin on the app's ``mcp_ble_notification`` hook.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Any
+
+from mcp.server.mcpserver import MCPServer
+from mcp.server.subscriptions import InMemorySubscriptionBus, ResourceUpdated
+from mcp.types import EmptyResult, SubscribeRequestParams, UnsubscribeRequestParams
+
+from .app import BleApp
+from .hookspecs import hookimpl
+from .sig import decode, printable_text, short_uuid, uuid_name
+from .values import parse_address
+
+log = logging.getLogger("mcp_ble.resources")
+LATEST = 10
+
+
+def notification_uri(address: str, handle: int) -> str:
+    return f"ble://notifications/{address}/{handle}"
+
+
+class NotificationPublisher:
+    """Turns notifications into coalesced "resource updated" events."""
+
+    def __init__(self, bus: InMemorySubscriptionBus, min_interval_s: float = 0.05) -> None:
+        self.bus = bus
+        self.min_interval_s = min_interval_s
+        self.legacy: dict[str, set[Any]] = {}  # uri -> sessions subscribed on 2025-11-25
+        self.pending: set[str] = set()
+        self.published = 0
+        self._timer: asyncio.TimerHandle | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @hookimpl
+    def mcp_ble_notification(self, address: str, handle: int, data: bytes) -> None:
+        self.pending.add(notification_uri(address, handle))
+        if self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(self.min_interval_s, self._flush)
+
+    def _flush(self) -> None:
+        self._timer = None
+        uris, self.pending = self.pending, set()
+        task = asyncio.get_running_loop().create_task(self._publish(uris))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _publish(self, uris: set[str]) -> None:
+        for uri in uris:
+            self.published += 1
+            await self.bus.publish(ResourceUpdated(uri=uri))
+            for session in list(self.legacy.get(uri, ())):
+                try:
+                    await session.send_resource_updated(uri)
+                except Exception:  # the client went away: forget it
+                    self.legacy[uri].discard(session)
+
+    @hookimpl
+    def mcp_ble_shutdown(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        for task in self._tasks:
+            task.cancel()
+
+
+def install(mcp: MCPServer, app: BleApp, bus: InMemorySubscriptionBus) -> NotificationPublisher:
+    publisher = NotificationPublisher(bus)
+    app.add_plugin("mcp-resources", publisher)
+
+    @mcp.resource(
+        "ble://notifications/{address}/{handle}",
+        name="notifications",
+        description="One subscription's buffer: the latest values and counts (read-only; "
+        "ble_notifications drains it). Subscribe to be told when notifications arrive.",
+        mime_type="application/json",
+    )
+    async def notifications_resource(address: str, handle: str) -> str:
+        key = (parse_address(address), int(handle))
+        sub = app.subscriptions.get(key)
+        if sub is None:
+            from mcp.server.mcpserver.exceptions import ResourceError
+
+            raise ResourceError(
+                f"No subscription for {key[0]} handle {handle}; call ble_subscribe first"
+            )
+        latest = list(sub.items)[-LATEST:]
+        return json.dumps(
+            {
+                "address": sub.address,
+                "handle": sub.handle,
+                "uuid": sub.uuid,
+                "short": short_uuid(sub.uuid),
+                "name": uuid_name(sub.uuid),
+                "active": sub.active,
+                "buffered": len(sub.items),
+                "received": sub.received,
+                "dropped": sub.dropped,
+                "latest": [
+                    {
+                        "hex": data.hex(),
+                        "text": printable_text(data),
+                        "decoded": decode(sub.uuid, data),
+                    }
+                    for _, data in latest
+                ],
+            }
+        )
+
+    async def on_subscribe(ctx: Any, params: SubscribeRequestParams) -> EmptyResult:
+        publisher.legacy.setdefault(str(params.uri), set()).add(ctx.session)
+        return EmptyResult()
+
+    async def on_unsubscribe(ctx: Any, params: UnsubscribeRequestParams) -> EmptyResult:
+        publisher.legacy.get(str(params.uri), set()).discard(ctx.session)
+        return EmptyResult()
+
+    # MCPServer has no public hook for the 2025-11-25 resources/subscribe request; the lowlevel
+    # server it wraps accepts handlers (see MCP2.md).
+    lowlevel = mcp._lowlevel_server
+    lowlevel.add_request_handler("resources/subscribe", SubscribeRequestParams, on_subscribe)
+    lowlevel.add_request_handler("resources/unsubscribe", UnsubscribeRequestParams, on_unsubscribe)
+    return publisher
