@@ -64,6 +64,12 @@ def build_parser() -> argparse.ArgumentParser:
     _common(show)
     show.add_argument("--json", action="store_true")
 
+    doctor = sub.add_parser(
+        "doctor", help="which backends can run here, whether an adapter answers, what to fix"
+    )
+    _common(doctor)
+    doctor.add_argument("--json", action="store_true")
+
     demo = sub.add_parser("demo", help="a real MCP client session against the demo world")
     _common(demo)
     return parser
@@ -117,6 +123,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _config_show(loaded, args.json)
     if args.command == "plugins":
         return _plugins(loaded, catalog)
+    if args.command == "doctor":
+        from .doctor import run_doctor
+
+        return asyncio.run(run_doctor(loaded, catalog, args.json))
     from .app import BleApp
 
     app = BleApp.create(loaded, catalog)
