@@ -196,7 +196,7 @@ def _print_table(rows: list[tuple[str, ...]]) -> None:
 
 
 def _plugins(loaded: Any, catalog: Any) -> int:
-    from .plugin_manager import BUILTIN_BACKEND_PLUGINS, build_plugin_manager, hooks_of, instantiate
+    from .plugin_manager import build_plugin_manager, hooks_of, instantiate
 
     settings = loaded.settings
     enabled = set(settings.plugins)
@@ -208,7 +208,7 @@ def _plugins(loaded: Any, catalog: Any) -> int:
             status = "enabled"
         elif selected_backend_plugin and selected_backend_plugin.plugin == name:
             status = "backend in use"
-        elif name in BUILTIN_BACKEND_PLUGINS or backends:
+        elif backends:
             status = "backend available"
         else:
             status = "available"

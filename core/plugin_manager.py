@@ -28,25 +28,9 @@ from .errors import ConfigError
 
 ENTRY_POINT_GROUP = "mcp_ble"
 
-#: Built-in backends: each module registers one backend through ``mcp_ble_register_backends``.
-BUILTIN_BACKEND_PLUGINS: dict[str, str] = {
-    "backend-simulated": "mcp_ble.backends.simulated",
-    "backend-bleak": "mcp_ble.backends.bleak",
-    "backend-simplepyble": "mcp_ble.backends.simplepyble",
-    "backend-bumble": "mcp_ble.backends.bumble",
-}
-
-#: Built-in optimization plugins, enabled by naming them in ``plugins = [...]``. Values use the
-#: entry-point syntax (``module:attribute``), exactly as a third-party plugin declares itself.
-BUILTIN_PLUGINS: dict[str, str] = {
-    "metrics": "mcp_ble.plugins.metrics:MetricsPlugin",
-    "retry": "mcp_ble.plugins.retry:RetryPlugin",
-    "pool": "mcp_ble.plugins.pool:PoolPlugin",
-    "chunking": "mcp_ble.plugins.chunking:ChunkingPlugin",
-    "adaptive_scan": "mcp_ble.plugins.adaptive_scan:AdaptiveScanPlugin",
-    "listeners": "mcp_ble.plugins.listeners:ListenersPlugin",
-    "cleanup": "mcp_ble.plugins.cleanup:CleanupPlugin",
-}
+#: The distribution whose entry points are the built-in backends and plugins. They are declared
+#: in pyproject.toml under [project.entry-points.mcp_ble] and found exactly like third-party ones.
+OWN_DISTRIBUTION = "mcp-ble"
 
 RESERVED_SECTIONS = frozenset({"backend", "plugins", "trace_hooks", "server", "backends"})
 
@@ -73,16 +57,20 @@ class PluginCatalog:
 
     @classmethod
     def discover(cls, extra: dict[str, object] | None = None) -> PluginCatalog:
-        """Built-ins, then entry points, then ``extra`` (plugin objects given directly, for tests
-        and embedding)."""
+        """Every plugin in the ``mcp_ble`` entry-point group — mcp-ble's own backends and
+        plugins included, declared the same way — then ``extra`` (plugin objects given directly,
+        for tests and embedding)."""
         catalog = cls()
-        for name, module in {**BUILTIN_BACKEND_PLUGINS, **BUILTIN_PLUGINS}.items():
-            catalog.add(name, load_object(module), f"built-in ({module})")
+        own = 0
         for ep in entry_points(group=ENTRY_POINT_GROUP):
+            dist = getattr(ep, "dist", None)
+            dist_name = dist.name if dist else None
+            builtin = dist_name is not None and _normalize(dist_name) == OWN_DISTRIBUTION
+            own += builtin
             if ep.name in catalog.plugins:
                 catalog.broken[ep.name] = (
-                    f"entry point {ep.name} = {ep.value} has the name of a built-in plugin; "
-                    "rename the entry point"
+                    f"entry point {ep.name} = {ep.value} from {dist_name} has the name of another "
+                    f"plugin ({catalog.origins[ep.name]}); rename the entry point"
                 )
                 continue
             try:
@@ -93,9 +81,17 @@ class PluginCatalog:
                     f"{type(exc).__name__}: {exc}"
                 )
                 continue
-            dist = getattr(ep, "dist", None)
-            origin = f"entry point {ep.value}" + (f" from {dist.name}" if dist else "")
+            origin = (
+                f"built-in ({ep.value})"
+                if builtin
+                else f"entry point {ep.value}" + (f" from {dist_name}" if dist_name else "")
+            )
             catalog.add(ep.name, obj, origin)
+        if not own:
+            raise ConfigError(
+                "mcp-ble's own backends and plugins were not found: the package's entry points "
+                "are missing. Install it (pip install -e . in a checkout, or pip install mcp-ble)"
+            )
         for name, obj in (extra or {}).items():
             catalog.add(name, obj, "given directly")
         return catalog
@@ -155,7 +151,8 @@ class PluginCatalog:
             if name in self.broken:
                 raise ConfigError(f"plugin '{name}' cannot be loaded: {self.broken[name]}")
             if name not in self.plugins:
-                optional = sorted(n for n in self.plugins if n not in BUILTIN_BACKEND_PLUGINS)
+                owners = {reg.plugin for reg in self.backends.values()}
+                optional = sorted(n for n in self.plugins if n not in owners)
                 raise ConfigError(
                     f"plugins: '{name}' is not an installed plugin; available: "
                     f"{', '.join(optional)} (third-party plugins are found through the "
@@ -165,6 +162,10 @@ class PluginCatalog:
                 raise ConfigError(f"plugins: '{name}' is listed twice; list each plugin once")
             chosen.append((name, self.plugins[name]))
         return chosen
+
+
+def _normalize(name: str) -> str:
+    return name.lower().replace("_", "-").replace(".", "-")
 
 
 def load_object(spec: str) -> object:

@@ -25,6 +25,11 @@ def test_wheel_installs_into_a_fresh_venv_and_runs(tmp_path):
     assert "mcp_ble/config/default.toml" in names
     assert "mcp_ble/config/worlds/demo.toml" in names
     assert "mcp_ble/backends/simulated/world.py" in names
+    [entry_points] = [n for n in names if n.endswith(".dist-info/entry_points.txt")]
+    declared = zipfile.ZipFile(wheel).read(entry_points).decode()
+    assert "[mcp_ble]" in declared  # built-ins are found through the same group as third parties
+    for name in ("backend-simulated", "metrics", "retry", "pool", "chunking"):
+        assert f"\n{name} = mcp_ble." in declared, name
     top_level = {name.split("/")[0] for name in names if not name.startswith("mcp_ble-")}
     assert top_level == {"mcp_ble"}, top_level
     # every package folder in the repository is in the wheel
