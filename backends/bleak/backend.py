@@ -2,9 +2,11 @@
 
 Only bleak's public API (``BleakScanner``, ``BleakClient``) is used, so bleak's platform backends,
 or any class passed as ``scanner_backend``/``client_backend`` (the test bed's), do the I/O.
-Connections go through bleak-retry-connector's ``establish_connection`` with ``max_attempts=1``: it
-knows the BlueZ and ESPHome error strings, reuses a link BlueZ already has and waits for a failed
-attempt to be torn down, while the retry plugin alone decides whether and when to try again.
+Connections go through bleak-retry-connector's ``establish_connection``: it knows the BlueZ and
+ESPHome error strings, reuses a link BlueZ already has and waits for a failed attempt to be torn
+down. It makes exactly one attempt (``max_attempts=1``, and a client class that refuses a second
+one, since the library retries "transient" errors regardless), so the retry plugin alone decides
+whether and when to try again and nothing retries twice.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ from mcp_ble.core.models import (
 )
 from mcp_ble.core.values import parse_address
 
-from .errors import connect_error, gatt_error, unavailable
+from .errors import attempt_error, connect_error, gatt_error, unavailable
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +62,31 @@ class _Link:
     callbacks: dict[int, NotifyCallback] = field(default_factory=dict)
     notifying: set[int] = field(default_factory=set)
     dropped_notifications: int = 0
+
+
+class _OneAttemptOnly(Exception):
+    """Raised instead of a second connect attempt; establish_connection lets it through."""
+
+
+class _AttemptClient(BleakClient):
+    """A BleakClient that makes one connect attempt and records why it failed.
+
+    ``max_attempts=1`` is not enough: bleak-retry-connector still retries errors it considers
+    transient (aborted links, missing devices, full slots: up to 9 times). Our retry plugin must be
+    the only one to retry, so a second attempt is refused with an exception it does not catch."""
+
+    def __init__(self, *args: Any, attempt_failures: list[BaseException], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._attempt_failures = attempt_failures
+
+    async def connect(self, **kwargs: Any) -> None:
+        if self._attempt_failures:
+            raise _OneAttemptOnly
+        try:
+            await super().connect(**kwargs)
+        except BaseException as exc:
+            self._attempt_failures.append(exc)
+            raise
 
 
 class BleakBackend(Backend):
@@ -211,14 +238,16 @@ class BleakBackend(Backend):
         deadline = loop.time() + timeout_s
         device = self._devices.get(address) or await self._find(address, timeout_s)
         client: Any = None
+        failures: list[BaseException] = []
         try:
             async with asyncio.timeout(max(deadline - loop.time(), 0.001)):
                 # A link BlueZ keeps to this device through another adapter is stale.
                 await close_stale_connections(device, only_other_adapters=True)
                 client = await establish_connection(
-                    BleakClient,
+                    _AttemptClient,
                     device,
                     address,
+                    attempt_failures=failures,
                     disconnected_callback=lambda c: self._on_disconnected(address, c),
                     max_attempts=1,  # the core's retry plugin owns retries and their backoff
                     backend=self.client_backend,
@@ -226,6 +255,14 @@ class BleakBackend(Backend):
                     pair=self.pair_on_connect,
                     **self._platform_args(),
                 )
+        except _OneAttemptOnly:
+            raise attempt_error(failures[0], address, timeout_s) from None
+        except TimeoutError:
+            # After a failed attempt establish_connection waits (up to 4 s) for the stack to
+            # tear the link down; if our deadline ends that wait, report the failure itself.
+            if failures:
+                raise attempt_error(failures[0], address, timeout_s) from None
+            raise connect_error(TimeoutError(), address, timeout_s) from None
         except Exception as exc:
             raise connect_error(exc, address, timeout_s) from None
         link = _Link(client)

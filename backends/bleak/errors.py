@@ -137,6 +137,28 @@ def connect_error(exc: BaseException, address: str, timeout_s: float) -> BleErro
     return ConnectionFailed(f"Connecting to {address} failed: {_text(exc)}", "retry")
 
 
+def attempt_error(exc: BaseException, address: str, timeout_s: float) -> BleError:
+    """The raw failure of our one connect attempt, classified with bleak-retry-connector's
+    vocabulary (it would have retried these itself)."""
+    from bleak.exc import BleakDeviceNotFoundError
+
+    if isinstance(exc, TimeoutError):
+        return connect_error(exc, address, timeout_s)
+    text = str(exc)
+    if isinstance(exc, BleakDeviceNotFoundError) or "UnknownObject" in text:
+        return DeviceNotFound(
+            f"Connecting to {address} failed: the Bluetooth stack does not know the device "
+            f"({_text(exc)})",
+            "scan again, then connect",
+        )
+    if "available connection" in text or "connection slot" in text:
+        return OutOfSlots(
+            f"Connecting to {address} failed: {_text(exc)}",
+            "the adapter has no free connection slot: disconnect another device",
+        )
+    return ConnectionFailed(f"Connecting to {address} failed: {_text(exc)}", "retry")
+
+
 # BlueZ's D-Bus names for ATT errors (src/gatt-client.c), as BleakDBusError carries them.
 _BLUEZ_ATT = {
     ("org.bluez.Error.NotPermitted", "read"): 0x02,
