@@ -276,10 +276,10 @@ class SimplepybleBackend(Backend):
             async with asyncio.timeout(timeout_s):
                 await asyncio.shield(asyncio.wrap_future(attempt))
         except TimeoutError:
-            # A native connect cannot be interrupted: undo it whenever it completes.
-            executor = self._executor
+            # A native connect cannot be interrupted: undo it whenever it completes (the done
+            # callback runs on the worker thread that made the call, where blocking is fine).
             attempt.add_done_callback(
-                lambda f: f.exception() is None and executor.submit(peripheral.disconnect)
+                lambda f: f.cancelled() or f.exception() is not None or peripheral.disconnect()
             )
             raise BleTimeout(
                 f"Connecting to {address} timed out after {timeout_s:.1f} s",
