@@ -92,7 +92,7 @@ class Subscription:
 
     def drain(self, max_items: int) -> list[tuple[float, bytes]]:
         self.last_drained = time.monotonic()
-        out = []
+        out: list[tuple[float, bytes]] = []
         items = self.items
         while items and len(out) < max_items:
             out.append(items.popleft())
@@ -533,13 +533,14 @@ class BleApp:
         for chunk in plan.chunks:
             op = Operation(kind, conn.address, self._deadline(), char.handle)
             await self._run(
-                op,
-                lambda chunk=chunk: self.radio.write(
-                    conn.address, char.handle, chunk, with_response
-                ),
-                nbytes=len(chunk),
+                op, self._writer(conn.address, char.handle, chunk, with_response), nbytes=len(chunk)
             )
         return WriteOutcome(char, len(data), with_response, len(plan.chunks), plan.notes)
+
+    def _writer(
+        self, address: str, handle: int, chunk: bytes, response: bool
+    ) -> Callable[[], Awaitable[None]]:
+        return lambda: self.radio.write(address, handle, chunk, response)
 
     def _check_writes_allowed(self) -> None:
         if not self.settings.server.allow_writes:

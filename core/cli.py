@@ -72,6 +72,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="a real MCP client session against the demo world")
     _common(demo)
+
+    bench = sub.add_parser(
+        "bench", help="benchmarks on the simulated radio (virtual clock), beside the ideal figures"
+    )
+    _common(bench)
+    from .bench import add_arguments as bench_arguments
+
+    bench_arguments(bench)
     return parser
 
 
@@ -114,6 +122,10 @@ def load(args: argparse.Namespace) -> tuple[Any, Any]:
 
 
 def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "bench":
+        from .bench import run_bench
+
+        return run_bench(args, load)
     if args.command == "demo":
         from .demo import run_demo
 

@@ -34,7 +34,8 @@ class Transcript:
         ms = (time.monotonic() - t0) * 1000
         print(f"\n> {tool}({shown})  [{ms:.0f} ms]")
         if result.is_error:
-            print(f"  ERROR (as the agent sees it): {result.content[0].text}")
+            text = getattr(result.content[0], "text", "")
+            print(f"  ERROR (as the agent sees it): {text}")
             return {}
         return result.structured_content or {}
 
@@ -137,7 +138,7 @@ async def run_demo(config: Path | None = None, backend: str | None = None) -> in
         await t.call("ble_read", address=hrm or "00:00:00:00:00:00", characteristic="2a99")
 
         metrics = await client.read_resource("ble://metrics")
-        text = metrics.contents[0].text
+        text = getattr(metrics.contents[0], "text", "")
         wanted = (
             "ble_connection_success_total ",
             "ble_devices_found_total ",

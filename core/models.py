@@ -6,6 +6,7 @@ Pydantic models live only at the edges (MCP, settings).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Protocol
 
 
 @dataclass(slots=True)
@@ -26,6 +27,16 @@ class Advertisement:
     service_data: dict[str, bytes] = field(default_factory=dict)
 
 
+class Advertised(Protocol):
+    """What a scan filter looks at: an Advertisement, or the tracker's merged DeviceRecord."""
+
+    name: str | None
+    rssi: int
+    service_uuids: tuple[str, ...]
+    manufacturer_data: dict[int, bytes]
+    service_data: dict[str, bytes]
+
+
 @dataclass(slots=True)
 class ScanFilter:
     """What a caller wants from a scan. Backends may use it to filter in the radio/OS;
@@ -36,7 +47,7 @@ class ScanFilter:
     min_rssi: int | None = None
     manufacturer_id: int | None = None
 
-    def matches(self, adv: Advertisement) -> bool:
+    def matches(self, adv: Advertised) -> bool:
         if self.min_rssi is not None and adv.rssi < self.min_rssi:
             return False
         if self.name is not None and (

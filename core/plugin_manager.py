@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import importlib
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any
 
 import pluggy
+from pluggy import HookImpl, Result
 from pydantic import BaseModel
 
 from . import hookspecs
@@ -206,13 +207,17 @@ def _short(value: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-def _trace_before(hook_name: str, hook_impls: list[Any], kwargs: dict[str, Any]) -> None:
+def _trace_before(
+    hook_name: str, hook_impls: Sequence[HookImpl], kwargs: Mapping[str, Any]
+) -> None:
     args = ", ".join(f"{k}={_short(v)}" for k, v in kwargs.items() if k != "app")
     names = ", ".join(impl.plugin_name for impl in hook_impls) or "no implementations"
     print(f"[mcp-ble hook] {hook_name}({args}) -> [{names}]", file=sys.stderr, flush=True)
 
 
-def _trace_after(outcome: Any, hook_name: str, hook_impls: list[Any], kwargs: Any) -> None:
+def _trace_after(
+    outcome: Result[Any], hook_name: str, hook_impls: Sequence[HookImpl], kwargs: Mapping[str, Any]
+) -> None:
     try:
         result = outcome.get_result()
     except BaseException as exc:  # pluggy re-raises it to the caller; we only report it
