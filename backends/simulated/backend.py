@@ -24,7 +24,7 @@ from __future__ import annotations
 import heapq
 import math
 import random
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from mcp_ble.core import theory
@@ -222,6 +222,7 @@ class SimulatedBackend(Backend):
         }
         self._advertisers = list(self.devices.values())
         self._connecting: set[str] = set()
+        self._replay: Iterator[Advertisement] | None = None
         link = world.link
         self.slots = link.adapter_slots
         self._scan = (link.scan_interval_ms / 1000, link.scan_window_ms / 1000)
@@ -273,10 +274,21 @@ class SimulatedBackend(Backend):
         rssi = device.rssi_sample(t)
         return rssi if rssi >= device.sensitivity else None
 
+    def replay(self, advertisements: Iterable[Advertisement]) -> None:
+        """Make the next scan yield ``advertisements`` (consumed lazily, as fast as the caller
+        takes them) instead of the world's: the benchmark measures the server's own discovery
+        pipeline this way, without the cost of simulating the radio."""
+        self._replay = iter(advertisements)
+
     async def scan(
         self, duration_s: float, scan_filter: ScanFilter
     ) -> AsyncIterator[Advertisement]:
         """Advertising events of every device in time order; yield those the scanner hears."""
+        if self._replay is not None:
+            replay, self._replay = self._replay, None
+            for adv in replay:
+                yield adv
+            return
         clock = self.clock
         start = clock.now()
         end = start + duration_s

@@ -507,8 +507,10 @@ class ValueSource:
         elif gen.kind == "counter":
             number = self.current
             nxt = self.current + gen.step
-            if nxt > gen.max:
+            if nxt > gen.max:  # wraps around, like a sequence number (or a battery replaced)
                 nxt = gen.min if math.isfinite(gen.min) else (gen.start or 0.0)
+            elif nxt < gen.min:
+                nxt = gen.max if math.isfinite(gen.max) else (gen.start or 0.0)
             self.current = nxt
         elif gen.kind == "random_walk":
             self.current = min(
