@@ -73,3 +73,23 @@ async def test_the_same_seed_gives_the_same_run():
 
 async def test_another_seed_gives_another_run():
     assert await scenario(seed=1) != await scenario(seed=2)
+
+
+async def test_settings_seed_and_clock_reach_the_backend(tmp_path):
+    from helpers import make_app
+
+    async def trace(seed: str | None) -> tuple[list[tuple[str, int]], str]:
+        environ = {"MCP_BLE_BACKENDS__SIMULATED__SEED": seed} if seed else {}
+        app = make_app(tmp_path, "plugins = []", time_scale=0, environ=environ)
+        async with app:
+            info = app.radio.info().details
+            assert info["clock"] == "virtual (idle: frozen)"
+            outcome = await app.scan(2.0, ScanFilter())
+            return [(d.address, d.rssi) for d in outcome.devices], info["seed"]
+
+    first, seed = await trace("99")
+    again, _ = await trace("99")
+    other, other_seed = await trace("100")
+    _, default_seed = await trace(None)
+    assert (seed, other_seed, default_seed) == ("99", "100", "7")  # demo.toml's seed is 7
+    assert first == again and first != other

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -16,16 +16,35 @@ class SimulatedSettings(BaseModel):
 
     world: str = Field("demo", description="a bundled world name or a path to a world TOML file")
     time_scale: float = Field(
-        1.0, ge=0, le=100, description="1 = real time, 0.01 = a hundred times faster"
+        1.0,
+        ge=0,
+        le=100,
+        description="1 = real time, 0.01 = a hundred times faster, 0 = a virtual clock "
+        "(simulated time jumps ahead instantly)",
     )
     max_mtu: int = Field(517, ge=23, le=517, description="the largest ATT MTU the adapter offers")
+    seed: int | None = Field(
+        None, description="random seed of the simulation; unset = the world file's seed"
+    )
+    virtual_idle: Literal["frozen", "wall"] = Field(
+        "frozen",
+        description="with time_scale = 0, what simulated time does while no operation waits: "
+        "'frozen' (runs are reproducible) or 'wall' (it follows the wall clock, so "
+        "notification streams keep flowing between calls)",
+    )
 
 
 def _create(settings: SimulatedSettings, app: Any) -> Any:
     from .backend import SimulatedBackend
     from .world import load_world
 
-    return SimulatedBackend(load_world(settings.world), settings.time_scale, settings.max_mtu)
+    return SimulatedBackend(
+        load_world(settings.world),
+        settings.time_scale,
+        settings.max_mtu,
+        seed=settings.seed,
+        idle=settings.virtual_idle,
+    )
 
 
 @hookimpl
