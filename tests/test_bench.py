@@ -1,0 +1,152 @@
+"""Smoke runs of every benchmark with tiny parameters, and the ``mcp-ble bench`` command.
+
+Benchmarks print figures; these tests check that each one runs and reports well-formed results,
+never how fast this machine is.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from mcp_ble.core import bench
+from mcp_ble.core.bench import BenchParams, Progress, Result, run_suite
+from mcp_ble.core.cli import main
+
+from helpers import load, write_config
+
+REQUIRED = {
+    "adv_ingest_per_s",
+    "notify_ingest_per_s",
+    "bytes_per_tracked_device",
+    "mcp_read_overhead_ratio",
+    "write_without_response_bytes_per_s",
+    "write_with_response_bytes_per_s",
+    "discovery_time_s",
+    "connection_time_s",
+}
+
+TINY = BenchParams(
+    runs=2,
+    transfer_sizes=(20,),
+    transfer_ops=2,
+    stream_bytes=2048,
+    notify_window_s=0.2,
+    device_count=3,
+    operation_count=6,
+    concurrent_operations=3,
+    adv_count=2000,
+    adv_devices=100,
+    notify_count=2000,
+    tracked_devices=500,
+    mcp_calls=3,
+)
+
+
+class Sink:
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def write(self, text: str) -> None:
+        self.lines.append(text)
+
+    def flush(self) -> None:
+        pass
+
+    def isatty(self) -> bool:
+        return False
+
+
+@pytest.mark.parametrize("group", bench.GROUPS)
+async def test_each_benchmark_runs_with_tiny_parameters(tmp_path, group):
+    loaded, catalog = load(write_config(tmp_path, 'plugins = ["metrics", "retry"]\n'))
+    sink = Sink()
+    progress = Progress(bench.count_steps([group], TINY), sink)
+    results = await run_suite(loaded, catalog, TINY, [group], progress)
+    assert progress.done == bench.count_steps([group], TINY) == len(sink.lines)
+    names = [r.name for r in results]
+    assert len(names) == len(set(names)), names
+    for r in results:
+        assert r.value == r.value and r.value >= 0, r  # not NaN, not negative
+        as_json = r.as_json()
+        assert set(as_json) == {"name", "value", "unit", "ideal", "ratio", "simulated"}
+        assert (as_json["ideal"] is None) == (as_json["ratio"] is None), r
+    by_name = {r.name: r for r in results}
+    if group == "transfer":
+        for name in ("write_without_response_bytes_per_s", "write_with_response_bytes_per_s"):
+            assert by_name[name].simulated and by_name[name].ideal
+            assert 0.5 < by_name[name].ratio <= 1.01
+    if group in ("discovery", "connection"):
+        for stat in ("min", "median", "max"):
+            assert f"{group}_time_{stat}_s" in by_name
+        assert by_name[f"{group}_time_s"].ideal > 0
+    if group == "load":
+        assert 0 <= by_name["load_success_rate"].value <= 100
+        assert "load_latency_p95_s" in by_name
+    if group == "micro":
+        assert not any(r.simulated for r in results)
+        assert by_name["tracked_devices"].value == 500
+        assert by_name["notify_buffered"].value == loaded.settings.server.notification_buffer
+        assert by_name["mcp_read_overhead_ratio"].value > 0
+
+
+def test_targets_are_judged():
+    assert Result("adv_ingest_per_s", 60_000, "adv/s").target() == ">= 50,000.0 met"
+    assert Result("bytes_per_tracked_device", 4096, "B").target() == "<= 2,048.0 MISSED"
+    assert Result("discovery_time_s", 1.0, "s", 0.5).ratio == 2.0
+    assert Result("load_success_rate", 99, "%").target() == ""
+
+
+def test_bench_command_writes_the_json(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    code = main(["bench", "--quick", "--only", "discovery,transfer", "--json", str(out)])
+    assert code == 0
+    printed = capsys.readouterr()
+    assert "write_without_response_bytes_per_s" in printed.out and "simulated" in printed.out
+    assert "[" in printed.err  # the progress bar
+    results = json.loads(out.read_text())["results"]
+    names = {r["name"] for r in results}
+    assert {"discovery_time_s", "write_with_response_bytes_per_s"} <= names
+    for r in results:
+        assert set(r) == {"name", "value", "unit", "ideal", "ratio", "simulated"}
+
+
+def test_bench_compare_prints_ratios(tmp_path, capsys):
+    a = write_config(tmp_path, 'plugins = ["metrics", "retry"]\n', "a.toml")
+    b = write_config(tmp_path, "plugins = []\n", "b.toml")
+    out = tmp_path / "compare.json"
+    code = main(
+        [
+            "bench",
+            "--quick",
+            "--only",
+            "connection",
+            "--compare",
+            str(a),
+            str(b),
+            "--json",
+            str(out),
+        ]
+    )
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "B/A" in printed and str(a) in printed and str(b) in printed
+    data = json.loads(out.read_text())
+    assert {p["name"] for p in data["ratios"]} >= {"connection_time_s"}
+    assert data["a"]["settings"] == str(a)
+
+
+def test_bench_rejects_unknown_groups(capsys):
+    assert main(["bench", "--only", "warp"]) == 2
+    assert "unknown benchmark group" in capsys.readouterr().err
+
+
+def test_the_bench_world_is_a_valid_world():
+    import tomllib
+
+    from mcp_ble.backends.simulated.world import World
+
+    world = World.model_validate(tomllib.loads(bench.bench_world(BenchParams(device_count=300))))
+    assert len(world.devices) == 301
+    assert world.devices[0].link.phy == "2M"
