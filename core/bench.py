@@ -406,9 +406,11 @@ class Suite:
             for size in sorted({*p.transfer_sizes, payload}):
                 self.progress.step(f"transfer: writes with response and reads of {size} B")
                 value = (bytes(range(256)) * 2)[:size]
-                latencies = await self._repeat(
-                    radio, p.transfer_ops, lambda v=value: app.write(TARGET, "fff1", v, "true")
-                )
+
+                def write(v: bytes = value) -> Awaitable[Any]:
+                    return app.write(TARGET, "fff1", v, "true")
+
+                latencies = await self._repeat(radio, p.transfer_ops, write)
                 mean = statistics.fmean(latencies)
                 name = "write_with_response" + ("" if size == payload else f"_{size}B")
                 self.results += [
@@ -740,7 +742,7 @@ def configure(loaded: Any, world: Path, params: BenchParams) -> None:
 
 
 def table(results: list[Result]) -> str:
-    rows = [("FIGURE", "VALUE", "UNIT", "IDEAL", "RATIO", "CLOCK", "TARGET")]
+    rows: list[tuple[str, ...]] = [("FIGURE", "VALUE", "UNIT", "IDEAL", "RATIO", "CLOCK", "TARGET")]
     for r in results:
         ratio = r.ratio
         rows.append(
@@ -762,7 +764,7 @@ def compare_table(a: list[Result], b: list[Result]) -> tuple[str, list[dict[str,
     in_a = {r.name: r for r in a}
     in_b = {r.name: r for r in b}
     names = list(in_a) + [name for name in in_b if name not in in_a]
-    rows = [("FIGURE", "A", "B", "B/A", "UNIT", "CLOCK")]
+    rows: list[tuple[str, ...]] = [("FIGURE", "A", "B", "B/A", "UNIT", "CLOCK")]
     pairs = []
     for name in names:
         ra, rb = in_a.get(name), in_b.get(name)
@@ -877,10 +879,10 @@ def run_bench(args: argparse.Namespace, load: Callable[[argparse.Namespace], Any
     print(f"A = {loads[0][0].config_path}\nB = {loads[1][0].config_path}")
     print(text)
     if args.json:
-        payload = {
+        pair_payload: dict[str, Any] = {
             "a": {"settings": str(configs[0]), "results": [r.as_json() for r in a]},
             "b": {"settings": str(configs[1]), "results": [r.as_json() for r in b]},
             "ratios": pairs,
         }
-        args.json.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+        args.json.write_text(json.dumps(pair_payload, indent=2) + "\n", encoding="utf-8")
     return 0
