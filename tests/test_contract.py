@@ -177,3 +177,25 @@ async def test_disconnect_and_reconnect(but):
     services = await but.backend.discover(SENSOR)
     again = {c.uuid: c.handle for s in services for c in s.characteristics}
     assert again[BATTERY] == chars[BATTERY].handle
+
+
+async def test_mtu_exchange_lets_one_packet_carry_mtu_minus_3_bytes(but):
+    """The negotiated MTU is in force on the link: a write without response of MTU - 3 bytes
+    goes through, and the loopback's notification of it arrives in one piece."""
+    _, chars = await connected(but)
+    payload = but.backend.mtu(SENSOR) - 3
+    assert payload == 244
+    received: list[bytes] = []
+    got = asyncio.Event()
+
+    def on_data(data: bytes) -> None:
+        received.append(data)
+        got.set()
+
+    await but.backend.start_notify(SENSOR, chars[TX].handle, on_data)
+    data = bytes(range(256))[:payload]
+    await but.backend.write(SENSOR, chars[RX].handle, data, False)
+    await asyncio.wait_for(got.wait(), 5)
+    await asyncio.sleep(0.05)
+    assert received == [data]
+    await but.backend.stop_notify(SENSOR, chars[TX].handle)

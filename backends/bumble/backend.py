@@ -172,14 +172,16 @@ class BumbleBackend(Backend):
         except TimeoutError:
             await self._close_transport()
             raise BackendUnavailable(
-                f"The HCI controller at '{self.transport_name}' did not answer within "
+                f"The bumble backend cannot start: the HCI controller at "
+                f"'{self.transport_name}' did not answer within "
                 f"{self.start_timeout_s:g} s",
                 transport_hint(self.transport_name),
             ) from None
         except Exception as exc:
             await self._close_transport()
             raise BackendUnavailable(
-                f"Cannot use the HCI transport '{self.transport_name}': "
+                f"The bumble backend cannot start: cannot use the HCI transport "
+                f"'{self.transport_name}': "
                 f"{type(exc).__name__}: {exc}",
                 transport_hint(self.transport_name),
             ) from None
