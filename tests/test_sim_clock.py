@@ -7,6 +7,7 @@ import asyncio
 import pytest
 
 from mcp_ble.backends.simulated.clock import ScaledClock, VirtualClock
+from mcp_ble.core.models import ScanFilter
 
 
 @pytest.fixture
@@ -116,3 +117,28 @@ async def test_scaled_clock_stretches_real_time():
     assert fired.is_set()
     with pytest.raises(ValueError):
         ScaledClock(0)
+
+
+@pytest.mark.parametrize("idle", ["frozen", "wall"])
+async def test_virtual_idle_setting_between_calls(tmp_path, idle):
+    from helpers import make_app
+
+    environ = {"MCP_BLE_BACKENDS__SIMULATED__VIRTUAL_IDLE": idle}
+    app = make_app(tmp_path, "plugins = []", time_scale=0, environ=environ)
+    hrm = "C4:7C:8D:6A:12:01"  # the demo's heart-rate strap notifies twice a second
+    async with app:
+        await app.scan(2.0, ScanFilter())
+        await app.connect(hrm)
+        await app.subscribe(hrm, "2a37")
+        _, items = await app.notifications(hrm, "2a37", 10, 0.05)
+        if idle == "frozen":
+            # Nobody waits on the radio: simulated time stands still, the stream too ...
+            assert items == []
+            before = app.radio.now()
+            await app.read(hrm, "2a38")  # ... until an operation moves time
+            await app.radio.clock.sleep(1.0)
+            _, items = await app.notifications(hrm, "2a37", 10, 0)
+            assert len(items) == 2 and app.radio.now() - before > 1.0
+        else:
+            _, items = await app.notifications(hrm, "2a37", 10, 5.0)  # arrives in wall time
+            assert items
