@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import inspect
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
@@ -41,6 +42,7 @@ from .values import MAX_ATTRIBUTE_LEN, parse_address
 
 log = logging.getLogger("mcp_ble")
 T = TypeVar("T")
+R = TypeVar("R")
 
 
 class Subscription:
@@ -130,6 +132,21 @@ class WriteOutcome:
     notes: list[str]
 
 
+def _holds_link(method: Callable[..., Awaitable[R]]) -> Callable[..., Awaitable[R]]:
+    """The whole operation (discovery, checks, I/O) holds the link, not just its radio calls."""
+
+    @functools.wraps(method)
+    async def wrapper(self: BleApp, address: str, *args: Any, **kwargs: Any) -> R:
+        try:
+            canonical = parse_address(address)
+        except BleError:
+            return await method(self, address, *args, **kwargs)  # the method reports it
+        with self._holding(canonical):
+            return await method(self, address, *args, **kwargs)
+
+    return wrapper
+
+
 class BleApp:
     """One server instance. Build with :meth:`create`, then ``await app.start()``."""
 
@@ -150,6 +167,8 @@ class BleApp:
         self.hook = self.pm.hook
         self.tracker = AdvertisementTracker(settings.server.max_tracked_devices)
         self.connections: dict[str, Connection] = {}
+        #: Operations under way per address (connects included); the pool never releases these.
+        self.in_flight: dict[str, int] = {}
         self.subscriptions: dict[tuple[str, int], Subscription] = {}
         self.metrics_registry = CollectorRegistry(auto_describe=True)
         self.backend: Backend | None = None
@@ -268,6 +287,15 @@ class BleApp:
 
         ``nbytes`` is the payload size, or a function of the result (reads). Returns the result
         and the number of attempts; a final error carries ``attempts`` too."""
+        with self._holding(op.address):
+            return await self._attempts(op, call, nbytes)
+
+    async def _attempts(
+        self,
+        op: Operation,
+        call: Callable[[], Awaitable[T]],
+        nbytes: int | Callable[[T], int],
+    ) -> tuple[T, int]:
         attempt = 0
         while True:
             attempt += 1
@@ -298,7 +326,20 @@ class BleApp:
                 self._finished(op, 0, error)
                 raise error
             log.info("retrying %s on %s in %.2fs after: %s", op.kind, op.address, delay, error)
-            await asyncio.sleep(delay)
+            await self.radio.sleep(delay)
+
+    @contextlib.contextmanager
+    def _holding(self, address: str) -> Iterator[None]:
+        """Mark a link as in use for the duration (the pool never releases it meanwhile)."""
+        in_flight = self.in_flight
+        in_flight[address] = in_flight.get(address, 0) + 1
+        try:
+            yield
+        finally:
+            if in_flight[address] <= 1:
+                del in_flight[address]
+            else:
+                in_flight[address] -= 1
 
     def _timeout(self, op: Operation) -> BleTimeout:
         took = time.monotonic() - op.started
@@ -382,7 +423,9 @@ class BleApp:
             plan = ConnectPlan(address, timeout)
             await self._event("mcp_ble_connect_plan", plan=plan, app=self)
             for other in plan.release:
-                if other in self.connections:
+                # Checked at the moment of release: an operation may have started on the link
+                # since the plan was made, and dropping it would fail that operation.
+                if other in self.connections and other not in self.in_flight:
                     log.info("releasing %s to make room for %s", other, address)
                     await self.disconnect(other)
             op = Operation("connect", address, time.monotonic() + plan.timeout_s)
@@ -458,6 +501,7 @@ class BleApp:
         conn.last_used = time.monotonic()
         return conn
 
+    @_holds_link
     async def gatt(self, address: str, refresh: bool = False) -> GattIndex:
         conn = self.connection(address)
         if conn.gatt is None or refresh:
@@ -472,6 +516,7 @@ class BleApp:
 
     # ------------------------------------------------------------------ transfer
 
+    @_holds_link
     async def read(self, address: str, ref: str | int) -> tuple[GattCharacteristic, bytes]:
         char = await self.characteristic(address, ref)
         conn = self.connection(address)
@@ -485,6 +530,7 @@ class BleApp:
         data, _ = await self._run(op, lambda: self.radio.read(conn.address, char.handle), len)
         return char, data
 
+    @_holds_link
     async def write(
         self,
         address: str,
@@ -584,6 +630,7 @@ class BleApp:
         desc = index.descriptor(ref, conn.address, char)
         return desc, index.descriptors[desc.handle][1]
 
+    @_holds_link
     async def read_descriptor(
         self, address: str, ref: str | int, characteristic: str | int | None = None
     ) -> tuple[GattDescriptor, GattCharacteristic, bytes]:
@@ -595,6 +642,7 @@ class BleApp:
         )
         return desc, char, data
 
+    @_holds_link
     async def write_descriptor(
         self, address: str, ref: str | int, data: bytes, characteristic: str | int | None = None
     ) -> tuple[GattDescriptor, GattCharacteristic]:
@@ -619,6 +667,7 @@ class BleApp:
 
     # ------------------------------------------------------------------ notifications
 
+    @_holds_link
     async def subscribe(self, address: str, ref: str | int) -> tuple[Subscription, bool]:
         """Start buffering notifications; returns (subscription, newly_subscribed)."""
         char = await self.characteristic(address, ref)
@@ -653,6 +702,7 @@ class BleApp:
         self.subscriptions[key] = sub
         return sub, True
 
+    @_holds_link
     async def unsubscribe(self, address: str, ref: str | int) -> Subscription:
         char = await self.characteristic(address, ref)
         conn = self.connection(address)

@@ -11,6 +11,7 @@ Backends are registered through the ``mcp_ble_register_backends`` hook (see hook
 
 from __future__ import annotations
 
+import asyncio
 import time
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable
@@ -37,6 +38,11 @@ class Backend(ABC):
         backend returns simulated time, so scan durations and quiet periods are measured in the
         same time as the radio's own timing."""
         return time.monotonic()
+
+    async def sleep(self, seconds: float) -> None:
+        """Wait on the backend's clock (the core waits between retries with this). A simulated
+        backend waits in simulated time, so retry delays count in simulated latencies."""
+        await asyncio.sleep(seconds)
 
     @abstractmethod
     def info(self) -> BackendInfo:

@@ -55,8 +55,9 @@ class ConnectionPool:
         excess = len(app.connections) + needed - self.settings.max_connections
         if excess <= 0:
             return []
+        # A link with an operation under way is never released: that operation would fail.
         ranked = sorted(
-            app.connections.values(),
+            (c for c in app.connections.values() if c.address not in app.in_flight),
             key=lambda c: (has_subscriptions(app, c.address), c.last_used),
         )
         return [c.address for c in ranked[:excess]]
@@ -69,6 +70,7 @@ class ConnectionPool:
             c.address
             for c in app.connections.values()
             if now - c.last_used > timeout
+            and c.address not in app.in_flight
             and not (self.settings.keep_subscribed and has_subscriptions(app, c.address))
         ]
 
@@ -91,11 +93,19 @@ class PoolPlugin:
     def mcp_ble_connect_plan(self, plan: ConnectPlan, app: Any) -> None:
         if self.pool is None:
             return
-        for address in self.pool.evictions(app):
+        limit = self.pool.settings.max_connections
+        needed = len(app.connections) + 1 - limit
+        released = self.pool.evictions(app)
+        for address in released:
             plan.release.append(address)
             plan.note(
                 f"pool: released {address} (least recently used) to stay within "
-                f"max_connections={self.pool.settings.max_connections}"
+                f"max_connections={limit}"
+            )
+        if needed > len(released):
+            plan.note(
+                f"pool: every link is busy, so this one goes beyond max_connections={limit}; "
+                "the adapter may refuse it for want of a slot"
             )
 
     async def _reap_idle(self, app: Any) -> None:

@@ -5,7 +5,8 @@ caller's deadline, so a retry never stretches a timeout. Classification follows 
 fail (BLE_FACTS): transient errors retry quickly with exponential backoff, "out of slots" and
 "device not found" back off for seconds, "operation in progress" retries almost at once, timeouts
 and refusals are never retried. Writes are not idempotent: they are never retried unless
-``retry_writes`` is set, because a write that timed out may already have actuated something.
+``retry_writes`` is set, because a write that timed out may already have actuated something —
+except after "operation in progress", which the stack answers before sending anything.
 """
 
 from __future__ import annotations
@@ -58,9 +59,12 @@ class RetryPolicy:
         s = self.settings
         if attempt >= s.max_attempts:
             return None
-        if operation.kind not in s.operations:
+        refused_unsent = isinstance(error, OperationInProgress)
+        if operation.kind not in s.operations and not refused_unsent:
             return None
-        if not operation.idempotent and not s.retry_writes:
+        # A write that may have been applied is never repeated; one the stack refused before
+        # sending it ("operation already in progress") is safe to send again.
+        if not operation.idempotent and not s.retry_writes and not refused_unsent:
             return None
         if error.kind in ("fatal", "timeout"):
             return None

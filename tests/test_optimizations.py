@@ -225,3 +225,60 @@ async def test_requests_beyond_the_limit_wait_for_a_place(tmp_path):
         )
         assert app.scanner.radio_scans == 2
         assert first.matched >= 1 and second.matched >= 1
+
+
+SLOW_WORLD = """
+name = "slow"
+seed = 3
+[[devices]]
+address = "AA:00:00:00:00:01"
+name = "Slow"
+adv_interval_ms = 20
+[devices.faults]
+slow_response_ms = 3000
+[[devices.services]]
+uuid = "180f"
+[[devices.services.characteristics]]
+uuid = "2a19"
+properties = ["read"]
+value = "11"
+[[devices]]
+address = "AA:00:00:00:00:02"
+name = "Fast"
+adv_interval_ms = 20
+[[devices.services]]
+uuid = "180f"
+[[devices.services.characteristics]]
+uuid = "2a19"
+properties = ["read"]
+value = "22"
+[[devices]]
+address = "AA:00:00:00:00:03"
+name = "Third"
+adv_interval_ms = 20
+"""
+
+
+async def test_pool_never_releases_a_link_with_an_operation_under_way(tmp_path):
+    world = tmp_path / "slow.toml"
+    world.write_text(SLOW_WORLD)
+    app = make_app(tmp_path, 'plugins = ["pool"]\n[pool]\nmax_connections = 2\n', world=world)
+    slow, fast, third = "AA:00:00:00:00:01", "AA:00:00:00:00:02", "AA:00:00:00:00:03"
+    async with app:
+        await app.scan(1.0, ScanFilter())
+        await app.connect(slow)
+        await app.connect(fast)
+        await app.read(fast, "2a19")
+        reading = asyncio.ensure_future(app.read(slow, "2a19"))
+        for _ in range(1000):  # let the read reach the radio
+            if slow in app.in_flight:
+                break
+            await asyncio.sleep(0)
+        await app.read(fast, "2a19")  # the slow link is now the least recently used
+        conn, _ = await app.connect(third)
+        assert conn.notes == [
+            f"pool: released {fast} (least recently used) to stay within max_connections=2"
+        ]
+        assert (await reading)[1] == b"\x11"
+        assert set(app.connections) == {slow, third}
+        assert app.in_flight == {}

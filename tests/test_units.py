@@ -148,5 +148,7 @@ def test_retry_policy_classifies_failures():
     assert policy.delay(op("read"), transient, 1) == 0.1
     assert policy.delay(op("write"), transient, 1) is None
     assert policy.delay(op("write_without_response"), transient, 1) is None
+    # refused before it was sent: safe to send again, even for a write
+    assert policy.delay(op("write"), OperationInProgress("busy"), 1) == 0.01
     unsafe = RetryPolicy(RetrySettings(retry_writes=True, operations=["write"]))
     assert unsafe.delay(op("write"), transient, 1) == 0.25

@@ -250,6 +250,10 @@ class SimulatedBackend(Backend):
                 self._reset_link(device)
         self.clock.stop()
 
+    async def sleep(self, seconds: float) -> None:
+        """Retry waits and other core waits run on the simulated clock."""
+        await self.clock.sleep(seconds)
+
     def now(self) -> float:
         """Simulated seconds since start."""
         return self.clock.now()
