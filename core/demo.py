@@ -91,9 +91,9 @@ async def run_demo(config: Path | None = None, backend: str | None = None) -> in
                 )
                 _say(f"{s['name'] or s['uuid']}: {chars}")
             battery = await t.call("ble_read", address=hrm, characteristic=BATTERY)
-            _say(f"battery: {battery['value']['decoded']}")
+            _say(f"battery: {battery['decoded']}")
             location = await t.call("ble_read", address=hrm, characteristic=LOCATION)
-            _say(f"sensor location: {location['value']['decoded']}")
+            _say(f"sensor location: {location['decoded']}")
             await t.call("ble_subscribe", address=hrm, characteristic=HRM)
             got: list[int] = []
             for _ in range(3):
@@ -110,10 +110,7 @@ async def run_demo(config: Path | None = None, backend: str | None = None) -> in
             await t.call("ble_connect", address=thermo)
             temperature = await t.call("ble_read", address=thermo, characteristic=TEMPERATURE)
             humidity = await t.call("ble_read", address=thermo, characteristic=HUMIDITY)
-            _say(
-                f"temperature {temperature['value']['decoded']}, "
-                f"humidity {humidity['value']['decoded']}"
-            )
+            _say(f"temperature {temperature['decoded']}, humidity {humidity['decoded']}")
 
         uart = find(NUS)
         if uart:

@@ -23,6 +23,7 @@ class GattIndex:
         self.characteristics: dict[int, GattCharacteristic] = {}
         self.by_uuid: dict[str, list[GattCharacteristic]] = {}
         self.descriptors: dict[int, tuple[GattDescriptor, GattCharacteristic]] = {}
+        self._resolved: dict[str | int, GattCharacteristic] = {}
         for service in services:
             for char in service.characteristics:
                 char.service_uuid = char.service_uuid or service.uuid
@@ -33,6 +34,14 @@ class GattIndex:
 
     def characteristic(self, ref: str | int, address: str) -> GattCharacteristic:
         """Resolve a full UUID, a 16-bit UUID or a handle to exactly one characteristic."""
+        known = self._resolved.get(ref)
+        if known is not None:
+            return known
+        char = self._resolve(ref, address)
+        self._resolved[ref] = char  # names repeat on the hot path (ble_read in a loop)
+        return char
+
+    def _resolve(self, ref: str | int, address: str) -> GattCharacteristic:
         handle = parse_handle(ref)
         if handle is not None:
             char = self.characteristics.get(handle)

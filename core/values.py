@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import re
 import uuid as uuidlib
 
@@ -23,6 +24,7 @@ _HEX_SHORT = re.compile(r"^(?:0x)?([0-9A-Fa-f]{4}|[0-9A-Fa-f]{8})$")
 _HANDLE = re.compile(r"^(?:handle:|#)\s*(0x[0-9A-Fa-f]+|\d+)$", re.IGNORECASE)
 
 
+@functools.lru_cache(maxsize=4096)
 def parse_address(text: str) -> str:
     """A MAC address (``AA:BB:CC:DD:EE:FF``, any case, ``-`` allowed) or a macOS device UUID.
     Returns the canonical form: upper-case MAC with colons, lower-case UUID."""

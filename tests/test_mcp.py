@@ -121,23 +121,20 @@ async def test_connect_read_services_and_decoders(client):
     assert hrm_char["properties"] == ["notify"]
     assert hrm_char["descriptors"][0]["short"] == "2902"
     battery = await ok(client, "ble_read", address=HRM, characteristic="2a19")
-    assert battery["value"]["decoded"] == {"battery_level_percent": 87}
-    assert battery["characteristic"]["name"] == "Battery Level"
-    by_handle = await ok(
-        client, "ble_read", address=HRM, characteristic=battery["characteristic"]["handle"]
-    )
-    assert by_handle["characteristic"] == battery["characteristic"]
-    hashed = await ok(
-        client, "ble_read", address=HRM, characteristic=f"#{battery['characteristic']['handle']}"
-    )
-    assert hashed["characteristic"]["short"] == "2a19"
+    assert battery["decoded"] == {"battery_level_percent": 87}
+    assert battery["name"] == "Battery Level"
+    assert battery["uuid"] == "00002a19-0000-1000-8000-00805f9b34fb"
+    by_handle = await ok(client, "ble_read", address=HRM, characteristic=battery["handle"])
+    assert by_handle["uuid"] == battery["uuid"]
+    hashed = await ok(client, "ble_read", address=HRM, characteristic=f"#{battery['handle']}")
+    assert hashed["name"] == "Battery Level"
     full = await ok(
         client, "ble_read", address=HRM, characteristic="00002A29-0000-1000-8000-00805F9B34FB"
     )
-    assert full["value"]["text"] == "Acme Fitness"
+    assert full["text"] == "Acme Fitness"
     await ok(client, "ble_connect", address=THERMO)
     temperature = await ok(client, "ble_read", address=THERMO, characteristic="2a6e")
-    assert 19 < temperature["value"]["decoded"]["temperature_c"] < 24
+    assert 19 < temperature["decoded"]["temperature_c"] < 24
     conns = await ok(client, "ble_connections")
     assert {c["address"] for c in conns["connections"]} == {HRM, THERMO}
     status = await ok(client, "ble_status")
@@ -345,7 +342,7 @@ async def test_ambiguous_characteristic_lists_candidates(client):
     assert "handle 3" in text and "handle 7" in text
     assert "characteristic='#3'" in text
     right = await ok(client, "ble_read", address=EARBUDS, characteristic="#7")
-    assert right["value"]["decoded"] == {"battery_level_percent": 75}
+    assert right["decoded"] == {"battery_level_percent": 75}
     text = await error(client, "ble_read_descriptor", address=EARBUDS, descriptor="2901")
     assert "has 2 descriptors 2901" in text and "characteristic=" in text
 
@@ -356,9 +353,7 @@ async def test_gatt_refusal_is_reported(client):
     text = await error(client, "ble_write", address=LAMP, characteristic="fff1", value="0101")
     assert "Invalid Attribute Value Length" in text and "0x0D" in text
     await ok(client, "ble_write", address=LAMP, characteristic="fff1", value="01")
-    assert (await ok(client, "ble_read", address=LAMP, characteristic="fff1"))["value"][
-        "hex"
-    ] == "01"
+    assert (await ok(client, "ble_read", address=LAMP, characteristic="fff1"))["hex"] == "01"
 
 
 async def test_connect_timeout(tmp_path):

@@ -109,7 +109,7 @@ async def test_gatt_faults(client, address, tool, args, fragments):
     await still_serving(client, {address})
     if address == LOCK:  # the same device still serves what it allows
         value = await ok(client, "ble_read", address=LOCK, characteristic="fff2")
-        assert value["value"]["hex"] == "02"
+        assert value["hex"] == "02"
 
 
 async def test_disconnect_after_n_operations(client):
@@ -168,7 +168,7 @@ async def test_simulated_durations_do_not_trip_real_deadlines(tmp_path):
         await ok(c, "ble_services", address=SLUGGISH)
         before = app.radio.now()
         value = await ok(c, "ble_read", address=SLUGGISH, characteristic="fff2")
-        assert value["value"]["hex"] == "02"
+        assert value["hex"] == "02"
         assert app.radio.now() - before > 5.0
 
 
@@ -181,5 +181,5 @@ async def test_retry_plugin_absorbs_a_flaky_device(tmp_path):
         await ok(c, "ble_services", address=FLAKY)
         for _ in range(10):
             value = await ok(c, "ble_read", address=FLAKY, characteristic="fff2")
-            assert value["value"]["hex"] == "02"
+            assert value["hex"] == "02"
         assert app.radio.stats.faults["in_progress"] >= 5

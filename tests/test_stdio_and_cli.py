@@ -44,7 +44,7 @@ async def test_stdio_subprocess_session(tmp_path):
             read = await client.call_tool(
                 "ble_read", {"address": device["address"], "characteristic": "2a6f"}
             )
-            assert "humidity_percent" in read.structured_content["value"]["decoded"]
+            assert "humidity_percent" in read.structured_content["decoded"]
             bad = await client.call_tool("ble_read", {"address": "nope", "characteristic": "2a6f"})
             assert bad.is_error and "is not a Bluetooth address" in bad.content[0].text
             status = await client.call_tool("ble_status", {})
