@@ -274,7 +274,7 @@ class BleakBackend(Backend):
             device = await BleakScanner.find_device_by_address(
                 address,
                 timeout=min(timeout_s, 10.0),
-                backend=self.scanner_backend,
+                backend=self.scanner_backend,  # type: ignore[arg-type]  # None: the platform's
                 **self._platform_args(),
             )
         except Exception as exc:
