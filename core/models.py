@@ -86,6 +86,23 @@ class GattService:
     characteristics: list[GattCharacteristic] = field(default_factory=list)
 
 
+def copy_services(services: list[GattService]) -> list[GattService]:
+    """A copy of a GATT tree that callers may annotate without touching the backend's own."""
+    return [
+        GattService(
+            s.uuid,
+            s.handle,
+            [
+                GattCharacteristic(
+                    c.uuid, c.handle, c.properties, list(c.descriptors), c.service_uuid
+                )
+                for c in s.characteristics
+            ],
+        )
+        for s in services
+    ]
+
+
 @dataclass(slots=True)
 class BackendInfo:
     """What a backend says about itself for ``ble_status`` and ``mcp-ble doctor``."""

@@ -47,3 +47,19 @@ def make_app(
     )
     loaded, catalog = load(write_config(tmp_path, text), cli, environ, extra_plugins)
     return BleApp.create(loaded, catalog)
+
+
+async def ok(client: Any, tool: str, **args: Any) -> Any:
+    """Call an MCP tool that must succeed; return its structured content."""
+    result = await client.call_tool(tool, args)
+    assert not result.is_error, result.content[0].text
+    return result.structured_content
+
+
+async def error(client: Any, tool: str, **args: Any) -> str:
+    """Call an MCP tool that must fail with a readable message (never a traceback)."""
+    result = await client.call_tool(tool, args)
+    assert result.is_error, result.structured_content
+    text: str = result.content[0].text
+    assert "Traceback" not in text and "Internal error" not in text, text
+    return text

@@ -11,7 +11,7 @@ from mcp.client import Client
 
 from mcp_ble.core.server import build_server
 
-from helpers import make_app
+from helpers import error, make_app, ok
 
 HRM = "C4:7C:8D:6A:12:01"
 THERMO = "E8:31:CD:44:09:7A"
@@ -46,18 +46,6 @@ async def client(request, tmp_path):
     async with Client(build_server(app), mode=request.param) as c:
         c.app = app
         yield c
-
-
-async def ok(client, tool, **args):
-    result = await client.call_tool(tool, args)
-    assert not result.is_error, result.content[0].text
-    return result.structured_content
-
-
-async def error(client, tool, **args):
-    result = await client.call_tool(tool, args)
-    assert result.is_error, result.structured_content
-    return result.content[0].text
 
 
 async def test_tools_have_schemas_and_annotations(client):

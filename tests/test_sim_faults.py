@@ -14,27 +14,13 @@ from mcp.client import Client
 
 from mcp_ble.core.server import build_server
 
-from helpers import make_app
+from helpers import error, make_app, ok
 
 FAULTS = Path(__file__).parent / "worlds" / "faults.toml"
 ABORT, BUSY, FULL, GHOST, MUTE = (f"F0:00:00:00:00:0{i}" for i in range(1, 6))
 LOCK, DROPPER, TIMER, LEAVER = (f"F0:00:00:00:00:0{i}" for i in range(6, 10))
 STORM, STUCK, JAMMER, JOSTLE, STALL, FLAKY = (f"F0:00:00:00:00:0{c}" for c in "ABCDEF")
 SLUGGISH = "F0:00:00:00:00:10"
-
-
-async def ok(client, tool, **args):
-    result = await client.call_tool(tool, args)
-    assert not result.is_error, result.content[0].text
-    return result.structured_content
-
-
-async def error(client, tool, **args):
-    result = await client.call_tool(tool, args)
-    assert result.is_error, result.structured_content
-    text = result.content[0].text
-    assert "Traceback" not in text and "Internal error" not in text, text
-    return text
 
 
 async def still_serving(client, connected: set[str]) -> None:

@@ -40,6 +40,7 @@ from mcp_ble.core.models import (
     GattDescriptor,
     GattService,
     ScanFilter,
+    copy_services,
 )
 from mcp_ble.core.values import parse_address, parse_uuid
 
@@ -363,19 +364,7 @@ class SimplepybleBackend(Backend):
         link = self._linked(address)
         async with link.lock:
             await self._load_gatt(address, link)
-        return [
-            GattService(
-                s.uuid,
-                s.handle,
-                [
-                    GattCharacteristic(
-                        c.uuid, c.handle, c.properties, list(c.descriptors), c.service_uuid
-                    )
-                    for c in s.characteristics
-                ],
-            )
-            for s in link.services
-        ]
+        return copy_services(link.services)
 
     # ------------------------------------------------------------------ transfer
 

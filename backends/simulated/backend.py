@@ -46,6 +46,7 @@ from mcp_ble.core.models import (
     GattDescriptor,
     GattService,
     ScanFilter,
+    copy_services,
 )
 from mcp_ble.core.sig import short_uuid
 
@@ -647,19 +648,7 @@ class SimulatedBackend(Backend):
                     device, link, request_len, response_len, "service discovery"
                 )
             self._op_done(device, link)
-        return [
-            GattService(
-                s.uuid,
-                s.handle,
-                [
-                    GattCharacteristic(
-                        c.uuid, c.handle, c.properties, list(c.descriptors), c.service_uuid
-                    )
-                    for c in s.characteristics
-                ],
-            )
-            for s in device.services
-        ]
+        return copy_services(device.services)
 
     @staticmethod
     def _listing(uuids: list[str], short: int, long: int, mtu: int) -> list[tuple[int, int]]:
