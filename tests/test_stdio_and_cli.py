@@ -97,3 +97,41 @@ def test_help_and_no_command():
     assert run_cli("--help").returncode == 0
     proc = run_cli()
     assert proc.returncode == 0 and "serve" in proc.stdout
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def test_streamable_http_transport(tmp_path):
+    import asyncio
+
+    config = write_config(tmp_path, FAST)
+    port = free_port()
+    server = await asyncio.create_subprocess_exec(
+        *CLI, "serve", "--config", str(config), "--backend", "simulated",
+        "--transport", "http", "--port", str(port),
+        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        for _ in range(200):  # wait until it listens (loopback only)
+            try:
+                _, writer = await asyncio.open_connection("127.0.0.1", port)
+                writer.close()
+                break
+            except OSError:
+                await asyncio.sleep(0.05)
+        for mode in ("auto", "legacy"):
+            async with Client(f"http://127.0.0.1:{port}/mcp", mode=mode) as client:
+                scan = await client.call_tool("ble_scan", {"name": "HRM"})
+                assert [d["name"] for d in scan.structured_content["devices"]] == ["HRM Strap"]
+                status = await client.call_tool("ble_status", {})
+                assert status.structured_content["simulated"] is True
+    finally:
+        server.terminate()
+        await server.wait()
