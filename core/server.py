@@ -171,28 +171,6 @@ class DescriptorOut(BaseModel):
     handle: int
 
 
-class CharacteristicOut(BaseModel):
-    uuid: str
-    short: str | None
-    name: str | None
-    handle: int = Field(description="value handle; usable as characteristic='#<handle>'")
-    properties: list[str]
-    descriptors: list[DescriptorOut]
-
-
-class ServiceOut(BaseModel):
-    uuid: str
-    short: str | None
-    name: str | None
-    handle: int
-    characteristics: list[CharacteristicOut]
-
-
-class ServicesResult(BaseModel):
-    address: str
-    services: list[ServiceOut]
-
-
 class ValueOut(BaseModel):
     hex: str
     length: int
@@ -206,6 +184,32 @@ def value_out(uuid: str, data: bytes) -> ValueOut:
     return ValueOut(
         hex=data.hex(), length=len(data), text=printable_text(data), decoded=decode(uuid, data)
     )
+
+
+class CharacteristicOut(BaseModel):
+    uuid: str
+    short: str | None
+    name: str | None
+    handle: int = Field(description="value handle; usable as characteristic='#<handle>'")
+    properties: list[str]
+    descriptors: list[DescriptorOut]
+    value: ValueOut | None = Field(
+        None, description="with read_values: the current value of a readable characteristic"
+    )
+    error: str | None = Field(None, description="with read_values: why reading it failed")
+
+
+class ServiceOut(BaseModel):
+    uuid: str
+    short: str | None
+    name: str | None
+    handle: int
+    characteristics: list[CharacteristicOut]
+
+
+class ServicesResult(BaseModel):
+    address: str
+    services: list[ServiceOut]
 
 
 class ReadResult(BaseModel):
@@ -491,10 +495,26 @@ def build_server(app: BleApp, manage_app: bool = True) -> MCPServer:
     async def ble_services(
         address: AddressArg,
         refresh: Annotated[bool, Field(description="discover again instead of the cache")] = False,
+        read_values: Annotated[
+            bool,
+            Field(description="also read every readable characteristic (one call, not many)"),
+        ] = False,
     ) -> ServicesResult:
         """The GATT tree: services, characteristics (properties, handles), descriptors, with SIG
-        names."""
+        names; with read_values, every readable characteristic's current value too (a failed
+        read is reported on that characteristic, not as an error of the call)."""
         index = await app.gatt(address, refresh)
+        values: dict[int, ValueOut] = {}
+        errors: dict[int, str] = {}
+        if read_values:
+            for char in index.characteristics.values():
+                if "read" in char.properties:
+                    try:
+                        _, data = await app.read(address, f"#{char.handle}")
+                    except BleError as exc:
+                        errors[char.handle] = str(exc)
+                    else:
+                        values[char.handle] = value_out(char.uuid, data)
         return ServicesResult(
             address=app.connection(address).address,
             services=[
@@ -510,6 +530,8 @@ def build_server(app: BleApp, manage_app: bool = True) -> MCPServer:
                             name=uuid_name(c.uuid),
                             handle=c.handle,
                             properties=list(c.properties),
+                            value=values.get(c.handle),
+                            error=errors.get(c.handle),
                             descriptors=[
                                 DescriptorOut(
                                     uuid=d.uuid,

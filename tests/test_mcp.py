@@ -428,3 +428,52 @@ def test_write_allowlist_rejects_bad_uuids(tmp_path):
 
     with pytest.raises(ConfigError, match=r"write_allowlist = \['lamp'\]: 'lamp' is not a UUID"):
         make_app(tmp_path, '[server]\nwrite_allowlist = ["lamp"]\n')
+
+
+GUARDED_WORLD = """
+name = "guarded"
+[[devices]]
+address = "C0:FF:EE:00:00:09"
+name = "Guarded"
+adv_interval_ms = 20
+[[devices.faults.gatt_errors]]
+uuid = "fff2"
+op = "read"
+error = "insufficient_authentication"
+[[devices.services]]
+uuid = "180f"
+[[devices.services.characteristics]]
+uuid = "2a19"
+properties = ["read", "notify"]
+value = "55"
+[[devices.services]]
+uuid = "fff0"
+[[devices.services.characteristics]]
+uuid = "fff1"
+properties = ["notify"]
+[[devices.services.characteristics]]
+uuid = "fff2"
+properties = ["read"]
+text = "secret"
+"""
+
+
+async def test_services_with_values_in_one_call(tmp_path):
+    world = tmp_path / "guarded.toml"
+    world.write_text(GUARDED_WORLD)
+    address = "C0:FF:EE:00:00:09"
+    async with Client(build_server(make_app(tmp_path, world=world))) as c:
+        await ok(c, "ble_scan", duration_s=1.0)
+        await ok(c, "ble_connect", address=address)
+        tree = await ok(c, "ble_services", address=address, read_values=True)
+        chars = {ch["short"]: ch for s in tree["services"] for ch in s["characteristics"]}
+        assert chars["2a19"]["value"]["decoded"] == {"battery_level_percent": 85}
+        assert chars["fff1"]["value"] is None and chars["fff1"]["error"] is None  # notify only
+        assert chars["fff2"]["value"] is None
+        assert "Insufficient Authentication" in chars["fff2"]["error"]
+        plain = await ok(c, "ble_services", address=address)
+        assert all(
+            ch["value"] is None and ch["error"] is None
+            for s in plain["services"]
+            for ch in s["characteristics"]
+        )
