@@ -63,6 +63,10 @@ class ServerSettings(BaseModel):
         10_000, ge=1, description="devices remembered between scans; the least recent is forgotten"
     )
     allow_writes: bool = Field(True, description="false makes every write tool refuse")
+    confirm_writes: bool = Field(
+        False,
+        description="ask the person to approve each write through the MCP client (elicitation)",
+    )
     write_allowlist: list[str] = Field(
         default_factory=list,
         description="when not empty, only these characteristic UUIDs (and their descriptors) "

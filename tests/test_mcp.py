@@ -477,3 +477,58 @@ async def test_services_with_values_in_one_call(tmp_path):
             for s in plain["services"]
             for ch in s["characteristics"]
         )
+
+
+@pytest.mark.parametrize("mode", ["auto", "legacy"])
+async def test_confirm_writes_asks_the_person_first(tmp_path, mode):
+    import mcp.types as types
+
+    asked: list[str] = []
+    answers: list[str] = []
+
+    async def person(context, params):
+        asked.append(params.message)
+        action = answers.pop(0)
+        content = {"approve": action == "accept"} if action in ("accept", "refuse") else None
+        return types.ElicitResult(action="accept" if content else action, content=content)
+
+    app = make_app(tmp_path, "[server]\nconfirm_writes = true\n")
+    async with Client(build_server(app), mode=mode, elicitation_callback=person) as c:
+        await ok(c, "ble_scan", duration_s=2.0)
+        await ok(c, "ble_connect", address=LAMP)
+        answers[:] = ["accept"]
+        await ok(c, "ble_write", address=LAMP, characteristic="fff1", value="01")
+        assert asked[-1] == (f"Allow writing 01 to characteristic fff1 on Desk Lamp ({LAMP})?")
+        for answer in ("decline", "cancel", "refuse"):
+            answers[:] = [answer]
+            text = await error(c, "ble_write", address=LAMP, characteristic="fff1", value="00")
+            assert "not approved; nothing was sent" in text
+        assert (await ok(c, "ble_read", address=LAMP, characteristic="fff1"))["hex"] == "01"
+        answers[:] = ["accept"]
+        await ok(
+            c,
+            "ble_write",
+            address=LAMP,
+            characteristic="fff2",
+            value="hi",
+            encoding="utf8",
+            response="false",
+        )
+        assert asked[-1].endswith(
+            "68 69 ('hi') to characteristic fff2 on Desk Lamp (" + LAMP + ")?"
+        )
+        answers[:] = ["decline"]
+        text = await error(c, "ble_write_descriptor", address=LAMP, descriptor="2901", value="00")
+        assert "not approved" in text and "descriptor 2901" in asked[-1]
+        bad = await error(c, "ble_write", address=LAMP, characteristic="fff1", value="zz")
+        assert "hex digit" in bad and len(asked) == 6  # invalid input is refused, not asked
+
+
+async def test_confirm_writes_without_elicitation_support_is_refused(tmp_path):
+    app = make_app(tmp_path, "[server]\nconfirm_writes = true\n")
+    async with Client(build_server(app)) as c:
+        await ok(c, "ble_scan", duration_s=2.0)
+        await ok(c, "ble_connect", address=LAMP)
+        text = await error(c, "ble_write", address=LAMP, characteristic="fff1", value="01")
+        assert "server.confirm_writes" in text and "cannot ask" in text and "nothing was" in text
+        assert (await ok(c, "ble_read", address=LAMP, characteristic="fff1"))["hex"] == "00"
