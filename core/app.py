@@ -514,6 +514,15 @@ class BleApp:
         index = await self.gatt(address)
         return index.characteristic(ref, self.connection(address).address)
 
+    @_holds_link
+    async def pair(self, address: str) -> Connection:
+        """Pair (bond) with a connected device, where the backend and platform can."""
+        conn = self.connection(address)
+        op = Operation("pair", conn.address, self._deadline())
+        await self._run(op, lambda: self.radio.pair(conn.address))
+        conn.gatt = None  # an encrypted link may expose more of the database: discover again
+        return conn
+
     # ------------------------------------------------------------------ transfer
 
     @_holds_link

@@ -107,7 +107,7 @@ class GattError(BleError):
         0x01: ("Invalid Handle", "list the GATT tree again with ble_services(refresh=true)"),
         0x02: ("Read Not Permitted", "this attribute cannot be read"),
         0x03: ("Write Not Permitted", "this attribute cannot be written"),
-        0x05: ("Insufficient Authentication", "pair with the device first"),
+        0x05: ("Insufficient Authentication", "pair with the device first (ble_pair)"),
         0x06: ("Request Not Supported", "the device does not support this request"),
         0x07: ("Invalid Offset", "the value is shorter than the requested offset"),
         0x08: ("Insufficient Authorization", "the device must authorize this client first"),

@@ -18,6 +18,7 @@ OperationKind = Literal[
     "write_descriptor",
     "subscribe",
     "unsubscribe",
+    "pair",
 ]
 
 #: Operations that can be repeated without changing the device's state.

@@ -138,6 +138,11 @@ class ConnectResult(BaseModel):
     notes: list[str] = Field(description="what plugins did for this connection, and why")
 
 
+class PairResult(BaseModel):
+    address: str
+    paired: bool
+
+
 class DisconnectResult(BaseModel):
     address: str
     was_connected: bool
@@ -465,6 +470,14 @@ def build_server(app: BleApp, manage_app: bool = True) -> MCPServer:
         """Disconnect; buffered notifications of its subscriptions stay readable until drained."""
         was = await app.disconnect(address)
         return DisconnectResult(address=parse_address(address), was_connected=was)
+
+    @tool(LINK)
+    @tool_errors
+    async def ble_pair(address: AddressArg) -> PairResult:
+        """Pair (bond) with a connected device, for characteristics that need an encrypted or
+        authenticated link (the error 'Insufficient Authentication' says when)."""
+        conn = await app.pair(address)
+        return PairResult(address=conn.address, paired=True)
 
     @tool(READ_ONLY)
     @tool_errors

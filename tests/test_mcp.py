@@ -26,6 +26,7 @@ TOOLS = {
     "ble_scan",
     "ble_devices",
     "ble_connect",
+    "ble_pair",
     "ble_disconnect",
     "ble_connections",
     "ble_services",
