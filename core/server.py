@@ -106,7 +106,10 @@ class ScanResult(BaseModel):
     devices: list[DeviceOut] = Field(description="matching devices, strongest signal first")
     matched: int = Field(description="devices that matched the filters (before limit)")
     advertisements_heard: int
-    duration_s: float = Field(description="how long the scan ran")
+    duration_s: float = Field(
+        description="how long the scan ran, on the backend's clock (simulated seconds when "
+        "simulated is true)"
+    )
     simulated: bool = Field(description="true when the devices are virtual (simulated backend)")
     notes: list[str] = Field(description="what plugins changed about this scan, and why")
 
