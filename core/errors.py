@@ -24,6 +24,9 @@ class BleError(Exception):
 
     #: How many attempts the core made before giving up (set by the core).
     attempts: int = 1
+    #: Seconds the backend already waited after the failure before reporting it (a library that
+    #: waits for the link to tear down); a retry policy subtracts it from its own backoff.
+    waited_s: float = 0.0
 
     def __init__(self, what: str, hint: str = "") -> None:
         self.what = what

@@ -76,7 +76,9 @@ class RetryPolicy:
             wait = min(s.initial_delay_s * s.multiplier ** (attempt - 1), s.max_delay_s)
         if s.jitter:
             wait *= 1 + self.rng.uniform(-s.jitter, s.jitter)
-        return wait
+        # The backend may already have waited (bleak-retry-connector waits for the stack to tear
+        # a failed link down); never wait twice for the same reason.
+        return max(0.0, wait - error.waited_s)
 
 
 class RetryPlugin:

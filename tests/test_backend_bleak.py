@@ -101,6 +101,10 @@ async def test_connect_makes_one_attempt_and_types_the_error(error, expected):
         assert FailingClient.attempts == 1  # bleak-retry-connector did not retry
         assert time.monotonic() - started < 1.5  # the deadline held
         assert SENSOR in str(raised.value)
+        if expected is ConnectionFailed:
+            # bleak-retry-connector waited for the aborted link to go down before giving up;
+            # the error says so, and the retry plugin subtracts it from its own backoff
+            assert 0.1 < raised.value.waited_s < 1.0
 
 
 def test_retry_connector_errors_map_to_retry_kinds():

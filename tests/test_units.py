@@ -150,5 +150,10 @@ def test_retry_policy_classifies_failures():
     assert policy.delay(op("write_without_response"), transient, 1) is None
     # refused before it was sent: safe to send again, even for a write
     assert policy.delay(op("write"), OperationInProgress("busy"), 1) == 0.01
+    waited = ConnectionFailed("aborted")
+    waited.waited_s = 0.15  # the backend already waited this long after the failure
+    assert policy.delay(op(), waited, 2) == pytest.approx(0.05)
+    waited.waited_s = 1.0
+    assert policy.delay(op(), waited, 1) == 0.0
     unsafe = RetryPolicy(RetrySettings(retry_writes=True, operations=["write"]))
     assert unsafe.delay(op("write"), transient, 1) == 0.25

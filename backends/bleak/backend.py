@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import logging
 import sys
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -75,17 +76,22 @@ class _AttemptClient(BleakClient):
     transient (aborted links, missing devices, full slots: up to 9 times). Our retry plugin must be
     the only one to retry, so a second attempt is refused with an exception it does not catch."""
 
-    def __init__(self, *args: Any, attempt_failures: list[BaseException], **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        attempt_failures: list[tuple[BaseException, float]],
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self._attempt_failures = attempt_failures
 
     async def connect(self, **kwargs: Any) -> None:
         if self._attempt_failures:
-            raise _OneAttemptOnly
+            raise _OneAttemptOnly(time.monotonic())
         try:
             await super().connect(**kwargs)
         except BaseException as exc:
-            self._attempt_failures.append(exc)
+            self._attempt_failures.append((exc, time.monotonic()))
             raise
 
 
@@ -238,7 +244,7 @@ class BleakBackend(Backend):
         deadline = loop.time() + timeout_s
         device = self._devices.get(address) or await self._find(address, timeout_s)
         client: Any = None
-        failures: list[BaseException] = []
+        failures: list[tuple[BaseException, float]] = []  # (why, when) of our one attempt
         try:
             async with asyncio.timeout(max(deadline - loop.time(), 0.001)):
                 # A link BlueZ keeps to this device through another adapter is stale.
@@ -255,13 +261,17 @@ class BleakBackend(Backend):
                     pair=self.pair_on_connect,
                     **self._platform_args(),
                 )
-        except _OneAttemptOnly:
-            raise attempt_error(failures[0], address, timeout_s) from None
+        except _OneAttemptOnly as refused:
+            failure, failed_at = failures[0]
+            error = attempt_error(failure, address, timeout_s)
+            # the time bleak-retry-connector spent waiting for the failed link to go down
+            error.waited_s = max(0.0, refused.args[0] - failed_at)
+            raise error from None
         except TimeoutError:
             # After a failed attempt establish_connection waits (up to 4 s) for the stack to
             # tear the link down; if our deadline ends that wait, report the failure itself.
             if failures:
-                raise attempt_error(failures[0], address, timeout_s) from None
+                raise attempt_error(failures[0][0], address, timeout_s) from None
             raise connect_error(TimeoutError(), address, timeout_s) from None
         except Exception as exc:
             raise connect_error(exc, address, timeout_s) from None
