@@ -282,3 +282,33 @@ async def test_pool_never_releases_a_link_with_an_operation_under_way(tmp_path):
         assert (await reading)[1] == b"\x11"
         assert set(app.connections) == {slow, third}
         assert app.in_flight == {}
+
+
+async def test_profiler_writes_one_json_line_per_operation(tmp_path):
+    import json
+
+    profile = tmp_path / "profile.jsonl"
+    app = make_app(tmp_path, f'plugins = ["profiler"]\n[profiler]\npath = "{profile}"\n')
+    async with app:
+        await app.scan(2.0, ScanFilter())
+        await app.connect(HRM)
+        await app.read(HRM, "2a19")
+        with pytest.raises(NotPermitted):
+            await app.read(HRM, "2a37")  # refused before any I/O: not an operation
+    lines = [json.loads(line) for line in profile.read_text().splitlines()]
+    assert [line["name"] for line in lines] == ["scan", "connect", "discover", "read"]
+    read = lines[-1]
+    assert read["address"] == HRM and read["bytes"] == 1 and read["outcome"] == "ok"
+    assert read["attempts"] == 1 and read["duration_s"] >= 0 and read["timestamp"]
+    assert lines[0]["devices"] == 6
+
+
+async def test_profiler_threshold(tmp_path):
+    profile = tmp_path / "slow.jsonl"
+    app = make_app(
+        tmp_path, f'plugins = ["profiler"]\n[profiler]\npath = "{profile}"\nmin_duration_s = 60\n'
+    )
+    async with app:
+        await app.scan(2.0, ScanFilter())
+        await app.connect(HRM)
+    assert profile.read_text() == ""

@@ -1,0 +1,92 @@
+"""Operation profiling (performance guide: "Performance Profiling").
+
+Writes one JSON line per finished operation — name, device, handle, duration, bytes, attempts,
+outcome, timestamp — to stderr or a file, for operations slower than ``min_duration_s``. Scans
+are profiled too. Cheap enough to leave on; pair it with ``MCP_BLE_TRACE_HOOKS=1`` when writing
+plugins.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import IO, Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from mcp_ble.core.hookspecs import hookimpl
+
+SECTION = "profiler"
+
+
+class ProfilerSettings(BaseModel):
+    """``[profiler]``"""
+
+    model_config = ConfigDict(extra="forbid")
+
+    path: Path | None = Field(None, description="append JSON lines here (unset: stderr)")
+    min_duration_s: float = Field(
+        0.0, ge=0, description="only operations at least this slow are written"
+    )
+
+
+class ProfilerPlugin:
+    def __init__(self) -> None:
+        self.settings = ProfilerSettings()
+        self._out: IO[str] = sys.stderr
+        self._owned = False
+        self.written = 0
+
+    @hookimpl
+    def mcp_ble_register_settings(self, register: Any) -> None:
+        register(SECTION, ProfilerSettings)
+
+    @hookimpl
+    def mcp_ble_startup(self, app: Any) -> None:
+        self.settings = app.settings.section(SECTION)
+        if self.settings.path is not None:
+            self._out = self.settings.path.open("a", encoding="utf-8", buffering=1)
+            self._owned = True
+
+    @hookimpl
+    def mcp_ble_shutdown(self) -> None:
+        if self._owned:
+            self._out.close()
+            self._owned = False
+
+    def _write(self, record: dict[str, Any]) -> None:
+        if record["duration_s"] < self.settings.min_duration_s:
+            return
+        record["timestamp"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        self._out.write(json.dumps(record, separators=(",", ":")) + "\n")
+        self.written += 1
+
+    @hookimpl
+    def mcp_ble_operation_finished(
+        self, operation: Any, duration_s: float, nbytes: int, error: Any
+    ) -> None:
+        self._write(
+            {
+                "name": operation.kind,
+                "address": operation.address,
+                "handle": operation.handle,
+                "duration_s": round(duration_s, 6),
+                "bytes": nbytes,
+                "attempts": operation.attempts,
+                "outcome": "ok" if error is None else error.code,
+            }
+        )
+
+    @hookimpl
+    def mcp_ble_scan_finished(self, plan: Any, found: int, duration_s: float) -> None:
+        self._write(
+            {
+                "name": "scan",
+                "duration_s": round(duration_s, 6),
+                "devices": found,
+                "requested_s": plan.requested_duration_s,
+                "notes": plan.notes,
+            }
+        )
