@@ -15,8 +15,11 @@ import asyncio
 import time
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable
+from typing import TypeVar
 
 from .models import Advertisement, BackendInfo, GattService, ScanFilter
+
+T = TypeVar("T")
 
 NotifyCallback = Callable[[bytes], None]
 """Called on the event loop with each notification or indication payload. Must not block."""
@@ -106,3 +109,17 @@ class Backend(ABC):
             f"The {self.info().name} backend cannot pair with {address}",
             "pair from the operating system's Bluetooth settings instead",
         )
+
+
+async def until_deadline(queue: asyncio.Queue[T], duration_s: float) -> AsyncIterator[T]:
+    """Yield what arrives on ``queue`` for ``duration_s`` seconds of loop time, then stop: the
+    shape of a scan for backends whose library calls back with advertisements."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + duration_s
+    while (remaining := deadline - loop.time()) > 0:
+        try:
+            async with asyncio.timeout(remaining):
+                item = await queue.get()
+        except TimeoutError:
+            return
+        yield item

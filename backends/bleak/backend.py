@@ -24,7 +24,7 @@ from bleak import BleakClient, BleakScanner
 from bleak.backends.device import BLEDevice
 from bleak.backends.scanner import AdvertisementData
 
-from mcp_ble.core.backend import Backend, NotifyCallback
+from mcp_ble.core.backend import Backend, NotifyCallback, until_deadline
 from mcp_ble.core.errors import (
     BackendUnavailable,
     BleError,
@@ -204,7 +204,6 @@ class BleakBackend(Backend):
         self, duration_s: float, scan_filter: ScanFilter
     ) -> AsyncIterator[Advertisement]:
         """bleak calls the detection callback on the loop; it only enqueues (bounded)."""
-        loop = asyncio.get_running_loop()
         queue: asyncio.Queue[Advertisement] = asyncio.Queue(SCAN_BUFFER)
 
         def on_detection(device: BLEDevice, data: AdvertisementData) -> None:
@@ -220,13 +219,7 @@ class BleakBackend(Backend):
         except Exception as exc:
             raise gatt_error(exc, "the adapter", "scan") from None
         try:
-            deadline = loop.time() + duration_s
-            while (remaining := deadline - loop.time()) > 0:
-                try:
-                    async with asyncio.timeout(remaining):
-                        adv = await queue.get()
-                except TimeoutError:
-                    break
+            async for adv in until_deadline(queue, duration_s):
                 yield adv
         finally:
             with contextlib.suppress(Exception):

@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from mcp_ble.core.backend import Backend, NotifyCallback
+from mcp_ble.core.backend import Backend, NotifyCallback, until_deadline
 from mcp_ble.core.errors import (
     BackendUnavailable,
     BleError,
@@ -218,7 +218,6 @@ class BumbleBackend(Backend):
     ) -> AsyncIterator[Advertisement]:
         """Active scan; every advertising report is yielded (the core merges duplicates)."""
         device = self.device
-        loop = asyncio.get_running_loop()
         queue: asyncio.Queue[Advertisement] = asyncio.Queue(SCAN_BUFFER)
 
         def on_advertisement(report: Any) -> None:
@@ -235,13 +234,7 @@ class BumbleBackend(Backend):
         device.on("advertisement", on_advertisement)
         try:
             await device.start_scanning(active=True, filter_duplicates=False)
-            deadline = loop.time() + duration_s
-            while (remaining := deadline - loop.time()) > 0:
-                try:
-                    async with asyncio.timeout(remaining):
-                        adv = await queue.get()
-                except TimeoutError:
-                    break
+            async for adv in until_deadline(queue, duration_s):
                 yield adv
         finally:
             device.remove_listener("advertisement", on_advertisement)

@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from mcp_ble.core.backend import Backend, NotifyCallback
+from mcp_ble.core.backend import Backend, NotifyCallback, until_deadline
 from mcp_ble.core.errors import (
     BackendUnavailable,
     BleError,
@@ -241,13 +241,7 @@ class SimplepybleBackend(Backend):
                 await self._call(self._adapter.scan_start)
             except Exception as exc:
                 raise operation_error(exc, "the adapter", "scan") from None
-            deadline = loop.time() + duration_s
-            while (remaining := deadline - loop.time()) > 0:
-                try:
-                    async with asyncio.timeout(remaining):
-                        adv = await queue.get()
-                except TimeoutError:
-                    break
+            async for adv in until_deadline(queue, duration_s):
                 yield adv
         finally:
             self._scan_sink = None
