@@ -365,7 +365,8 @@ class BleApp:
         """Scan for ``duration_s`` (plugins may adjust it); return matching devices by RSSI."""
         if duration_s is not None and not 0 < duration_s <= 300:
             raise InvalidInput(
-                f"duration_s={duration_s} is out of range", "scan for between 0.1 and 300 seconds"
+                f"duration_s={duration_s} is out of range",
+                "scan for more than 0 and at most 300 seconds",
             )
         requested = duration_s
         plan = ScanPlan(

@@ -416,15 +416,19 @@ def build_server(app: BleApp, manage_app: bool = True) -> MCPServer:
                 "company ids are 0..65535 (e.g. 76 for Apple, 89 for Nordic)",
             )
         task = asyncio.create_task(app.scan(duration_s, scan_filter, limit))
-        expected = duration_s or app.settings.server.scan_duration_s
-        started = time.monotonic()
+        # Seconds on the backend's clock; the total is known only when the caller fixed it
+        # (plugins such as adaptive_scan choose the length otherwise).
+        clock = app.radio.now
+        started = clock()
         while not task.done():
             await asyncio.wait({task}, timeout=1.0)
             if not task.done():
-                elapsed = time.monotonic() - started
+                elapsed = clock() - started
                 with contextlib.suppress(Exception):
                     await ctx.report_progress(
-                        min(elapsed, expected), expected, f"scanning, {len(app.tracker)} known"
+                        min(elapsed, duration_s) if duration_s else elapsed,
+                        duration_s,
+                        f"scanning: {elapsed:.1f} s, {len(app.tracker)} devices known",
                     )
         outcome = task.result()
         now = time.monotonic()

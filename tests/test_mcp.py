@@ -299,7 +299,7 @@ BAD_INPUTS = [
         ["max_items=0"],
     ),
     ("ble_read_descriptor", {"address": UART, "descriptor": "2901"}, ["no descriptor 2901"]),
-    ("ble_scan", {"duration_s": 0}, ["duration_s=0", "between"]),
+    ("ble_scan", {"duration_s": 0}, ["duration_s=0", "at most 300 seconds"]),
     ("ble_scan", {"service_uuid": "heart"}, ["'heart' is not a UUID"]),
     ("ble_scan", {"manufacturer_id": 70000}, ["manufacturer_id=70000"]),
 ]
@@ -533,3 +533,19 @@ async def test_confirm_writes_without_elicitation_support_is_refused(tmp_path):
         text = await error(c, "ble_write", address=LAMP, characteristic="fff1", value="01")
         assert "server.confirm_writes" in text and "cannot ask" in text and "nothing was" in text
         assert (await ok(c, "ble_read", address=LAMP, characteristic="fff1"))["hex"] == "00"
+
+
+async def test_scan_reports_progress_on_the_backend_clock(tmp_path):
+    updates: list[tuple[float, float | None, str | None]] = []
+
+    async def on_progress(progress, total, message):
+        updates.append((progress, total, message))
+
+    app = make_app(tmp_path)  # time_scale 0.01: 150 simulated seconds take 1.5 s
+    async with Client(build_server(app)) as c:
+        result = await c.call_tool("ble_scan", {"duration_s": 150}, progress_callback=on_progress)
+        assert not result.is_error
+    assert updates, "a scan longer than a second reports progress"
+    progress, total, message = updates[0]
+    assert total == 150 and 50 <= progress <= 150  # simulated seconds, not wall-clock ones
+    assert message.startswith("scanning: ") and "devices known" in message
