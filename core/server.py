@@ -20,7 +20,7 @@ from mcp.server.mcpserver import Context, Elicit, ElicitationResult, MCPServer, 
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.mcpserver.tools import Tool
 from mcp.server.subscriptions import InMemorySubscriptionBus
-from mcp.types import ToolAnnotations
+from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from prometheus_client import generate_latest
 from pydantic import BaseModel, Field
 
@@ -377,6 +377,7 @@ def build_server(app: BleApp, manage_app: bool = True) -> MCPServer:
             schema = made.fn_metadata.output_schema
             if schema is not None:
                 made.fn_metadata.output_schema = compact_schema(schema)
+                made.fn = compact_text(fn)
             tools.append(made)
             return fn
 
@@ -839,6 +840,25 @@ async def approve_descriptor_write(
     ctx: Context, address: str, descriptor: str | int, value: str, encoding: str = "hex"
 ) -> Any:
     return await ask_before_writing(ctx, address, f"descriptor {descriptor}", value, encoding)
+
+
+def compact_text(fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    """Return the structured result with a compact JSON copy as its text content.
+
+    The SDK's default text copy is indented JSON; agents read that text, and compact JSON is
+    about a third smaller (tokens the agent pays for) with the same content."""
+
+    @functools.wraps(fn)
+    async def wrapper(*args: Any, **kwargs: Any) -> Any:
+        result = await fn(*args, **kwargs)
+        if not isinstance(result, BaseModel):
+            return result
+        return CallToolResult(
+            content=[TextContent(type="text", text=result.model_dump_json())],
+            structured_content=result.model_dump(mode="json"),
+        )
+
+    return wrapper
 
 
 def compact_schema(schema: dict[str, Any]) -> dict[str, Any]:

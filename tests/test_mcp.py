@@ -549,3 +549,12 @@ async def test_scan_reports_progress_on_the_backend_clock(tmp_path):
     progress, total, message = updates[0]
     assert total == 150 and 50 <= progress <= 150  # simulated seconds, not wall-clock ones
     assert message.startswith("scanning: ") and "devices known" in message
+
+
+async def test_text_content_is_the_structured_result_as_compact_json(client):
+    import json
+
+    result = await client.call_tool("ble_scan", {"duration_s": 2.0})
+    text = result.content[0].text
+    assert json.loads(text) == result.structured_content
+    assert "\n" not in text and ", " not in text.split('"name"')[0]  # no indentation
