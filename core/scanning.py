@@ -82,6 +82,11 @@ class ScanBroker:
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
 
+    @property
+    def scanning(self) -> bool:
+        """Whether the radio is scanning for someone right now."""
+        return self._task is not None and not self._task.done()
+
     async def scan(self, plan: ScanPlan) -> ScanRequest:
         async with self.places:
             clock = self.app.radio.now
@@ -104,6 +109,8 @@ class ScanBroker:
             finally:
                 with contextlib.suppress(ValueError):
                     self.active.remove(request)
+                if not self.active and self._task is not None and not self._task.done():
+                    self._task.cancel()  # nobody listens any more (the caller went away)
             return request
 
     def _filter_hint(self) -> ScanFilter:

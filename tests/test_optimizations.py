@@ -312,3 +312,22 @@ async def test_profiler_threshold(tmp_path):
         await app.scan(2.0, ScanFilter())
         await app.connect(HRM)
     assert profile.read_text() == ""
+
+
+async def test_a_cancelled_scan_stops_the_radio(tmp_path):
+    app = make_app(tmp_path, "plugins = []")
+    async with app:
+        scan = asyncio.ensure_future(app.scan(300.0, ScanFilter()))
+        for _ in range(1000):
+            if app.scanner.radio_scans:
+                break
+            await asyncio.sleep(0)
+        scan.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await scan
+        for _ in range(1000):
+            if not app.scanner.scanning:
+                break
+            await asyncio.sleep(0.001)
+        assert not app.scanner.scanning  # not listening for the remaining 300 s
+        assert (await app.scan(1.0, ScanFilter())).matched >= 1  # and the next scan works
