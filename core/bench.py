@@ -47,7 +47,10 @@ if TYPE_CHECKING:
 
 TARGET = "BE:0C:00:00:00:01"
 TARGET_NAME = "Bench Target"
-GROUPS = ("discovery", "connection", "transfer", "load", "micro")
+MTU_TARGET = "BE:0C:00:00:00:02"
+#: The performance guide's optimizeMTU candidates, plus the ATT maximum.
+MTU_CANDIDATES = (23, 185, 244, 247, 517)
+GROUPS = ("discovery", "connection", "transfer", "mtu", "load", "micro")
 
 #: (comparison, bound) of the figures the issue sets targets for.
 TARGETS: dict[str, tuple[str, float]] = {
@@ -238,6 +241,27 @@ def bench_world(params: BenchParams) -> str:
         'generator = { kind = "counter", start = 0, step = 1, min = 0, max = 255 }',
         f'prefix = "{"a5" * 243}"',
         "notify_hz = 10000",
+    ]
+    lines += [
+        "",
+        "[[devices]]",  # the MTU sweep's device: it accepts the largest MTU, the adapter decides
+        f'address = "{MTU_TARGET}"',
+        'name = "Bench MTU Target"',
+        "rssi = -55",
+        "adv_interval_ms = 100",
+        "mtu = 517",
+        "",
+        "[devices.link]",
+        "connection_interval_ms = 15",
+        'phy = "2M"',
+        "packets_per_event = 6",
+        "",
+        "[[devices.services]]",
+        'uuid = "fff0"',
+        "",
+        "[[devices.services.characteristics]]",
+        'uuid = "fff1"',
+        'properties = ["write-without-response"]',
     ]
     for i in range(1, params.device_count + 1):
         lines += [
@@ -461,6 +485,48 @@ class Suite:
                 )
             )
             await app.unsubscribe(TARGET, "fff2")
+
+    async def mtu(self) -> None:
+        """The guide's MTU optimization: stream the same bytes at each candidate MTU (the
+        adapter's limit; the device accepts 517) and keep the fastest."""
+        p = self.params
+        sim = self.loaded.settings.backend_settings("simulated")
+        adapter_mtu = sim.max_mtu
+        nbytes = p.stream_bytes
+        best: tuple[float, int] | None = None
+        self.progress.step(f"mtu: {nbytes} B written without response at MTU {MTU_CANDIDATES}")
+        try:
+            for mtu in MTU_CANDIDATES:
+                sim.max_mtu = mtu
+                async with self.app() as app:
+                    radio = self.backend(app)
+                    await self.discovered(app, MTU_TARGET)
+                    await app.connect(MTU_TARGET)
+                    await app.gatt(MTU_TARGET)
+                    link = radio.link_params(MTU_TARGET)
+                    link = theory.LinkParams(**{**link.__dict__, "mtu": radio.mtu(MTU_TARGET)})
+                    payload = link.payload
+                    data = bytes(nbytes)
+                    start = radio.now()
+                    for offset in range(0, nbytes, payload):
+                        await app.write(
+                            MTU_TARGET, "fff1", data[offset : offset + payload], "false"
+                        )
+                    rate = nbytes / (await radio.drain(MTU_TARGET) - start)
+                    self.results.append(
+                        Result(
+                            f"mtu_{mtu}_write_without_response_bytes_per_s",
+                            rate,
+                            "B/s",
+                            theory.stream_throughput(link),
+                        )
+                    )
+                    if best is None or rate > best[0]:
+                        best = (rate, mtu)
+        finally:
+            sim.max_mtu = adapter_mtu
+        assert best is not None
+        self.results.append(Result("mtu_best", best[1], "bytes"))
 
     @staticmethod
     async def _repeat(radio: Any, n: int, op: Callable[[], Awaitable[Any]]) -> list[float]:
@@ -694,6 +760,7 @@ STEPS = {
     "discovery": 2,
     "connection": 1,
     "transfer": 2,  # plus one per transfer size
+    "mtu": 1,
     "load": 1,
     "micro": 4,
 }

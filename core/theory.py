@@ -101,8 +101,9 @@ class LinkParams:
 
     @property
     def payload(self) -> int:
-        """Bytes of one notification or write without response: MTU - 3."""
-        return self.mtu - 3
+        """Bytes of one notification or write without response: MTU - 3, and never more than
+        the 512 bytes an attribute value holds (MTU 517 carries 512, not 514)."""
+        return min(self.mtu - 3, 512)
 
 
 def slots_per_event(link: LinkParams, ll_payload: int) -> tuple[int, int]:

@@ -148,5 +148,25 @@ def test_the_bench_world_is_a_valid_world():
     from mcp_ble.backends.simulated.world import World
 
     world = World.model_validate(tomllib.loads(bench.bench_world(BenchParams(device_count=300))))
-    assert len(world.devices) == 301
+    assert len(world.devices) == 302  # the target, the MTU-sweep target, 300 load devices
+    assert world.devices[1].mtu == 517
     assert world.devices[0].link.phy == "2M"
+
+
+async def test_mtu_sweep_finds_the_mtu_whose_pdu_fits_one_packet():
+    """The guide's optimizeMTU over the candidates: with Data Length Extension (251-byte LL
+    payloads) MTU 247 fills one packet exactly; 517 fragments into three and is slower."""
+    import io
+
+    loaded, catalog = load(cli={"backend": "simulated", "plugins": ""})
+    params = BenchParams.quick()
+    results = await run_suite(loaded, catalog, params, ["mtu"], Progress(1, io.StringIO()))
+    figures = {r.name: r for r in results}
+    assert figures["mtu_best"].value == 247
+    for mtu in bench.MTU_CANDIDATES:
+        figure = figures[f"mtu_{mtu}_write_without_response_bytes_per_s"]
+        assert 0.85 < figure.ratio < 1.05, (mtu, figure.ratio)  # simulator against theory
+    assert (
+        figures["mtu_23_write_without_response_bytes_per_s"].value
+        < figures["mtu_185_write_without_response_bytes_per_s"].value
+    )
