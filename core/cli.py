@@ -129,7 +129,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "demo":
         from .demo import run_demo
 
-        return asyncio.run(run_demo(args.config, args.backend))
+        return asyncio.run(run_demo(args.config, args.backend, args.plugins))
     loaded, catalog = load(args)
     if args.command == "config":
         return _config_show(loaded, args.json)

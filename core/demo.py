@@ -44,10 +44,14 @@ def _say(text: str) -> None:
     print(f"  {text}")
 
 
-async def run_demo(config: Path | None = None, backend: str | None = None) -> int:
+async def run_demo(
+    config: Path | None = None, backend: str | None = None, plugins: str | None = None
+) -> int:
     args = ["-m", "mcp_ble.core.cli", "serve", "--backend", backend or "simulated"]
     if config is not None:
         args += ["--config", str(config)]
+    if plugins is not None:
+        args += ["--plugins", plugins]
     params = StdioServerParameters(command=sys.executable, args=args, env=dict(os.environ))
     print("mcp-ble demo: the MCP SDK client drives `mcp-ble serve` over stdio")
     async with Client(params) as client:

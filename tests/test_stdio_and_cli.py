@@ -135,3 +135,16 @@ async def test_streamable_http_transport(tmp_path):
     finally:
         server.terminate()
         await server.wait()
+
+
+def test_demo_runs_a_real_client_session(tmp_path):
+    config = write_config(tmp_path, FAST)
+    proc = run_cli("demo", "--config", str(config))
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "server offers 15 tools" in out
+    assert "battery: {'battery_level_percent': 87}" in out
+    assert "heart rate notifications (bpm): [" in out
+    assert "UART echoed: hello from mcp-ble" in out
+    assert "ERROR (as the agent sees it)" in out and "has no characteristic 2a99" in out
+    assert "ble_connection_success_total 3.0" in out
