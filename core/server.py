@@ -26,7 +26,7 @@ from pydantic import BaseModel, Field
 
 from . import __version__, resources
 from .app import BleApp, Subscription
-from .errors import BleError, ConfigError, InvalidInput, NotPermitted
+from .errors import BleError, ConfigError, GattError, InvalidInput, NotPermitted
 from .gatt import label
 from .models import GattCharacteristic, ScanFilter
 from .sig import company_name, decode, printable_text, short_uuid, uuid_name
@@ -321,23 +321,63 @@ class StatusResult(BaseModel):
 # --------------------------------------------------------------------------- helpers
 
 
-def tool_errors(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
-    """Turn every failure into a tool error with a readable message; never leak a traceback."""
+def error_result(exc: BaseException) -> CallToolResult:
+    """A tool error: the message as text (what happened, then what to do), and the same as
+    structured content with a stable ``code`` and the failure's ``kind`` for agents that branch."""
+    if isinstance(exc, BleError):
+        error: dict[str, Any] = {
+            "code": exc.code,
+            "kind": exc.kind,
+            "message": exc.what,
+            "hint": exc.hint,
+            "retryable": exc.kind in ("transient", "backoff"),
+        }
+        if isinstance(exc, GattError):
+            error["att_code"] = exc.att_code
+        text = str(exc)
+    elif isinstance(exc, ConfigError):
+        text = str(exc)
+        error = {
+            "code": "config_error",
+            "kind": "fatal",
+            "message": text,
+            "hint": "",
+            "retryable": False,
+        }
+    else:
+        text = (
+            f"Internal error ({type(exc).__name__}: {exc}). The server is still running; "
+            "retry, and report this if it persists"
+        )
+        error = {
+            "code": "internal_error",
+            "kind": "fatal",
+            "message": text,
+            "hint": "",
+            "retryable": False,
+        }
+    return CallToolResult(
+        content=[TextContent(type="text", text=text)],
+        structured_content={"error": error},
+        is_error=True,
+    )
+
+
+def tool_errors(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R | CallToolResult]]:
+    """Turn every failure into a tool error with a readable message and a stable code; never
+    leak a traceback, never stop serving."""
 
     @functools.wraps(fn)
-    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R | CallToolResult:
         try:
             return await fn(*args, **kwargs)
         except ToolError:
             raise
         except (BleError, ConfigError) as exc:
-            raise ToolError(str(exc)) from None
+            return error_result(exc)
         except Exception as exc:
             log.exception("tool %s failed unexpectedly", fn.__name__)
-            raise ToolError(
-                f"Internal error ({type(exc).__name__}: {exc}). The server is still running; "
-                "retry, and report this if it persists"
-            ) from None
+            return error_result(exc)
 
     return wrapper
 
@@ -851,8 +891,8 @@ def compact_text(fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[A
     @functools.wraps(fn)
     async def wrapper(*args: Any, **kwargs: Any) -> Any:
         result = await fn(*args, **kwargs)
-        if not isinstance(result, BaseModel):
-            return result
+        if not isinstance(result, BaseModel) or isinstance(result, CallToolResult):
+            return result  # errors are already complete results
         return CallToolResult(
             content=[TextContent(type="text", text=result.model_dump_json())],
             structured_content=result.model_dump(mode="json"),

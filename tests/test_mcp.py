@@ -558,3 +558,25 @@ async def test_text_content_is_the_structured_result_as_compact_json(client):
     text = result.content[0].text
     assert json.loads(text) == result.structured_content
     assert "\n" not in text and ", " not in text.split('"name"')[0]  # no indentation
+
+
+async def test_errors_carry_a_stable_code_and_kind(client):
+    await ok(client, "ble_scan")
+    cases = [
+        ("ble_connect", {"address": "nope"}, "invalid_input", "fatal", False),
+        ("ble_connect", {"address": "AA:BB:CC:DD:EE:FF"}, "device_not_found", "backoff", True),
+        ("ble_read", {"address": HRM, "characteristic": "2a19"}, "not_connected", "fatal", False),
+    ]
+    for tool, args, code, kind, retryable in cases:
+        result = await client.call_tool(tool, args)
+        assert result.is_error
+        error = result.structured_content["error"]
+        assert (error["code"], error["kind"], error["retryable"]) == (code, kind, retryable)
+        assert result.content[0].text == f"{error['message']}. {error['hint']}"
+        assert not result.content[0].text.startswith("Error executing tool")
+    await ok(client, "ble_connect", address=LAMP)
+    refused = await client.call_tool(
+        "ble_write", {"address": LAMP, "characteristic": "fff1", "value": "0101"}
+    )
+    assert refused.structured_content["error"]["code"] == "gatt_error"
+    assert refused.structured_content["error"]["att_code"] == 0x0D

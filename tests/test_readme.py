@@ -56,3 +56,18 @@ def test_every_command_is_documented():
     [sub] = [a for a in parser._actions if a.dest == "command"]
     for command in sub.choices:
         assert f"`mcp-ble {command}" in README, command
+
+
+def test_every_error_code_is_documented():
+    from mcp_ble.core import errors
+
+    def subclasses(cls):
+        for sub in cls.__subclasses__():
+            yield sub
+            yield from subclasses(sub)
+
+    codes = {errors.BleError.code} | {c.code for c in subclasses(errors.BleError)}
+    codes |= {"config_error", "internal_error"}
+    section = README[README.index("so an agent can branch on a stable code") :]
+    section = section[: section.index("`kind` says")]
+    assert set(re.findall(r"`([a-z_]+)`", section)) == codes
