@@ -130,6 +130,16 @@ def stats(name: str, samples: list[float], unit: str, ideal: float | None) -> li
     ]
 
 
+def rate_and_latency(
+    name: str, size: int, latencies: list[float], ideal_rate: float, ideal_time: float
+) -> list[Result]:
+    """``<name>_bytes_per_s`` (from the mean) and ``<name>_latency_median_s``, with ideals."""
+    return [
+        Result(f"{name}_bytes_per_s", size / statistics.fmean(latencies), "B/s", ideal_rate),
+        Result(f"{name}_latency_median_s", statistics.median(latencies), "s", ideal_time),
+    ]
+
+
 def percentile(samples: list[float], p: float) -> float:
     """Nearest-rank percentile."""
     ordered = sorted(samples)
@@ -434,41 +444,21 @@ class Suite:
                 def write(v: bytes = value) -> Awaitable[Any]:
                     return app.write(TARGET, "fff1", v, "true")
 
-                latencies = await self._repeat(radio, p.transfer_ops, write)
-                mean = statistics.fmean(latencies)
                 name = "write_with_response" + ("" if size == payload else f"_{size}B")
-                self.results += [
-                    Result(
-                        f"{name}_bytes_per_s",
-                        size / mean,
-                        "B/s",
-                        theory.write_with_response_throughput(link, size),
-                    ),
-                    Result(
-                        f"{name}_latency_median_s",
-                        statistics.median(latencies),
-                        "s",
-                        theory.write_with_response_time(link, size),
-                    ),
-                ]
-                latencies = await self._repeat(
-                    radio, p.transfer_ops, lambda: app.read(TARGET, "fff1")
+                self.results += rate_and_latency(
+                    name,
+                    size,
+                    await self._repeat(radio, p.transfer_ops, write),
+                    theory.write_with_response_throughput(link, size),
+                    theory.write_with_response_time(link, size),
                 )
-                mean = statistics.fmean(latencies)
-                self.results += [
-                    Result(
-                        f"read_{size}B_bytes_per_s",
-                        size / mean,
-                        "B/s",
-                        theory.read_throughput(link, size),
-                    ),
-                    Result(
-                        f"read_{size}B_latency_median_s",
-                        statistics.median(latencies),
-                        "s",
-                        theory.read_time(link, size),
-                    ),
-                ]
+                self.results += rate_and_latency(
+                    f"read_{size}B",
+                    size,
+                    await self._repeat(radio, p.transfer_ops, lambda: app.read(TARGET, "fff1")),
+                    theory.read_throughput(link, size),
+                    theory.read_time(link, size),
+                )
 
             self.progress.step(f"transfer: notifications for {p.notify_window_s:g} s")
             sub, _ = await app.subscribe(TARGET, "fff2")
