@@ -211,6 +211,24 @@ class BenchParams:
         )
 
 
+def _fast_device(address: str, name: str, mtu: int, *keys: str) -> list[str]:
+    """A device on the benchmark's fast link: 15 ms interval, 2M PHY, 6 packets per event.
+    ``keys`` are more device keys (TOML lines); they must precede its ``[devices.link]`` table."""
+    return [
+        "[[devices]]",
+        f'address = "{address}"',
+        f'name = "{name}"',
+        "rssi = -55",
+        "adv_interval_ms = 100",
+        f"mtu = {mtu}",
+        *keys,
+        "[devices.link]",
+        "connection_interval_ms = 15",
+        'phy = "2M"',
+        "packets_per_event = 6",
+    ]
+
+
 def bench_world(params: BenchParams) -> str:
     """The benchmark world as TOML: the target of discovery, connection and transfer (MTU 247,
     2M PHY, 15 ms interval, 6 packets per event), and the load test's devices."""
@@ -224,18 +242,7 @@ def bench_world(params: BenchParams) -> str:
         "scan_window_ms = 30",
         f"adapter_slots = {max(7, min(64, params.device_count + 1))}",
         "",
-        "[[devices]]",
-        f'address = "{TARGET}"',
-        f'name = "{TARGET_NAME}"',
-        "rssi = -55",
-        "adv_interval_ms = 100",
-        "mtu = 247",
-        'service_uuids = ["fff0"]',
-        "",
-        "[devices.link]",
-        "connection_interval_ms = 15",
-        'phy = "2M"',
-        "packets_per_event = 6",
+        *_fast_device(TARGET, TARGET_NAME, 247, 'service_uuids = ["fff0"]'),
         "",
         "[[devices.services]]",
         'uuid = "fff0"',
@@ -252,19 +259,10 @@ def bench_world(params: BenchParams) -> str:
         f'prefix = "{"a5" * 243}"',
         "notify_hz = 10000",
     ]
+    # the MTU sweep's device: it accepts the largest MTU, the adapter's limit decides
     lines += [
         "",
-        "[[devices]]",  # the MTU sweep's device: it accepts the largest MTU, the adapter decides
-        f'address = "{MTU_TARGET}"',
-        'name = "Bench MTU Target"',
-        "rssi = -55",
-        "adv_interval_ms = 100",
-        "mtu = 517",
-        "",
-        "[devices.link]",
-        "connection_interval_ms = 15",
-        'phy = "2M"',
-        "packets_per_event = 6",
+        *_fast_device(MTU_TARGET, "Bench MTU Target", 517),
         "",
         "[[devices.services]]",
         'uuid = "fff0"',
