@@ -51,6 +51,7 @@ class Subscription:
     __slots__ = (
         "active",
         "address",
+        "characteristic",
         "dropped",
         "ended",
         "ended_at",
@@ -65,6 +66,8 @@ class Subscription:
 
     def __init__(self, address: str, char: GattCharacteristic, capacity: int) -> None:
         self.address = address
+        #: The characteristic as discovered when subscribing: results need no lookup later.
+        self.characteristic = char
         self.handle = char.handle
         self.uuid = char.uuid
         self.items: deque[tuple[float, bytes]] = deque(maxlen=capacity)
@@ -124,12 +127,32 @@ class ScanOutcome:
 
 
 @dataclass
+class ReadOutcome:
+    """What a read did; ``address`` is the canonical address it ran on."""
+
+    address: str
+    characteristic: GattCharacteristic
+    data: bytes
+
+
+@dataclass
 class WriteOutcome:
+    address: str
     characteristic: GattCharacteristic
     nbytes: int
     response: bool
     chunks: int
     notes: list[str]
+
+
+@dataclass
+class DescriptorOutcome:
+    """What a descriptor read or write did; ``data`` is the value read or written."""
+
+    address: str
+    descriptor: GattDescriptor
+    characteristic: GattCharacteristic
+    data: bytes
 
 
 def _holds_link(method: Callable[..., Awaitable[R]]) -> Callable[..., Awaitable[R]]:
@@ -527,7 +550,7 @@ class BleApp:
     # ------------------------------------------------------------------ transfer
 
     @_holds_link
-    async def read(self, address: str, ref: str | int) -> tuple[GattCharacteristic, bytes]:
+    async def read(self, address: str, ref: str | int) -> ReadOutcome:
         char = await self.characteristic(address, ref)
         conn = self.connection(address)
         if "read" not in char.properties:
@@ -538,7 +561,7 @@ class BleApp:
             )
         op = Operation("read", conn.address, self._deadline(), char.handle)
         data, _ = await self._run(op, lambda: self.radio.read(conn.address, char.handle), len)
-        return char, data
+        return ReadOutcome(conn.address, char, data)
 
     @_holds_link
     async def write(
@@ -591,7 +614,9 @@ class BleApp:
             await self._run(
                 op, self._writer(conn.address, char.handle, chunk, with_response), nbytes=len(chunk)
             )
-        return WriteOutcome(char, len(data), with_response, len(plan.chunks), plan.notes)
+        return WriteOutcome(
+            conn.address, char, len(data), with_response, len(plan.chunks), plan.notes
+        )
 
     def _writer(
         self, address: str, handle: int, chunk: bytes, response: bool
@@ -643,19 +668,19 @@ class BleApp:
     @_holds_link
     async def read_descriptor(
         self, address: str, ref: str | int, characteristic: str | int | None = None
-    ) -> tuple[GattDescriptor, GattCharacteristic, bytes]:
+    ) -> DescriptorOutcome:
         desc, char = await self.descriptor(address, ref, characteristic)
         conn = self.connection(address)
         op = Operation("read_descriptor", conn.address, self._deadline(), desc.handle)
         data, _ = await self._run(
             op, lambda: self.radio.read_descriptor(conn.address, desc.handle), len
         )
-        return desc, char, data
+        return DescriptorOutcome(conn.address, desc, char, data)
 
     @_holds_link
     async def write_descriptor(
         self, address: str, ref: str | int, data: bytes, characteristic: str | int | None = None
-    ) -> tuple[GattDescriptor, GattCharacteristic]:
+    ) -> DescriptorOutcome:
         self._check_writes_allowed()
         if len(data) > MAX_ATTRIBUTE_LEN:
             raise ValueTooLong(
@@ -673,7 +698,7 @@ class BleApp:
             lambda: self.radio.write_descriptor(conn.address, desc.handle, data),
             nbytes=len(data),
         )
-        return desc, char
+        return DescriptorOutcome(conn.address, desc, char, data)
 
     # ------------------------------------------------------------------ notifications
 
@@ -710,6 +735,10 @@ class BleApp:
         op = Operation("subscribe", conn.address, self._deadline(), char.handle)
         await self._run(op, lambda: self.radio.start_notify(conn.address, char.handle, on_data))
         self.subscriptions[key] = sub
+        if self.connections.get(conn.address) is not conn:
+            # The CCCD write completed, then the link dropped before we registered: it is a
+            # done subscription that has already ended; ble_notifications reports why.
+            sub.end("link lost just after subscribing")
         return sub, True
 
     @_holds_link

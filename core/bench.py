@@ -702,8 +702,11 @@ class Suite:
         async def bench_flat_read(address: str, characteristic: str) -> FlatRead:
             """ble_read's work (the core and the radio) with a flat, non-nullable output: tells
             the cost of the read path apart from the cost of ble_read's richer result."""
-            char, data = await app.read(address, characteristic)
-            return FlatRead(address=address, uuid=char.uuid, handle=char.handle, hex=data.hex())
+            done = await app.read(address, characteristic)
+            char = done.characteristic
+            return FlatRead(
+                address=address, uuid=char.uuid, handle=char.handle, hex=done.data.hex()
+            )
 
         # Real types, not the strings ``from __future__ import annotations`` leaves: the SDK
         # cannot evaluate a name local to this function.

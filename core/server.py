@@ -570,13 +570,13 @@ def build_server(app: BleApp, manage_app: bool = True) -> MCPServer:
             for char in index.characteristics.values():
                 if "read" in char.properties:
                     try:
-                        _, data = await app.read(address, f"#{char.handle}")
+                        done = await app.read(address, f"#{char.handle}")
                     except BleError as exc:
                         errors[char.handle] = str(exc)
                     else:
-                        values[char.handle] = value_out(char.uuid, data)
+                        values[char.handle] = value_out(char.uuid, done.data)
         return ServicesResult(
-            address=app.connection(address).address,
+            address=parse_address(address),
             services=[
                 ServiceOut(
                     uuid=s.uuid,
@@ -614,9 +614,10 @@ def build_server(app: BleApp, manage_app: bool = True) -> MCPServer:
     async def ble_read(address: AddressArg, characteristic: CharacteristicArg) -> ReadResult:
         """Read a characteristic: hex, text when printable, and decoded for well-known ones
         (battery %, heart rate bpm, temperature °C, ...)."""
-        char, data = await app.read(address, characteristic)
+        done = await app.read(address, characteristic)
+        char, data = done.characteristic, done.data
         return ReadResult(
-            address=app.connection(address).address,
+            address=done.address,
             uuid=char.uuid,
             name=uuid_name(char.uuid),
             handle=char.handle,
@@ -644,7 +645,7 @@ def build_server(app: BleApp, manage_app: bool = True) -> MCPServer:
         check_approval(approval)
         outcome = await app.write(address, characteristic, data, response)
         return WriteResult(
-            address=app.connection(address).address,
+            address=outcome.address,
             characteristic=char_ref(outcome.characteristic),
             bytes_written=outcome.nbytes,
             with_response=outcome.response,
@@ -664,9 +665,10 @@ def build_server(app: BleApp, manage_app: bool = True) -> MCPServer:
         ] = None,
     ) -> DescriptorReadResult:
         """Read a descriptor (e.g. 2902 Client Characteristic Configuration, 2901 description)."""
-        desc, char, data = await app.read_descriptor(address, descriptor, characteristic)
+        done = await app.read_descriptor(address, descriptor, characteristic)
+        desc, char, data = done.descriptor, done.characteristic, done.data
         return DescriptorReadResult(
-            address=app.connection(address).address,
+            address=done.address,
             characteristic=char_ref(char),
             descriptor=DescriptorOut(
                 uuid=desc.uuid,
@@ -694,9 +696,10 @@ def build_server(app: BleApp, manage_app: bool = True) -> MCPServer:
         """Write a descriptor value (with server.confirm_writes, after the person approves)."""
         data = parse_value(value, encoding)
         check_approval(approval)
-        desc, char = await app.write_descriptor(address, descriptor, data, characteristic)
+        done = await app.write_descriptor(address, descriptor, data, characteristic)
+        desc, char = done.descriptor, done.characteristic
         return DescriptorWriteResult(
-            address=app.connection(address).address,
+            address=done.address,
             characteristic=char_ref(char),
             descriptor=DescriptorOut(
                 uuid=desc.uuid,
@@ -714,7 +717,7 @@ def build_server(app: BleApp, manage_app: bool = True) -> MCPServer:
     ) -> SubscribeResult:
         """Start buffering notifications/indications; drain them with ble_notifications."""
         sub, new = await app.subscribe(address, characteristic)
-        char = (await app.gatt(address)).characteristics[sub.handle]
+        char = sub.characteristic
         return SubscribeResult(
             address=sub.address,
             characteristic=char_ref(char),
@@ -731,7 +734,7 @@ def build_server(app: BleApp, manage_app: bool = True) -> MCPServer:
     ) -> UnsubscribeResult:
         """Stop notifications for a characteristic and discard what is still buffered."""
         sub = await app.unsubscribe(address, characteristic)
-        char = (await app.gatt(address)).characteristics[sub.handle]
+        char = sub.characteristic
         return UnsubscribeResult(
             address=sub.address,
             characteristic=char_ref(char),

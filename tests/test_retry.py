@@ -98,7 +98,7 @@ async def test_reads_retry_but_writes_never_do(tmp_path):
         await app.scan(2.0, ScanFilter())
         await app.connect(LAMP)
         plugin.backend.failures["read"] = [ConnectionFailed("interference")]
-        _, data = await app.read(LAMP, "fff1")
+        data = (await app.read(LAMP, "fff1")).data
         assert data == b"\x00" and plugin.backend.calls["read"] == 2
         plugin.backend.failures["write"] = [ConnectionFailed("interference")]
         with pytest.raises(ConnectionFailed):
