@@ -1,13 +1,12 @@
-"""``mcp-ble bench``: the performance guide's "Benchmarking" section, made real.
+"""``mcp-ble bench``: discovery, connection, transfer and load benchmarks on the simulator.
 
 The suite runs the server's own code (``BleApp``, the enabled plugins, the MCP layer) on the
 simulated backend with a virtual clock, over a benchmark world written for the run:
 
-- discovery and connection benchmarks: 10 runs each, min / median / mean / max (the guide's
-  avg / min / max plus the median),
+- discovery and connection benchmarks: 10 runs each, min / median / mean / max,
 - transfer: throughput and latency of reads, writes with and without response and notifications,
   at several payload sizes,
-- the guide's load test: ``deviceCount`` devices, ``operationCount`` operations in batches of
+- a load test: ``deviceCount`` devices, ``operationCount`` operations in batches of
   ``concurrentOperations``, a read/write mix; success rate and latency percentiles,
 - micro-benchmarks of the server's own cost in real time: advertisement ingestion through the
   discovery pipeline, notification ingestion into subscription buffers, memory per tracked
@@ -48,11 +47,12 @@ if TYPE_CHECKING:
 TARGET = "BE:0C:00:00:00:01"
 TARGET_NAME = "Bench Target"
 MTU_TARGET = "BE:0C:00:00:00:02"
-#: The performance guide's optimizeMTU candidates, plus the ATT maximum.
+#: Candidate ATT MTUs: 23 is the default, 247 fills one 251-byte LL packet with Data Length
+#: Extension, and 517 carries a 512-byte attribute (Core spec Vol 3, Part F, 3.2.9) in one PDU.
 MTU_CANDIDATES = (23, 185, 244, 247, 517)
 GROUPS = ("discovery", "connection", "transfer", "mtu", "load", "micro")
 
-#: (comparison, bound) of the figures the issue sets targets for.
+#: (comparison, bound): the project's targets for the server's own cost.
 TARGETS: dict[str, tuple[str, float]] = {
     "adv_ingest_per_s": (">=", 50_000),
     "notify_ingest_per_s": (">=", 20_000),
@@ -121,7 +121,7 @@ def _fmt(value: float | None) -> str:
 
 
 def stats(name: str, samples: list[float], unit: str, ideal: float | None) -> list[Result]:
-    """The guide's calculateStats (avg, min, max) plus the median; the mean carries the ideal."""
+    """Min, median, mean and max of the samples; the mean carries the ideal."""
     return [
         Result(f"{name}_min_s", min(samples), unit),
         Result(f"{name}_median_s", statistics.median(samples), unit),
@@ -475,7 +475,7 @@ class Suite:
             await app.unsubscribe(TARGET, "fff2")
 
     async def mtu(self) -> None:
-        """The guide's MTU optimization: stream the same bytes at each candidate MTU (the
+        """MTU optimization: stream the same bytes at each candidate MTU (the
         adapter's limit; the device accepts 517) and keep the fastest."""
         p = self.params
         sim = self.loaded.settings.backend_settings("simulated")
@@ -890,7 +890,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=10,
         metavar="N",
-        help="discovery and connection runs (default 10, as the guide; more: a tighter mean)",
+        help="discovery and connection runs (default 10; more: a tighter mean)",
     )
 
 

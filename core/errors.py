@@ -1,7 +1,8 @@
 """The one exception hierarchy of mcp-ble.
 
 Every error is a message a person or an agent reads: what happened, then what to do next. The
-``kind`` tells the retry machinery how the failure behaves on real stacks (see BLE_FACTS):
+``kind`` tells the retry machinery how the failure behaves on real stacks (BlueZ, CoreBluetooth,
+WinRT):
 
 - ``transient``: interference, aborted connection, operation in progress; retry soon.
 - ``backoff``: out of connection slots, device gone from the bus; retry after seconds.

@@ -129,7 +129,8 @@ def install(mcp: MCPServer, app: BleApp, bus: InMemorySubscriptionBus) -> Notifi
         return EmptyResult()
 
     # MCPServer has no public hook for the 2025-11-25 resources/subscribe request; the lowlevel
-    # server it wraps accepts handlers (see MCP2.md).
+    # server it wraps accepts handlers (checked against mcp 2.x; the request is defined at
+    # https://modelcontextprotocol.io/specification/2025-11-25/server/resources#subscriptions).
     lowlevel = mcp._lowlevel_server
     lowlevel.add_request_handler("resources/subscribe", SubscribeRequestParams, on_subscribe)
     lowlevel.add_request_handler("resources/unsubscribe", UnsubscribeRequestParams, on_unsubscribe)

@@ -5,7 +5,7 @@ seconds; here both listen to the same radio scan and finish together in 5. The b
 radio while any request is listening (extending the scan when a later request needs more time), and
 feeds every advertisement once through the tracker; each request keeps its own filter, its own
 matches and its own stopping rules (``stop_after``, ``quiet_s``). ``server.max_concurrent_scans``
-bounds how many requests share the radio at once (the performance guide's maxConcurrentScans);
+bounds how many requests share the radio at once;
 others wait for a place.
 
 Durations are on the backend's clock (``Backend.now``), so simulated scans stop in simulated time.

@@ -1,11 +1,11 @@
 """Ideal BLE figures from link parameters: what a perfect stack on a perfect radio achieves.
 
-Closed-form (or, for discovery, exactly computed) expectations of the physics in BLE_FACTS: air time
-of link-layer packets on each PHY, how many fit one connection event, the throughput of write
-without response and notifications, the period of request/response operations (write with
-response, reads, long reads and long writes), the expected time to discover an advertiser and the
-ideal connection time. The benchmark prints every measured figure beside these; the simulator's
-tests check that it lands on them.
+Closed-form (or, for discovery, exactly computed) expectations of the physics in the Core spec (Vol
+6, Part B: Link Layer; Vol 3, Part F: ATT): air time of link-layer packets on each PHY, how many fit
+one connection event, the throughput of write without response and notifications, the period of
+request/response operations (write with response, reads, long reads and long writes), the expected
+time to discover an advertiser and the ideal connection time. The benchmark prints every measured
+figure beside these; the simulator's tests check that it lands on them.
 
 All durations are seconds of link time (on the simulated backend: simulated time). The model:
 

@@ -1,10 +1,9 @@
-"""Adaptive scan duration (performance guide: "Scan Duration Optimization").
+"""Adaptive scan duration.
 
-When the caller gives no duration, the scan lasts ``base_s × min(devices_nearby / 10, 2)`` — the
-guide's formula, where ``devices_nearby`` is how many devices were heard recently — clamped to
-``[min_s, max_s]``: a quiet room gets a short scan, a crowded one a longer scan. The scan also ends
-early once no new matching device has been heard for ``quiet_s``. A duration the caller asks for
-is always honoured.
+When the caller gives no duration, the scan lasts ``base_s × min(devices_nearby / 10, 2)`` — where
+``devices_nearby`` is how many devices were heard recently — clamped to ``[min_s, max_s]``: a quiet
+room gets a short scan, a crowded one a longer scan. The scan also ends early once no new matching
+device has been heard for ``quiet_s``. A duration the caller asks for is always honoured.
 """
 
 from __future__ import annotations
@@ -24,7 +23,7 @@ class AdaptiveScanSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    base_s: float = Field(10.0, gt=0, le=300, description="the guide's baseDuration")
+    base_s: float = Field(10.0, gt=0, le=300, description="scan length at reference_devices")
     min_s: float = Field(2.0, gt=0, le=300, description="shortest adaptive scan")
     max_s: float = Field(20.0, gt=0, le=300, description="longest adaptive scan")
     reference_devices: int = Field(10, ge=1, description="device count that gives base_s")

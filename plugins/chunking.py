@@ -1,4 +1,4 @@
-"""Chunked transfer and MTU-sized writes (guide: "Chunked Data Transfer", "MTU Optimization").
+"""Chunked transfer and MTU-sized writes.
 
 One write without response carries at most MTU−3 bytes, and one attribute at most 512. With this
 plugin a ``ble_write`` of up to 64 KiB becomes a stream of writes sized to the link's negotiated

@@ -1,4 +1,4 @@
-"""Resource cleanup (performance guide: "Resource Cleanup").
+"""Resource cleanup.
 
 A periodic sweep that frees what nobody will ask for again: devices not heard for
 ``forget_devices_after_s`` leave the tracker, and ended subscriptions whose leftover

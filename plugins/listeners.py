@@ -1,4 +1,4 @@
-"""Listener management (performance guide: "Event Listener Management").
+"""Listener management.
 
 Every subscription costs radio time and a buffer. This plugin bounds them — at most
 ``max_per_connection`` per link and ``max_total`` in all, refused with a clear error — and removes

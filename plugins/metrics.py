@@ -1,10 +1,10 @@
-"""Prometheus metrics (performance guide: "Performance Metrics" and "Monitoring Tools").
+"""Prometheus metrics (https://prometheus.io/docs/practices/naming/ for names and units).
 
-Exposes the guide's metric names and buckets on the app's own registry, plus counters the guide
-implies (operations by outcome, retries, notifications dropped). Sampled gauges (memory, CPU, event
-loop lag, active connections) are refreshed by a monitor task every ``sample_interval_s`` and right
-before each exposition. Read them through the MCP resource ``ble://metrics`` or, with
-``http_port`` set, from ``http://<http_host>:<http_port>/metrics``.
+Exposes discovery, connection and transfer histograms and counters on the app's own registry, plus
+counters that explain them (operations by outcome, retries, notifications dropped). Sampled gauges
+(memory, CPU, event loop lag, active connections) are refreshed by a monitor task every
+``sample_interval_s`` and right before each exposition. Read them through the MCP resource
+``ble://metrics`` or, with ``http_port`` set, from ``http://<http_host>:<http_port>/metrics``.
 """
 
 from __future__ import annotations
@@ -135,7 +135,7 @@ class MetricsPlugin:
         self.memory = Gauge("ble_memory_usage_bytes", "Current memory usage", registry=r)
         self.cpu = Gauge("ble_cpu_usage_percent", "Current CPU usage percentage", registry=r)
         self.loop_lag = Gauge("ble_event_loop_lag_seconds", "Event loop lag", registry=r)
-        # Beyond the guide: what an operator needs to see why the figures above moved.
+        # What an operator needs to see why the figures above moved.
         self.operations = Counter(
             "ble_operations_total",
             "GATT and link operations by kind and outcome",

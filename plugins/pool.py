@@ -1,4 +1,4 @@
-"""Connection pooling (performance guide: "Connection Pooling").
+"""Connection pooling.
 
 Links are expensive to make (hundreds of milliseconds, and an adapter has only a few slots), so
 they stay open for reuse; ``ble_connect`` on a connected device returns the pooled link. When the

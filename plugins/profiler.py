@@ -1,4 +1,4 @@
-"""Operation profiling (performance guide: "Performance Profiling").
+"""Operation profiling.
 
 Writes one JSON line per finished operation — name, device, handle, duration, bytes, attempts,
 outcome, timestamp — to stderr or a file, for operations slower than ``min_duration_s``. Scans

@@ -1,11 +1,12 @@
-"""Connection retry with exponential backoff (performance guide: "Connection Retry Strategy").
+"""Connection retry with exponential backoff.
 
 Decides, per failure, whether and when to try again; the core does the waiting and enforces the
-caller's deadline, so a retry never stretches a timeout. Classification follows how real stacks
-fail (BLE_FACTS): transient errors retry quickly with exponential backoff, "out of slots" and
-"device not found" back off for seconds, "operation in progress" retries almost at once, timeouts
-and refusals are never retried. Writes are not idempotent: they are never retried unless
-``retry_writes`` is set, because a write that timed out may already have actuated something —
+caller's deadline, so a retry never stretches a timeout. Classification follows how real stacks fail
+(BlueZ's ``le-connection-abort-by-local``, ``org.bluez.Error.InProgress``, HCI "connection limit
+exceeded", Core spec Vol 1, Part F, 0x09): transient errors retry quickly with exponential backoff,
+"out of slots" and "device not found" back off for seconds, "operation in progress" retries almost
+at once, timeouts and refusals are never retried. Writes are not idempotent: they are never retried
+unless ``retry_writes`` is set, because a write that timed out may already have actuated something —
 except after "operation in progress", which the stack answers before sending anything.
 """
 

@@ -154,7 +154,7 @@ def test_the_bench_world_is_a_valid_world():
 
 
 async def test_mtu_sweep_finds_the_mtu_whose_pdu_fits_one_packet():
-    """The guide's optimizeMTU over the candidates: with Data Length Extension (251-byte LL
+    """MTU optimization over the candidates: with Data Length Extension (251-byte LL
     payloads) MTU 247 fills one packet exactly; 517 fragments into three and is slower."""
     import io
 

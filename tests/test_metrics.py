@@ -51,7 +51,7 @@ async def test_promtool_accepts_the_exposition(tmp_path):
     assert proc.stdout.strip() == "" and proc.stderr.strip() == ""  # no lint findings either
 
 
-async def test_guide_metrics_record_what_happened(tmp_path):
+async def test_metrics_record_what_happened(tmp_path):
     async with make_app(tmp_path) as app:
         text = await exercised(app)
         value = app.metrics_registry.get_sample_value

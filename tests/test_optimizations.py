@@ -1,4 +1,4 @@
-"""The performance guide's optimization plugins, each through the core as a user drives it."""
+"""The optimization plugins, each through the core as a user drives it."""
 
 from __future__ import annotations
 
@@ -110,7 +110,7 @@ async def test_chunking_mtu_mode_for_writes_with_response(tmp_path):
         assert (await app.write(UART, NUS_RX, bytes(500), "true")).chunks == 3
 
 
-def test_adaptive_duration_follows_the_guide():
+def test_adaptive_duration_follows_the_device_count():
     s = AdaptiveScanSettings()
     assert adaptive_duration(s, 0) == 2.0  # clamped to min_s
     assert adaptive_duration(s, 5) == 5.0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import venv
@@ -11,14 +12,29 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
+#: What a build must not see: local environments, caches and earlier build output.
+NOT_SOURCE = shutil.ignore_patterns(
+    ".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", ".*_cache", "node_modules"
+)
+
+
 def test_wheel_installs_into_a_fresh_venv_and_runs(tmp_path):
+    # setuptools writes build/ and *.egg-info next to pyproject.toml: build from a copy so the
+    # checkout stays clean
+    source = tmp_path / "source"
+    shutil.copytree(ROOT, source, ignore=NOT_SOURCE)
     dist = tmp_path / "dist"
-    subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(dist), str(ROOT)],
+    build = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-v", "-w", str(dist), str(source)],
         check=True,
         timeout=300,
         capture_output=True,
+        text=True,
     )
+    # setuptools warns (e.g. a data folder missing from `packages`) as "<Category>Warning: ..."
+    output = build.stdout + build.stderr
+    warnings = [line for line in output.splitlines() if "Warning:" in line]
+    assert warnings == [], warnings
     [wheel] = dist.glob("mcp_ble-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert "mcp_ble/core/app.py" in names

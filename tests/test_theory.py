@@ -52,7 +52,7 @@ def test_stream_throughput_is_limited_by_air_time_buffers_and_fragmentation():
     assert theory.slots_per_event(coded, 251) == (1, 2)
 
 
-def test_typical_throughputs_from_ble_facts():
+def test_typical_throughputs():
     # 1M with DLE ~0.7-0.8 Mbit/s, 2M ~1.2-1.4 Mbit/s, without DLE ~0.2-0.3 Mbit/s.
     one_m = LinkParams(interval_s=0.030, phy="1M", mtu=247, data_length=251, packets_per_event=12)
     two_m = LinkParams(

@@ -1,7 +1,8 @@
 """bleak's exceptions, and the strings BlueZ, CoreBluetooth and WinRT put in them, as our errors.
 
 Each mapping keeps bleak's own text in the message (it names the platform's reason) and adds what to
-do next. Classification follows how the stacks fail (BLE_FACTS): the retry plugin reads ``kind``.
+do next. Classification follows how the stacks fail (BlueZ's ``org.bluez.Error.*`` names, the HCI
+error codes of Core spec Vol 1, Part F): the retry plugin reads ``kind``.
 """
 
 from __future__ import annotations

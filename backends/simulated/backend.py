@@ -1,7 +1,7 @@
 """The simulated backend: a world of virtual devices behind the same contract as a radio.
 
-It is the project's measuring instrument, so its timing follows the physics (BLE_FACTS, and
-:mod:`mcp_ble.core.theory` for the closed forms):
+It is the project's measuring instrument, so its timing follows the physics (Core spec Vol 6,
+Part B: Link Layer; Vol 3, Part F: ATT; :mod:`mcp_ble.core.theory` for the closed forms):
 
 - Advertising: every device advertises at its interval plus a random 0-10 ms advDelay; the scanner
   hears an advertisement only inside its scan window, if it is not lost and its RSSI sample
