@@ -3,7 +3,8 @@
 One write without response carries at most MTU−3 bytes, and one attribute at most 512. With this
 plugin a ``ble_write`` of up to 64 KiB becomes a stream of writes sized to the link's negotiated
 MTU — the largest payload the link carries per packet, which is what "MTU optimization" buys: the
-stack negotiates the MTU (up to 517) at connect time and the chunks follow it. Suited to stream
+stack negotiates the MTU (up to 517) at connect time and the chunks follow it, up to the 512 bytes
+one attribute value holds. Suited to stream
 characteristics such as a UART; a characteristic that expects one atomic value must not be fed
 pieces, so the plugin is opt-in.
 """
@@ -54,11 +55,11 @@ class ChunkingPlugin:
 
     @hookimpl
     def mcp_ble_write_plan(self, plan: WritePlan) -> None:
-        payload = plan.mtu - 3
-        if plan.response and self.settings.with_response == "attribute":
-            size = MAX_ATTRIBUTE_LEN
-        else:
-            size = payload
+        # A piece is at most MTU-3 bytes (one packet), and never more than one attribute holds
+        # (512, Core spec Vol 3, Part F, 3.2.9): at MTU 516-517, MTU-3 would exceed it.
+        size = MAX_ATTRIBUTE_LEN
+        if not (plan.response and self.settings.with_response == "attribute"):
+            size = min(plan.mtu - 3, MAX_ATTRIBUTE_LEN)
         if self.settings.max_chunk:
             size = min(size, self.settings.max_chunk)
         if len(plan.data) <= size:
