@@ -4,9 +4,8 @@ One write without response carries at most MTU−3 bytes, and one attribute at m
 plugin a ``ble_write`` of up to 64 KiB becomes a stream of writes sized to the link's negotiated
 MTU — the largest payload the link carries per packet, which is what "MTU optimization" buys: the
 stack negotiates the MTU (up to 517) at connect time and the chunks follow it, up to the 512 bytes
-one attribute value holds. Suited to stream
-characteristics such as a UART; a characteristic that expects one atomic value must not be fed
-pieces, so the plugin is opt-in.
+one attribute value holds. Suited to stream characteristics such as a UART; a characteristic that
+expects one atomic value must not be fed pieces, so the plugin is opt-in.
 """
 
 from __future__ import annotations
