@@ -22,6 +22,7 @@ from mcp.server.subscriptions import InMemorySubscriptionBus, ResourceUpdated
 from mcp.types import EmptyResult, SubscribeRequestParams, UnsubscribeRequestParams
 
 from .app import BleApp
+from .compat import add_request_handler
 from .hookspecs import hookimpl
 from .sig import decode, printable_text, short_uuid, uuid_name
 from .values import parse_address
@@ -128,10 +129,8 @@ def install(mcp: MCPServer, app: BleApp, bus: InMemorySubscriptionBus) -> Notifi
         publisher.legacy.get(str(params.uri), set()).discard(ctx.session)
         return EmptyResult()
 
-    # MCPServer has no public hook for the 2025-11-25 resources/subscribe request; the lowlevel
-    # server it wraps accepts handlers (checked against mcp 2.x; the request is defined at
+    # MCPServer has no public hook for the 2025-11-25 resources/subscribe request (defined at
     # https://modelcontextprotocol.io/specification/2025-11-25/server/resources#subscriptions).
-    lowlevel = mcp._lowlevel_server
-    lowlevel.add_request_handler("resources/subscribe", SubscribeRequestParams, on_subscribe)
-    lowlevel.add_request_handler("resources/unsubscribe", UnsubscribeRequestParams, on_unsubscribe)
+    add_request_handler(mcp, "resources/subscribe", SubscribeRequestParams, on_subscribe)
+    add_request_handler(mcp, "resources/unsubscribe", UnsubscribeRequestParams, on_unsubscribe)
     return publisher

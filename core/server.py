@@ -17,7 +17,6 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, ParamSpec, TypeVar
 
 from mcp.server.mcpserver import Context, ElicitationResult, MCPServer, Resolve
-from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.mcpserver.tools import Tool
 from mcp.server.subscriptions import InMemorySubscriptionBus
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
@@ -27,10 +26,12 @@ from pydantic import BaseModel, Field
 from . import __version__, resources
 from .app import BleApp, Subscription
 from .approval import WriteApproval, approve_descriptor_write, approve_write, check_approval
-from .errors import BleError, ConfigError, GattError, InvalidInput
+from .compat import BleMCPServer
+from .errors import BleError, InvalidInput
 from .gatt import label
 from .models import GattCharacteristic, ScanFilter
 from .sig import company_name, decode, printable_text, short_uuid, uuid_name
+from .tool_errors import tool_errors
 from .tracker import DeviceRecord
 from .values import parse_address, parse_uuid, parse_value
 
@@ -322,67 +323,6 @@ class StatusResult(BaseModel):
 # --------------------------------------------------------------------------- helpers
 
 
-def error_result(exc: BaseException) -> CallToolResult:
-    """A tool error: the message as text (what happened, then what to do), and the same as
-    structured content with a stable ``code`` and the failure's ``kind`` for agents that branch."""
-    if isinstance(exc, BleError):
-        error: dict[str, Any] = {
-            "code": exc.code,
-            "kind": exc.kind,
-            "message": exc.what,
-            "hint": exc.hint,
-            "retryable": exc.kind in ("transient", "backoff"),
-        }
-        if isinstance(exc, GattError):
-            error["att_code"] = exc.att_code
-        text = str(exc)
-    elif isinstance(exc, ConfigError):
-        text = str(exc)
-        error = {
-            "code": "config_error",
-            "kind": "fatal",
-            "message": text,
-            "hint": "",
-            "retryable": False,
-        }
-    else:
-        text = (
-            f"Internal error ({type(exc).__name__}: {exc}). The server is still running; "
-            "retry, and report this if it persists"
-        )
-        error = {
-            "code": "internal_error",
-            "kind": "fatal",
-            "message": text,
-            "hint": "",
-            "retryable": False,
-        }
-    return CallToolResult(
-        content=[TextContent(type="text", text=text)],
-        structured_content={"error": error},
-        is_error=True,
-    )
-
-
-def tool_errors(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R | CallToolResult]]:
-    """Turn every failure into a tool error with a readable message and a stable code; never
-    leak a traceback, never stop serving."""
-
-    @functools.wraps(fn)
-    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R | CallToolResult:
-        try:
-            return await fn(*args, **kwargs)
-        except ToolError:
-            raise
-        except (BleError, ConfigError) as exc:
-            return error_result(exc)
-        except Exception as exc:
-            log.exception("tool %s failed unexpectedly", fn.__name__)
-            return error_result(exc)
-
-    return wrapper
-
-
 READ_ONLY = ToolAnnotations(read_only_hint=True, open_world_hint=True)
 LINK = ToolAnnotations(
     read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=True
@@ -635,7 +575,7 @@ def build_server(app: BleApp, manage_app: bool = True) -> MCPServer:
         approval: Annotated[ElicitationResult[WriteApproval], Resolve(approve_write)],
         encoding: Literal["hex", "utf8", "base64"] = "hex",
         response: Annotated[
-            Literal["auto", "true", "false"],
+            bool | Literal["auto"],
             Field(description="auto: with response when the characteristic allows it"),
         ] = "auto",
     ) -> WriteResult:
@@ -795,7 +735,7 @@ def build_server(app: BleApp, manage_app: bool = True) -> MCPServer:
         )
 
     bus = InMemorySubscriptionBus()
-    mcp = MCPServer(
+    mcp = BleMCPServer(
         "mcp-ble",
         version=__version__,
         instructions=INSTRUCTIONS,

@@ -8,6 +8,7 @@ from typing import Any
 from mcp_ble.core.app import BleApp
 from mcp_ble.core.plugin_manager import PluginCatalog
 from mcp_ble.core.settings import LoadedSettings, build_settings_class, load_settings
+from mcp_ble.core.tool_errors import ERROR_META_KEY
 
 TESTS = Path(__file__).parent
 
@@ -56,10 +57,38 @@ async def ok(client: Any, tool: str, **args: Any) -> Any:
     return result.structured_content
 
 
-async def error(client: Any, tool: str, **args: Any) -> str:
-    """Call an MCP tool that must fail with a readable message (never a traceback)."""
-    result = await client.call_tool(tool, args)
+def error_info(result: Any) -> dict[str, Any]:
+    """The machine-readable part of a tool error: ``{"code", "kind", "retryable", "hint"?,
+    "att_code"?}``, from the result's ``_meta`` (errors carry no structured content: it would
+    not match the tool's output schema)."""
     assert result.is_error, result.structured_content
+    assert result.structured_content is None, result.structured_content
+    info: dict[str, Any] = (result.meta or {})[ERROR_META_KEY]
+    assert result.content[0].text.startswith(f"{info['code']}: "), result.content[0].text
+    return info
+
+
+def error_code(result: Any) -> str:
+    """The stable code of a tool error (``invalid_input``, ``device_not_found``, ...)."""
+    code: str = error_info(result)["code"]
+    return code
+
+
+async def error(client: Any, tool: str, **args: Any) -> str:
+    """Call an MCP tool that must fail with a readable message (never a traceback); return the
+    text the model reads, which starts with the error's code."""
+    result = await client.call_tool(tool, args)
+    error_info(result)
     text: str = result.content[0].text
     assert "Traceback" not in text and "Internal error" not in text, text
+    assert "Error executing tool" not in text, text
     return text
+
+
+async def failure(client: Any, tool: str, **args: Any) -> tuple[str, dict[str, Any]]:
+    """Call an MCP tool that must fail; return its text and its machine-readable details."""
+    result = await client.call_tool(tool, args)
+    info = error_info(result)
+    text: str = result.content[0].text
+    assert "Traceback" not in text and "Error executing tool" not in text, text
+    return text, info

@@ -11,7 +11,7 @@ from mcp.client import Client
 
 from mcp_ble.core.server import build_server
 
-from helpers import error, make_app, ok
+from helpers import error, failure, make_app, ok
 
 HRM = "C4:7C:8D:6A:12:01"
 THERMO = "E8:31:CD:44:09:7A"
@@ -568,15 +568,70 @@ async def test_errors_carry_a_stable_code_and_kind(client):
         ("ble_read", {"address": HRM, "characteristic": "2a19"}, "not_connected", "fatal", False),
     ]
     for tool, args, code, kind, retryable in cases:
-        result = await client.call_tool(tool, args)
-        assert result.is_error
-        error = result.structured_content["error"]
-        assert (error["code"], error["kind"], error["retryable"]) == (code, kind, retryable)
-        assert result.content[0].text == f"{error['message']}. {error['hint']}"
-        assert not result.content[0].text.startswith("Error executing tool")
+        text, info = await failure(client, tool, **args)
+        assert (info["code"], info["kind"], info["retryable"]) == (code, kind, retryable)
+        assert text.startswith(f"{code}: ") and text.endswith(f". {info['hint']}")
     await ok(client, "ble_connect", address=LAMP)
-    refused = await client.call_tool(
-        "ble_write", {"address": LAMP, "characteristic": "fff1", "value": "0101"}
+    text, info = await failure(
+        client, "ble_write", address=LAMP, characteristic="fff1", value="0101"
     )
-    assert refused.structured_content["error"]["code"] == "gatt_error"
-    assert refused.structured_content["error"]["att_code"] == 0x0D
+    assert info["code"] == "gatt_error" and info["att_code"] == 0x0D
+    assert "0x0D" in text
+
+
+SCHEMA_INVALID = [
+    # (tool, args, fragments of the text): what the SDK's own argument validation refuses
+    ("ble_connect", {}, ["address is required", "expected a string"]),
+    ("ble_connect", {"address": 12}, ["address=12 is not valid", "expected a string"]),
+    (
+        "ble_write",
+        {"address": LAMP, "characteristic": "fff1", "value": "01", "encoding": "rot13"},
+        ['encoding="rot13" is not valid', 'expected one of "hex", "utf8", "base64"'],
+    ),
+    (
+        "ble_write",
+        {"address": LAMP, "characteristic": "fff1", "value": "01", "response": "maybe"},
+        ['response="maybe" is not valid', 'expected true, false or "auto"'],
+    ),
+    ("ble_scan", {"limit": 0}, ["limit=0 is not valid", "from 1 to 1000"]),
+    ("ble_scan", {"min_rssi": "strong"}, ['min_rssi="strong" is not valid', "an integer"]),
+    (
+        "ble_read",
+        {"address": LAMP, "characteristic": [1]},
+        ["characteristic=[1] is not valid", "a string or an integer"],
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("tool", "args", "fragments"),
+    SCHEMA_INVALID,
+    ids=[f"{t}-{i}" for i, (t, _, _) in enumerate(SCHEMA_INVALID)],
+)
+async def test_schema_invalid_arguments_are_invalid_input(client, tool, args, fragments):
+    text, info = await failure(client, tool, **args)
+    assert info["code"] == "invalid_input" and info["retryable"] is False, info
+    assert text.startswith("invalid_input: "), text
+    for fragment in fragments:
+        assert fragment in text, text
+    assert info["arguments"] == sorted({f.split("=")[0].split(" ")[0] for f in fragments[:1]})
+
+
+async def test_response_takes_booleans_and_auto(client):
+    await ok(client, "ble_scan")
+    await ok(client, "ble_connect", address=UART)
+    for response, with_response in ((True, True), (False, False), ("auto", True)):
+        wrote = await ok(
+            client, "ble_write", address=UART, characteristic=NUS_RX, value="01", response=response
+        )
+        assert wrote["with_response"] is with_response, (response, wrote)
+
+
+async def test_unknown_tool_is_a_protocol_error(client):
+    from mcp.shared.exceptions import MCPError
+
+    with pytest.raises(MCPError) as caught:
+        await client.call_tool("ble_teleport", {})
+    assert caught.value.error.code == -32602
+    assert "Unknown tool: ble_teleport" in caught.value.error.message
+    assert (await ok(client, "ble_status"))["simulated"] is True  # still serving

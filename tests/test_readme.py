@@ -68,6 +68,6 @@ def test_every_error_code_is_documented():
 
     codes = {errors.BleError.code} | {c.code for c in subclasses(errors.BleError)}
     codes |= {"config_error", "internal_error"}
-    section = README[README.index("so an agent can branch on a stable code") :]
+    section = README[README.index("an agent can still branch on the code") :]
     section = section[: section.index("`kind` says")]
     assert set(re.findall(r"`([a-z_]+)`", section)) == codes

@@ -1,0 +1,96 @@
+"""Every use of the MCP Python SDK's private or undocumented behaviour, in one place.
+
+Checked against ``mcp`` 2.3.0 (``SDK_CHECKED``). When the SDK changes, this module is the one to
+re-read against ``mcp/server/mcpserver/{server,tools/base,tools/tool_manager}.py``; the tests in
+tests/test_mcp.py and tests/test_protocol.py fail if any assumption below stops holding.
+
+What it relies on:
+
+- ``Tool.run`` raises ``ToolError("Error executing tool <name>: <pydantic text>")`` whose
+  ``__cause__`` is the ``pydantic.ValidationError`` when the arguments fail the input schema
+  (a ``ToolError``, not its subclass ``UnexpectedToolError``). That is turned into our
+  ``invalid_input`` tool error, without the prefix.
+- ``MCPServer._tool_manager.get_tool(name)`` finds a registered tool, and
+  ``MCPServer._prompt_manager.get_prompt(name)`` a prompt (used to answer an unknown name with
+  JSON-RPC -32602 before the SDK turns it into a tool result or an error with code 0).
+- ``MCPServer._lowlevel_server.add_request_handler`` registers a handler for a request the
+  high-level server has no hook for (2025-11-25 ``resources/subscribe``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
+from mcp.shared.exceptions import MCPError
+from mcp.types import INVALID_PARAMS
+from pydantic import BaseModel, ValidationError
+
+from .tool_errors import invalid_arguments
+
+SDK_CHECKED = "2.3.0"
+
+
+class BleMCPServer(MCPServer[Any]):
+    """``MCPServer`` with the error shapes the MCP spec gives: schema-invalid arguments become
+    our ``invalid_input`` tool error; an unknown tool or prompt is a JSON-RPC -32602 error (spec
+    server/tools "Error Handling": unknown tools are protocol errors; server/prompts: invalid
+    prompt name and missing required arguments are -32602)."""
+
+    async def call_tool(  # type: ignore[override]
+        self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None = None
+    ) -> Any:
+        tool = self._tool_manager.get_tool(name)
+        if tool is None:
+            raise MCPError(
+                code=INVALID_PARAMS, message=f"Unknown tool: {name}", data={"name": name}
+            )
+        try:
+            return await super().call_tool(name, arguments, context)
+        except ToolError as exc:
+            cause = exc.__cause__
+            if not isinstance(exc, UnexpectedToolError) and isinstance(cause, ValidationError):
+                return invalid_arguments(name, cause, tool.parameters)
+            raise
+
+    async def get_prompt(  # type: ignore[override]
+        self,
+        name: str,
+        arguments: dict[str, Any] | None = None,
+        context: Context[Any, Any] | None = None,
+    ) -> Any:
+        prompt = self._prompt_manager.get_prompt(name)
+        if prompt is None:
+            known = ", ".join(p.name for p in self._prompt_manager.list_prompts())
+            raise MCPError(
+                code=INVALID_PARAMS,
+                message=f"Unknown prompt: {name}" + (f"; the prompts are {known}" if known else ""),
+                data={"name": name},
+            )
+        missing = [
+            a.name
+            for a in prompt.arguments or []
+            if a.required and not (arguments and arguments.get(a.name))
+        ]
+        if missing:
+            raise MCPError(
+                code=INVALID_PARAMS,
+                message=f"Prompt {name} needs the argument(s) {', '.join(missing)}",
+                data={"name": name, "missing": missing},
+            )
+        return await super().get_prompt(name, arguments, context)
+
+
+def add_request_handler(
+    mcp: MCPServer[Any],
+    method: str,
+    params: type[BaseModel],
+    handler: Callable[[Any, Any], Awaitable[Any]],
+) -> None:
+    """Handle a request ``MCPServer`` has no public hook for, on its low-level server."""
+    mcp._lowlevel_server.add_request_handler(method, params, handler)
+
+
+__all__ = ["SDK_CHECKED", "BleMCPServer", "add_request_handler"]
