@@ -24,6 +24,7 @@ from .backend import Backend
 from .errors import (
     BleError,
     BleTimeout,
+    ConfigError,
     DeviceNotFound,
     InvalidInput,
     NotConnected,
@@ -233,7 +234,11 @@ class BleApp:
                 await self.backend.stop()
 
     async def __aenter__(self) -> BleApp:
-        await self.start()
+        try:
+            await self.start()
+        except BaseException:
+            await self.close()  # a plugin refused to start: stop what already runs
+            raise
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -269,12 +274,13 @@ class BleApp:
         """Call an event or plan hook and await coroutine results, in plugin order.
 
         A plugin refuses an operation by raising a BleError from a plan hook: the caller gets
-        that error. Any other exception is a plugin bug: it is logged, not fatal, so one bad
-        plugin cannot take the server down."""
+        that error; a plugin that cannot start as configured raises ConfigError from its startup
+        hook, which ends the command. Any other exception is a plugin bug: it is logged, not
+        fatal, so one bad plugin cannot take the server down."""
         caller = getattr(self.hook, name)
         try:
             results = list(caller(**kwargs) or ())
-        except BleError:
+        except (BleError, ConfigError):
             raise
         except Exception:
             log.exception("plugin hook %s failed", name)
@@ -284,7 +290,7 @@ class BleApp:
                 continue
             try:
                 await result
-            except BleError:
+            except (BleError, ConfigError):
                 for pending in results[i + 1 :]:
                     if inspect.iscoroutine(pending):
                         pending.close()

@@ -17,6 +17,23 @@ from .errors import BleError, ConfigError
 EXIT_USAGE = 2
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors as one line on stderr (what was wrong, where the help is), exit code 2."""
+
+    def error(self, message: str) -> Any:
+        self.exit(EXIT_USAGE, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a port number") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a TCP port; give 1-65535 (0: any free)")
+    return port
+
+
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--config",
@@ -34,7 +51,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="mcp-ble",
         description="MCP server for Bluetooth Low Energy with pluggable backends and plugins.",
     )
@@ -45,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     _common(serve)
     serve.add_argument("--transport", choices=["stdio", "http"], default="stdio")
     serve.add_argument("--host", default="127.0.0.1", help="HTTP bind address")
-    serve.add_argument("--port", type=int, default=8000, help="HTTP port (path /mcp)")
+    serve.add_argument("--port", type=_port, default=8000, help="HTTP port (path /mcp)")
 
     scan = sub.add_parser("scan", help="scan once and print a table of devices")
     _common(scan)
@@ -97,7 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _dispatch(args)
     except ConfigError as exc:
-        print(f"mcp-ble: configuration error:\n{exc}", file=sys.stderr)
+        print(f"mcp-ble: configuration error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except BleError as exc:
         print(f"mcp-ble: {exc}", file=sys.stderr)
@@ -118,7 +135,10 @@ def load(args: argparse.Namespace) -> tuple[Any, Any]:
     cli: dict[str, Any] = {"backend": args.backend}
     if args.plugins is not None:
         cli["plugins"] = args.plugins
-    return load_settings(cls, args.config, cli), catalog
+    loaded = load_settings(cls, args.config, cli)
+    # An unknown backend or plugin name fails here, for every command, not only at start.
+    catalog.resolve(loaded.settings.backend, loaded.settings.plugins)
+    return loaded, catalog
 
 
 def _dispatch(args: argparse.Namespace) -> int:
@@ -129,7 +149,17 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "demo":
         from .demo import run_demo
 
-        return asyncio.run(run_demo(args.config, args.backend, args.plugins))
+        load(args)  # bad settings end here, with one line, not in the server the demo starts
+        try:
+            return asyncio.run(run_demo(args.config, args.backend, args.plugins))
+        except Exception as exc:
+            if not _connection_closed(exc):
+                raise
+            print(
+                "mcp-ble demo: the server closed the session (its own message is above)",
+                file=sys.stderr,
+            )
+            return EXIT_USAGE
     loaded, catalog = load(args)
     if args.command == "config":
         return _config_show(loaded, args.json)
@@ -141,12 +171,49 @@ def _dispatch(args: argparse.Namespace) -> int:
         return asyncio.run(run_doctor(loaded, catalog, args.json))
     from .app import BleApp
 
+    if args.command == "serve" and args.transport == "http":
+        _check_listen(args.host, args.port)
     app = BleApp.create(loaded, catalog)
     if args.command == "serve":
         return asyncio.run(_serve(app, args))
     if args.command == "scan":
         return asyncio.run(_scan(app, args))
     raise AssertionError(args.command)
+
+
+def _connection_closed(exc: BaseException) -> bool:
+    """The MCP client's "Connection closed" error, possibly inside exception groups."""
+    from mcp.shared.exceptions import MCPError
+    from mcp.types import CONNECTION_CLOSED
+
+    if isinstance(exc, BaseExceptionGroup):
+        return any(_connection_closed(e) for e in exc.exceptions)
+    return isinstance(exc, MCPError) and exc.error.code == CONNECTION_CLOSED
+
+
+def _check_listen(host: str, port: int) -> None:
+    """Resolve and bind ``host:port`` once before anything starts, so an unknown host or a busy
+    port ends ``serve`` with one line and exit code 2 (the HTTP server would exit with 1 or 3)."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except (socket.gaierror, UnicodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else str(exc)
+        raise ConfigError(
+            f"--host {host}: cannot resolve it ({reason}); give an IP address "
+            "or a name this machine resolves"
+        ) from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            raise ConfigError(
+                f"--host {host} --port {port}: cannot listen there ({exc.strerror}); "
+                "choose a free port or another address"
+            ) from None
 
 
 async def _serve(app: Any, args: argparse.Namespace) -> int:

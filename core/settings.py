@@ -211,20 +211,71 @@ class LoadedSettings:
         return rows
 
 
-def read_toml(path: Path) -> dict[str, Any]:
-    """Parse a TOML file, turning every failure into a ConfigError that names the file."""
+#: Deepest nesting of tables and arrays a settings or world file may have. Ours need 4; the
+#: bound keeps a hostile file from exhausting the parser's or the validator's recursion.
+MAX_DEPTH = 32
+
+
+def depth_of(data: Any) -> int:
+    """How deeply tables and arrays nest in ``data`` (iterative: any depth is safe)."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(data, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict):
+            children: Any = node.values()
+        elif isinstance(node, list):
+            children = node
+        else:
+            continue
+        depth += 1
+        deepest = max(deepest, depth)
+        if depth > MAX_DEPTH:
+            break
+        stack.extend((child, depth) for child in children)
+    return deepest
+
+
+def parse_toml(path: Path, what: str = "settings file") -> dict[str, Any]:
+    """Parse a TOML file; every failure becomes a one-line ConfigError that names the file."""
     try:
-        with path.open("rb") as handle:
-            return tomllib.load(handle)
+        raw = path.read_bytes()
     except FileNotFoundError:
+        raise ConfigError(f"{path}: {what} not found") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a directory, not a {what}; give a .toml file") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the {what}: {exc.strerror}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ConfigError(
+            f"{path}: not UTF-8 text (byte 0x{raw[exc.start]:02x} on line {line}); "
+            f"TOML files must be UTF-8: save it as UTF-8"
+        ) from None
+    too_deep = ConfigError(
+        f"{path}: tables or arrays nested deeper than {MAX_DEPTH} levels; no setting needs that"
+    )
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    except RecursionError:
+        raise too_deep from None
+    if depth_of(data) > MAX_DEPTH:
+        raise too_deep
+    return data
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """Parse a settings file, turning every failure into a ConfigError that names the file."""
+    if not path.exists() and not path.is_symlink():
         raise ConfigError(
             f"{path}: settings file not found; pass an existing file with --config, "
             f"or omit --config to use the shipped defaults"
-        ) from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+        )
+    return parse_toml(path)
 
 
 def load_settings(
@@ -251,6 +302,10 @@ def load_settings(
             )
 
     env_data = _env_data(env)
+    if depth_of(env_data) > MAX_DEPTH:
+        raise ConfigError(
+            f"environment: MCP_BLE_ variables nested deeper than {MAX_DEPTH} levels ('__')"
+        )
 
     class _Loaded(settings_cls):  # type: ignore[valid-type, misc]
         @classmethod
@@ -298,6 +353,10 @@ def _env_data(env: dict[str, str]) -> dict[str, Any]:
                 value = json.loads(raw)
             except json.JSONDecodeError as exc:
                 raise ConfigError(f"environment variable {name}: invalid JSON: {exc}") from None
+            except RecursionError:
+                raise ConfigError(
+                    f"environment variable {name}: JSON nested deeper than Python can parse"
+                ) from None
         node[parts[-1]] = value
     return data
 

@@ -21,6 +21,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from pydantic import BaseModel, ConfigDict, Field
 
+from mcp_ble.core.errors import ConfigError
 from mcp_ble.core.hookspecs import hookimpl
 
 log = logging.getLogger("mcp_ble.metrics")
@@ -167,20 +168,23 @@ class MetricsPlugin:
 
     @hookimpl
     async def mcp_ble_startup(self, app: Any) -> None:
-        if self.settings.http_port is not None:
-            from prometheus_client import start_http_server
-
-            self._http = start_http_server(
-                self.settings.http_port,
-                addr=self.settings.http_host,
-                registry=app.metrics_registry,
-            )
-            log.info(
-                "metrics on http://%s:%s/metrics",
-                self.settings.http_host,
-                self._http[0].server_port,
-            )
+        # Sampling runs whether or not the HTTP exporter is on (ble://metrics reads it too).
         app.spawn(self._monitor())
+        port = self.settings.http_port
+        if port is None:
+            return
+        from prometheus_client import start_http_server
+
+        host = self.settings.http_host
+        try:
+            self._http = start_http_server(port, addr=host, registry=app.metrics_registry)
+        except OSError as exc:  # busy port, address not on this machine, unknown name
+            reason = exc.strerror or str(exc)
+            raise ConfigError(
+                f"metrics.http_port = {port}: cannot serve /metrics on {host}:{port} "
+                f"({reason}); choose a free port, or unset metrics.http_port"
+            ) from None
+        log.info("metrics on http://%s:%s/metrics", host, self._http[0].server_port)
 
     @hookimpl
     def mcp_ble_shutdown(self, app: Any) -> None:

@@ -9,13 +9,15 @@ plugins.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
 from typing import IO, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from mcp_ble.core.errors import ConfigError
 from mcp_ble.core.hookspecs import hookimpl
 
 SECTION = "profiler"
@@ -30,6 +32,22 @@ class ProfilerSettings(BaseModel):
     min_duration_s: float = Field(
         0.0, ge=0, description="only operations at least this slow are written"
     )
+
+    @field_validator("path")
+    @classmethod
+    def _writable(cls, path: Path | None) -> Path | None:
+        """A file that cannot be appended to fails with the settings (startup checks again)."""
+        if path is None:
+            return None
+        if path.is_dir():
+            raise ValueError("is a directory; give a file to append JSON lines to")
+        folder = path.parent
+        if not folder.is_dir():
+            raise ValueError(f"folder {str(folder)!r} does not exist; create it or pick another")
+        target = path if path.exists() else folder
+        if not os.access(target, os.W_OK):
+            raise ValueError(f"{str(target)!r} is not writable by this user")
+        return path
 
 
 class ProfilerPlugin:
@@ -46,8 +64,15 @@ class ProfilerPlugin:
     @hookimpl
     def mcp_ble_startup(self, app: Any) -> None:
         self.settings = app.settings.section(SECTION)
-        if self.settings.path is not None:
-            self._out = self.settings.path.open("a", encoding="utf-8", buffering=1)
+        path = self.settings.path
+        if path is not None:
+            try:
+                self._out = path.open("a", encoding="utf-8", buffering=1)
+            except OSError as exc:
+                raise ConfigError(
+                    f"profiler.path = {str(path)!r}: cannot append to it "
+                    f"({exc.strerror or exc}); give a writable file, or unset it for stderr"
+                ) from None
             self._owned = True
 
     @hookimpl

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from mcp_ble.core.hookspecs import hookimpl
 
@@ -32,6 +32,24 @@ class SimulatedSettings(BaseModel):
         "'frozen' (runs are reproducible) or 'wall' (it follows the wall clock, so "
         "notification streams keep flowing between calls)",
     )
+
+    @field_validator("world")
+    @classmethod
+    def _world_exists(cls, value: str) -> str:
+        """A world that cannot be found fails with the settings, not later at start."""
+        from mcp_ble.core.errors import ConfigError
+
+        from .world import world_path
+
+        try:
+            path = world_path(value)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
+        if path.is_dir():
+            raise ValueError(f"{path} is a directory; give a world .toml file or a bundled name")
+        if not path.is_file():
+            raise ValueError(f"world file {path} not found; give an existing .toml file")
+        return value
 
 
 def _create(settings: SimulatedSettings, app: Any) -> Any:

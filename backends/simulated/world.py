@@ -13,7 +13,6 @@ from __future__ import annotations
 import math
 import random
 import struct
-import tomllib
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -29,6 +28,7 @@ from pydantic import (
 )
 
 from mcp_ble.core.errors import ConfigError, InvalidInput
+from mcp_ble.core.settings import parse_toml
 from mcp_ble.core.values import parse_address, parse_uuid
 
 PROPERTIES = (
@@ -437,12 +437,7 @@ def world_path(name_or_path: str) -> Path:
 def load_world(name_or_path: str) -> World:
     """Load and validate a world; every problem becomes one ConfigError naming file and key."""
     path = world_path(name_or_path)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: world file not found") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    data = parse_toml(path, "world file")
     try:
         return World.model_validate(data)
     except ValidationError as exc:
