@@ -279,7 +279,7 @@ async def test_pool_never_releases_a_link_with_an_operation_under_way(tmp_path):
         assert conn.notes == [
             f"pool: released {fast} (least recently used) to stay within max_connections=2"
         ]
-        assert (await reading)[1] == b"\x11"
+        assert (await reading).data == b"\x11"
         assert set(app.connections) == {slow, third}
         assert app.in_flight == {}
 
