@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import inspect
 import logging
 import time
 from collections import deque
@@ -24,7 +23,6 @@ from .backend import Backend
 from .errors import (
     BleError,
     BleTimeout,
-    ConfigError,
     DeviceNotFound,
     InvalidInput,
     NotConnected,
@@ -35,7 +33,13 @@ from .errors import (
 from .gatt import GattIndex, label
 from .models import GattCharacteristic, GattDescriptor, ScanFilter
 from .plans import ConnectPlan, Operation, OperationKind, ScanPlan, SubscribePlan, WritePlan
-from .plugin_manager import PluginCatalog, build_plugin_manager, hooks_of, instantiate
+from .plugin_manager import (
+    PluginCatalog,
+    build_plugin_manager,
+    call_in_order,
+    hooks_of,
+    instantiate,
+)
 from .scanning import ScanBroker
 from .settings import CoreSettings, LoadedSettings
 from .tracker import AdvertisementTracker, DeviceRecord
@@ -271,32 +275,10 @@ class BleApp:
     # ------------------------------------------------------------------ hook helpers
 
     async def _event(self, name: str, **kwargs: Any) -> None:
-        """Call an event or plan hook and await coroutine results, in plugin order.
-
-        A plugin refuses an operation by raising a BleError from a plan hook: the caller gets
-        that error; a plugin that cannot start as configured raises ConfigError from its startup
-        hook, which ends the command. Any other exception is a plugin bug: it is logged, not
-        fatal, so one bad plugin cannot take the server down."""
-        caller = getattr(self.hook, name)
-        try:
-            results = list(caller(**kwargs) or ())
-        except (BleError, ConfigError):
-            raise
-        except Exception:
-            log.exception("plugin hook %s failed", name)
-            return
-        for i, result in enumerate(results):
-            if not inspect.isawaitable(result):
-                continue
-            try:
-                await result
-            except (BleError, ConfigError):
-                for pending in results[i + 1 :]:
-                    if inspect.iscoroutine(pending):
-                        pending.close()
-                raise
-            except Exception:
-                log.exception("plugin hook %s failed", name)
+        """Call an event or plan hook: implementations run strictly in plugin order, each awaited
+        before the next (see :func:`call_in_order`). A plugin that cannot start as configured
+        raises ConfigError from its startup hook, which ends the command."""
+        await call_in_order(self.pm, name, kwargs, trace=self.settings.trace_hooks)
 
     def _finished(self, op: Operation, nbytes: int, error: BleError | None) -> None:
         try:

@@ -8,8 +8,10 @@ Principles:
 
 - The core owns the async flow and all I/O. Hooks are decision points (they return or fill in a
   plan) and events (they observe). A hook never has to call the radio itself.
-- A hook may be ``async def`` unless it is marked *firstresult* or *hot path*; the core awaits
-  coroutine results of the others in the order the settings file lists the plugins.
+- A hook listed in :data:`MAY_BE_ASYNC` may be ``async def``; the core calls its implementations
+  one after another in the order the settings file lists the plugins, awaiting each before the
+  next, whether sync or async. Every other hook is synchronous: an ``async def`` implementation of
+  one is refused when the plugin loads, as is a marked function whose name is not a hook here.
 - A *plan* hook refuses an operation by raising a ``BleError`` (``mcp_ble.core.errors``): the
   caller receives its message. Any other exception from a hook is logged and ignored.
 - Hooks receive keyword arguments; an implementation may accept any subset of them.
@@ -36,6 +38,22 @@ if TYPE_CHECKING:
 PROJECT = "mcp_ble"
 hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
+
+#: The hooks whose implementations may be ``async def``: events and plans the core awaits in order.
+MAY_BE_ASYNC = frozenset(
+    {
+        "mcp_ble_startup",
+        "mcp_ble_shutdown",
+        "mcp_ble_scan_plan",
+        "mcp_ble_scan_finished",
+        "mcp_ble_connect_plan",
+        "mcp_ble_connected",
+        "mcp_ble_connect_failed",
+        "mcp_ble_disconnected",
+        "mcp_ble_subscribe_plan",
+        "mcp_ble_write_plan",
+    }
+)
 
 
 # --------------------------------------------------------------------------- registration
@@ -177,9 +195,10 @@ def mcp_ble_notification(address: str, handle: int, data: bytes) -> None:
 @hookspec
 def mcp_ble_register_metrics(registry: CollectorRegistry, app: BleApp) -> None:
     """Add your Prometheus collectors to the app's own ``registry`` (never the global one).
-    Called once at startup, before ``mcp_ble_startup``."""
+    Called once at startup, before ``mcp_ble_startup``. Synchronous."""
 
 
 @hookspec
 def mcp_ble_collect_metrics(app: BleApp) -> None:
-    """Called right before metrics are exposed: refresh gauges that are sampled, not counted."""
+    """Called right before metrics are exposed: refresh gauges that are sampled, not counted.
+    Synchronous."""

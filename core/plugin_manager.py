@@ -13,7 +13,10 @@ instance and never leaks between apps.
 
 from __future__ import annotations
 
+import difflib
 import importlib
+import inspect
+import logging
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -21,11 +24,13 @@ from importlib.metadata import entry_points
 from typing import Any
 
 import pluggy
-from pluggy import HookImpl, Result
+from pluggy import HookImpl, PluginValidationError, Result
 from pydantic import BaseModel
 
 from . import hookspecs
-from .errors import ConfigError
+from .errors import BleError, ConfigError
+
+log = logging.getLogger("mcp_ble")
 
 ENTRY_POINT_GROUP = "mcp_ble"
 
@@ -98,11 +103,25 @@ class PluginCatalog:
         return catalog
 
     def add(self, name: str, plugin: object, origin: str) -> None:
+        """Check the plugin against the hook rules and collect what it registers; a plugin that
+        breaks a rule is kept out (listed in ``broken``) and fails the app only if enabled."""
+        pm = new_plugin_manager()
+        instance = instantiate(plugin)
+        try:
+            try:
+                pm.register(instance, name=name)
+            except PluginValidationError as exc:
+                detail = "; ".join(str(exc).splitlines()[1:])
+                raise ConfigError(f"it does not match the hook spec: {detail}") from None
+            check_hook_rules(pm, instance)
+        except ConfigError as exc:
+            self.broken[name] = str(exc)
+            return
         self.plugins[name] = plugin
         self.origins[name] = origin
-        self._collect(name, plugin)
+        self._collect(name, pm)
 
-    def _collect(self, name: str, plugin: object) -> None:
+    def _collect(self, name: str, pm: pluggy.PluginManager) -> None:
         """Call the plugin's registration hooks (only those, only on it)."""
 
         def register_backend(
@@ -131,8 +150,6 @@ class PluginCatalog:
             self.sections[section] = model
             self.section_owner[section] = name
 
-        pm = new_plugin_manager()
-        pm.register(instantiate(plugin), name=name)
         for impl in pm.hook.mcp_ble_register_backends.get_hookimpls():
             impl.function(register=register_backend)
         for impl in pm.hook.mcp_ble_register_settings.get_hookimpls():
@@ -141,9 +158,12 @@ class PluginCatalog:
     def resolve(self, backend: str, enabled: Iterable[str]) -> list[tuple[str, object]]:
         """The plugins an app with this backend and these enabled plugins registers, in order."""
         if backend not in self.backends:
+            broken = "".join(
+                f"; plugin '{n}' was not loaded: {why}" for n, why in self.broken.items()
+            )
             raise ConfigError(
                 f"backend = '{backend}' is not a known backend; "
-                f"available: {', '.join(sorted(self.backends))}"
+                f"available: {', '.join(sorted(self.backends))}{broken}"
             )
         chosen: list[tuple[str, object]] = []
         owner = self.backends[backend].plugin
@@ -200,6 +220,86 @@ def build_plugin_manager(
     if trace:
         pm.add_hookcall_monitoring(_trace_before, _trace_after)
     return pm
+
+
+def check_hook_rules(pm: pluggy.PluginManager, plugin: object) -> None:
+    """Raise ConfigError ("it ...", naming the hook) if ``plugin`` (registered on ``pm``)
+    implements a hook that does not exist (a misspelling would otherwise never run), has an
+    ``async def`` implementation of a synchronous hook (its coroutine would never be awaited),
+    or wraps a hook the core calls one implementation at a time."""
+    known = sorted(
+        n
+        for n in dir(pm.hook)
+        if n.startswith(f"{hookspecs.PROJECT}_") and getattr(pm.hook, n).has_spec()
+    )
+    # pluggy's check_pending() finds the same unknown hooks; this names the closest real one
+    for caller in pm.get_hookcallers(plugin) or []:
+        if not caller.has_spec():
+            close = difflib.get_close_matches(caller.name, known, n=1)
+            hint = (
+                f"did you mean '{close[0]}'?"
+                if close
+                else "the hooks are in mcp_ble.core.hookspecs"
+            )
+            raise ConfigError(f"it implements unknown hook '{caller.name}'; {hint}")
+        for impl in caller.get_hookimpls():
+            if impl.plugin is not plugin:
+                continue
+            if caller.name not in hookspecs.MAY_BE_ASYNC and _is_async(impl.function):
+                raise ConfigError(
+                    f"it implements synchronous hook '{caller.name}' with async def; "
+                    f"make it a plain def (start background work with app.spawn)"
+                )
+            if caller.name in hookspecs.MAY_BE_ASYNC and (impl.hookwrapper or impl.wrapper):
+                raise ConfigError(
+                    f"it wraps hook '{caller.name}', whose implementations the core "
+                    f"awaits one by one; implement it plainly (tryfirst/trylast set the order)"
+                )
+    registered = {
+        impl.function.__name__
+        for c in pm.get_hookcallers(plugin) or []
+        for impl in c.get_hookimpls()
+    }
+    for attr in dir(plugin):
+        if attr.startswith(f"{hookspecs.PROJECT}_") and attr not in registered:
+            if callable(getattr(plugin, attr, None)):
+                raise ConfigError(
+                    f"it defines '{attr}' without @hookimpl, so it would never be called; "
+                    f"mark it with mcp_ble.core.hookspecs.hookimpl"
+                )
+
+
+def _is_async(function: Callable[..., Any]) -> bool:
+    return inspect.iscoroutinefunction(function) or inspect.isasyncgenfunction(function)
+
+
+async def call_in_order(
+    pm: pluggy.PluginManager, name: str, kwargs: Mapping[str, Any], trace: bool = False
+) -> None:
+    """Call hook ``name``'s implementations one by one in plugin order (the settings file's),
+    awaiting each coroutine before calling the next, so sync and async implementations see each
+    other's changes in that order.
+
+    A ``BleError`` (a plan hook refusing the operation) or ``ConfigError`` (a plugin that cannot
+    start as configured) stops the call and reaches the caller.
+    Any other exception is a plugin bug: it is logged and the next implementation still runs,
+    so one bad plugin cannot take the server down."""
+    caller = getattr(pm.hook, name)
+    # pluggy's own call order: the last registered first, with tryfirst/trylast applied
+    impls = list(reversed(caller.get_hookimpls()))
+    if trace:
+        _trace_before(name, impls, kwargs)
+    for impl in impls:
+        try:
+            result = impl.function(*(kwargs[arg] for arg in impl.argnames))
+            if inspect.isawaitable(result):
+                await result
+        except (BleError, ConfigError):
+            raise
+        except Exception:
+            log.exception("plugin hook %s failed (plugin '%s')", name, impl.plugin_name)
+    if trace:
+        print(f"[mcp-ble hook] {name} returned", file=sys.stderr, flush=True)
 
 
 def _short(value: Any) -> str:
