@@ -31,6 +31,7 @@ from .errors import (
     ValueTooLong,
 )
 from .gatt import GattIndex, label
+from .locks import KeyedLocks
 from .models import GattCharacteristic, GattDescriptor, ScanFilter
 from .plans import ConnectPlan, Operation, OperationKind, ScanPlan, SubscribePlan, WritePlan
 from .plugin_manager import (
@@ -204,7 +205,11 @@ class BleApp:
         self.started_at = time.time()
         self._tasks: set[asyncio.Task[Any]] = set()
         self.scanner = ScanBroker(self, settings.server.max_concurrent_scans)
-        self._connect_locks: dict[str, asyncio.Lock] = {}
+        self._connect_locks: KeyedLocks[str] = KeyedLocks()
+        #: Subscribe, unsubscribe and descriptor writes, one at a time per characteristic.
+        self._target_locks: KeyedLocks[tuple[str, int]] = KeyedLocks()
+        #: Subscribes under way (reserved before their plan hook runs), oldest first.
+        self.subscribing: dict[tuple[str, int], SubscribePlan] = {}
         self.adv_hook = False
 
     # ------------------------------------------------------------------ lifecycle
@@ -416,8 +421,7 @@ class BleApp:
             raise InvalidInput(
                 f"timeout_s={timeout_s} is out of range", "use between 0.1 and 120 seconds"
             )
-        lock = self._connect_locks.setdefault(address, asyncio.Lock())
-        async with lock:
+        async with self._connect_locks.hold(address):
             existing = self.connections.get(address)
             if existing is not None:
                 return existing, False
@@ -679,13 +683,15 @@ class BleApp:
         # A descriptor write is a write to its characteristic's behaviour (a CCCD turns
         # notifications on): the allowlist covers both, so it cannot be sidestepped.
         self._check_allowlisted(char.uuid, "characteristic")
-        conn = self.connection(address)
-        op = Operation("write_descriptor", conn.address, self._deadline(), desc.handle)
-        await self._run(
-            op,
-            lambda: self.radio.write_descriptor(conn.address, desc.handle, data),
-            nbytes=len(data),
-        )
+        # Serialized with subscribe and unsubscribe of its characteristic (a CCCD write is one).
+        async with self._target_locks.hold((parse_address(address), char.handle)):
+            conn = self.connection(address)
+            op = Operation("write_descriptor", conn.address, self._deadline(), desc.handle)
+            await self._run(
+                op,
+                lambda: self.radio.write_descriptor(conn.address, desc.handle, data),
+                nbytes=len(data),
+            )
         return DescriptorOutcome(conn.address, desc, char, data)
 
     # ------------------------------------------------------------------ notifications
@@ -702,12 +708,33 @@ class BleApp:
                 "use ble_read to get its value",
             )
         key = (conn.address, char.handle)
-        existing = self.subscriptions.get(key)
-        if existing is not None and existing.active:
-            return existing, False
-        plan = SubscribePlan(
-            conn.address, char.handle, char.uuid, self.settings.server.notification_buffer
-        )
+        # One subscribe, unsubscribe or descriptor write per characteristic at a time: two
+        # concurrent subscribes write the CCCD once, and the second is told it was already done.
+        async with self._target_locks.hold(key):
+            existing = self.subscriptions.get(key)
+            if existing is not None and existing.active:
+                return existing, False
+            conn = self.connection(address)  # the link may have gone while we waited
+            plan = SubscribePlan(
+                conn.address, char.handle, char.uuid, self.settings.server.notification_buffer
+            )
+            # Reserved before the plan hook runs: limits (listeners) count the subscribes
+            # already under way, so they hold however many arrive at once.
+            self.subscribing[key] = plan
+            try:
+                sub = await self._start_subscription(conn, char, plan)
+            finally:
+                del self.subscribing[key]
+            self.subscriptions[key] = sub
+        if self.connections.get(conn.address) is not conn:
+            # The CCCD write completed, then the link dropped before we registered: it is a
+            # done subscription that has already ended; ble_notifications reports why.
+            sub.end("link lost just after subscribing")
+        return sub, True
+
+    async def _start_subscription(
+        self, conn: Connection, char: GattCharacteristic, plan: SubscribePlan
+    ) -> Subscription:
         await self._event("mcp_ble_subscribe_plan", plan=plan, app=self)
         sub = Subscription(conn.address, char, plan.buffer_size)
         sub.notes = plan.notes
@@ -722,27 +749,25 @@ class BleApp:
             on_data = sub.push
         op = Operation("subscribe", conn.address, self._deadline(), char.handle)
         await self._run(op, lambda: self.radio.start_notify(conn.address, char.handle, on_data))
-        self.subscriptions[key] = sub
-        if self.connections.get(conn.address) is not conn:
-            # The CCCD write completed, then the link dropped before we registered: it is a
-            # done subscription that has already ended; ble_notifications reports why.
-            sub.end("link lost just after subscribing")
-        return sub, True
+        return sub
 
     @_holds_link
     async def unsubscribe(self, address: str, ref: str | int) -> Subscription:
         char = await self.characteristic(address, ref)
-        conn = self.connection(address)
-        sub = self.subscriptions.get((conn.address, char.handle))
-        if sub is None or not sub.active:
-            raise NotSubscribed(
-                f"{conn.address} characteristic {label(char.uuid)} has no active subscription",
-                "ble_subscribe first; ble_status lists current subscriptions",
-            )
-        op = Operation("unsubscribe", conn.address, self._deadline(), char.handle)
-        await self._run(op, lambda: self.radio.stop_notify(conn.address, char.handle))
-        sub.end("unsubscribed")
-        del self.subscriptions[(conn.address, char.handle)]
+        key = (parse_address(address), char.handle)
+        async with self._target_locks.hold(key):
+            conn = self.connection(address)
+            sub = self.subscriptions.get(key)
+            if sub is None or not sub.active:
+                raise NotSubscribed(
+                    f"{conn.address} characteristic {label(char.uuid)} has no active subscription",
+                    "ble_subscribe first; ble_status lists current subscriptions",
+                )
+            op = Operation("unsubscribe", conn.address, self._deadline(), char.handle)
+            await self._run(op, lambda: self.radio.stop_notify(conn.address, char.handle))
+            sub.end("unsubscribed")
+            if self.subscriptions.get(key) is sub:
+                del self.subscriptions[key]
         return sub
 
     async def notifications(

@@ -52,8 +52,14 @@ class ListenersPlugin:
 
     @hookimpl
     def mcp_ble_subscribe_plan(self, plan: SubscribePlan, app: Any) -> None:
-        active = [s for s in app.subscriptions.values() if s.active]
-        on_link = [s for s in active if s.address == plan.address]
+        active = [s.address for s in app.subscriptions.values() if s.active]
+        # Subscribes under way count too (oldest first, up to this one): the limits hold
+        # however many arrive at once.
+        for pending in app.subscribing.values():
+            if pending is plan:
+                break
+            active.append(pending.address)
+        on_link = [a for a in active if a == plan.address]
         if len(on_link) >= self.settings.max_per_connection:
             raise NotPermitted(
                 f"{plan.address} already has {len(on_link)} subscriptions, the most allowed "
