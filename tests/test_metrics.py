@@ -4,11 +4,10 @@ over the MCP resource and the optional HTTP endpoint."""
 from __future__ import annotations
 
 import asyncio
-import shutil
 import subprocess
 import urllib.request
 
-import pytest
+from external import require_command
 from prometheus_client.parser import text_string_to_metric_families
 
 from mcp_ble.core.models import ScanFilter
@@ -32,16 +31,15 @@ async def exercised(app):
     return metrics_text(app)
 
 
-@pytest.mark.skipif(
-    shutil.which("promtool") is None,
-    reason="promtool not installed (.ci/run installs Debian's prometheus package)",
-)
 async def test_promtool_accepts_the_exposition(tmp_path):
+    # Skips when promtool is missing (make test installs Debian's prometheus package), but
+    # fails under CI=true.
+    promtool = require_command("promtool")
     async with make_app(tmp_path) as app:
         text = await exercised(app)
     proc = await asyncio.to_thread(
         subprocess.run,
-        ["promtool", "check", "metrics"],
+        [promtool, "check", "metrics"],
         input=text,
         capture_output=True,
         text=True,
