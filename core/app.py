@@ -34,11 +34,13 @@ from .gatt import GattIndex, label
 from .locks import KeyedLocks
 from .models import GattCharacteristic, GattDescriptor, ScanFilter
 from .plans import ConnectPlan, Operation, OperationKind, ScanPlan, SubscribePlan, WritePlan
+from .plugin_api import PluginApp
 from .plugin_manager import (
     PluginCatalog,
     build_plugin_manager,
     call_in_order,
     hooks_of,
+    inject_settings,
     instantiate,
 )
 from .scanning import ScanBroker
@@ -192,7 +194,11 @@ class BleApp:
             (name, instantiate(obj))
             for name, obj in catalog.resolve(settings.backend, settings.plugins)
         ]
+        for name, plugin in self.plugins:
+            inject_settings(plugin, name, settings)
         self.pm = build_plugin_manager(self.plugins, trace=settings.trace_hooks)
+        #: What plugins see as ``app`` (core/plugin_api.py).
+        self.api = PluginApp(self)
         self.hook = self.pm.hook
         self.tracker = AdvertisementTracker(settings.server.max_tracked_devices)
         self.connections: dict[str, Connection] = {}
@@ -225,7 +231,7 @@ class BleApp:
         self.backend.on_disconnect = self._on_backend_disconnect
         await self.backend.start()
         self.adv_hook = bool(self.hook.mcp_ble_advertisement.get_hookimpls())
-        self.hook.mcp_ble_register_metrics(registry=self.metrics_registry, app=self)
+        self.hook.mcp_ble_register_metrics(registry=self.metrics_registry, app=self.api)
         await self._event("mcp_ble_startup", app=self)
 
     async def close(self) -> None:
@@ -283,7 +289,13 @@ class BleApp:
         """Call an event or plan hook: implementations run strictly in plugin order, each awaited
         before the next (see :func:`call_in_order`). A plugin that cannot start as configured
         raises ConfigError from its startup hook, which ends the command."""
+        if "app" in kwargs:
+            kwargs["app"] = self.api
         await call_in_order(self.pm, name, kwargs, trace=self.settings.trace_hooks)
+
+    def collect_metrics(self) -> None:
+        """Let plugins refresh sampled gauges; call right before exposing metrics."""
+        self.hook.mcp_ble_collect_metrics(app=self.api)
 
     def _finished(self, op: Operation, nbytes: int, error: BleError | None) -> None:
         try:
@@ -501,9 +513,19 @@ class BleApp:
         )
 
     def _end_subscriptions(self, address: str, why: str) -> None:
-        for (addr, _), sub in self.subscriptions.items():
-            if addr == address and sub.active:
+        for sub in self.subscriptions_of(address):
+            if sub.active:
                 sub.end(why)
+
+    def subscriptions_of(self, address: str | None) -> list[Subscription]:
+        """The subscriptions (active, or ended with a buffer left) of one device, or all."""
+        subs = list(self.subscriptions.values())
+        return subs if address is None else [s for s in subs if s.address == address]
+
+    def discard_subscription(self, sub: Subscription) -> None:
+        """Forget an ended subscription and whatever it still buffered."""
+        if self.subscriptions.get((sub.address, sub.handle)) is sub:
+            del self.subscriptions[(sub.address, sub.handle)]
 
     def connection(self, address: str) -> Connection:
         address = parse_address(address)
@@ -805,5 +827,5 @@ class BleApp:
         if handle is not None:
             return self.subscriptions.get((address, handle))
         uuid = parse_uuid(str(ref))
-        found = [s for (a, _), s in self.subscriptions.items() if a == address and s.uuid == uuid]
+        found = [s for s in self.subscriptions_of(address) if s.uuid == uuid]
         return found[0] if len(found) == 1 else None

@@ -47,6 +47,12 @@ class Backend(ABC):
         backend waits in simulated time, so retry delays count in simulated latencies."""
         await asyncio.sleep(seconds)
 
+    async def sleep_background(self, seconds: float) -> None:
+        """Wait on the backend's clock without driving it: periodic upkeep (``app.every``) waits
+        with this. On the wall clock it is :meth:`sleep`; a simulated clock that jumps to the
+        next operation's wake-up lets this wait end only when time passes it anyway."""
+        await self.sleep(seconds)
+
     @abstractmethod
     def info(self) -> BackendInfo:
         """Name, whether devices are simulated, and details such as the adapter in use."""

@@ -14,7 +14,10 @@ Principles:
   one is refused when the plugin loads, as is a marked function whose name is not a hook here.
 - A *plan* hook refuses an operation by raising a ``BleError`` (``mcp_ble.core.errors``): the
   caller receives its message. Any other exception from a hook is logged and ignored.
-- Hooks receive keyword arguments; an implementation may accept any subset of them.
+- Hooks receive keyword arguments; an implementation may accept any subset of them. ``app`` is a
+  :class:`~mcp_ble.core.plugin_api.PluginApp`: the views and actions a plugin may use.
+- A plugin class declares its settings once, as ``settings_model = MyModel``; the core validates
+  the section named after the plugin and sets ``self.settings`` before any hook runs.
 - Hot-path hooks run for every advertisement or notification: keep them to a few microseconds.
 
 Families: registration, lifecycle, discovery, connection, transfer, metrics.
@@ -29,10 +32,10 @@ import pluggy
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
 
-    from .app import BleApp
     from .errors import BleError
     from .models import Advertisement
     from .plans import ConnectPlan, Operation, ScanPlan, SubscribePlan, WritePlan
+    from .plugin_api import PluginApp
     from .tracker import DeviceRecord
 
 PROJECT = "mcp_ble"
@@ -75,30 +78,20 @@ def mcp_ble_register_backends(register: Any) -> None:
     """
 
 
-@hookspec
-def mcp_ble_register_settings(register: Any) -> None:
-    """Declare this plugin's own settings section.
-
-    Call ``register(section, model)``: ``section`` is the top-level TOML table (``[retry]``),
-    also reachable as ``MCP_BLE_<SECTION>__<KEY>`` in the environment; ``model`` is a pydantic
-    ``BaseModel`` class whose defaults apply when the section is absent. Unknown keys in the
-    section are errors. The validated instance is ``app.settings.section(section)``.
-    """
-
-
 # --------------------------------------------------------------------------- lifecycle
 
 
 @hookspec
-def mcp_ble_startup(app: BleApp) -> None:
+def mcp_ble_startup(app: PluginApp) -> None:
     """The app has started its backend and is about to serve. May be async.
 
-    Start background tasks here with ``app.spawn(coro)``: the core cancels them at shutdown.
+    Start background work here with ``app.every(interval_s, fn)`` (periodic, on the backend's
+    clock) or ``app.spawn(coro)``: the core cancels both at shutdown.
     """
 
 
 @hookspec
-def mcp_ble_shutdown(app: BleApp) -> None:
+def mcp_ble_shutdown(app: PluginApp) -> None:
     """The app is stopping; release what ``mcp_ble_startup`` took. May be async. Must not raise."""
 
 
@@ -106,7 +99,7 @@ def mcp_ble_shutdown(app: BleApp) -> None:
 
 
 @hookspec
-def mcp_ble_scan_plan(plan: ScanPlan, app: BleApp) -> None:
+def mcp_ble_scan_plan(plan: ScanPlan, app: PluginApp) -> None:
     """A scan is about to start. Adjust ``plan`` in place (for example ``plan.duration_s``, or
     ``plan.stop_after`` to end early once that many matching devices were heard). May be async.
     Record why with ``plan.note("...")``; notes are shown to the caller."""
@@ -119,7 +112,7 @@ def mcp_ble_advertisement(advertisement: Advertisement, record: DeviceRecord, ne
 
 
 @hookspec
-def mcp_ble_scan_finished(plan: ScanPlan, found: int, duration_s: float, app: BleApp) -> None:
+def mcp_ble_scan_finished(plan: ScanPlan, found: int, duration_s: float, app: PluginApp) -> None:
     """A scan ended; ``found`` devices matched its filter. May be async."""
 
 
@@ -127,7 +120,7 @@ def mcp_ble_scan_finished(plan: ScanPlan, found: int, duration_s: float, app: Bl
 
 
 @hookspec
-def mcp_ble_connect_plan(plan: ConnectPlan, app: BleApp) -> None:
+def mcp_ble_connect_plan(plan: ConnectPlan, app: PluginApp) -> None:
     """A connection is about to be made. Adjust ``plan`` in place; to free an adapter slot put
     addresses into ``plan.release`` and the core disconnects them first. May be async."""
 
@@ -143,19 +136,19 @@ def mcp_ble_retry_delay(operation: Operation, error: BleError, attempt: int) -> 
 
 
 @hookspec
-def mcp_ble_connected(address: str, duration_s: float, attempts: int, app: BleApp) -> None:
+def mcp_ble_connected(address: str, duration_s: float, attempts: int, app: PluginApp) -> None:
     """A link is up (after ``attempts`` tries taking ``duration_s`` in all). May be async."""
 
 
 @hookspec
 def mcp_ble_connect_failed(
-    address: str, error: BleError, duration_s: float, attempts: int, app: BleApp
+    address: str, error: BleError, duration_s: float, attempts: int, app: PluginApp
 ) -> None:
     """Connecting failed for good; ``error`` is what the caller will see. May be async."""
 
 
 @hookspec
-def mcp_ble_disconnected(address: str, reason: str, requested: bool, app: BleApp) -> None:
+def mcp_ble_disconnected(address: str, reason: str, requested: bool, app: PluginApp) -> None:
     """A link went down. ``requested`` is false when the peripheral, the radio or a timeout
     dropped it. May be async."""
 
@@ -164,13 +157,13 @@ def mcp_ble_disconnected(address: str, reason: str, requested: bool, app: BleApp
 
 
 @hookspec
-def mcp_ble_subscribe_plan(plan: SubscribePlan, app: BleApp) -> None:
+def mcp_ble_subscribe_plan(plan: SubscribePlan, app: PluginApp) -> None:
     """A subscription is about to start. A plugin may change ``plan.buffer_size``, or refuse by
     raising a ``BleError`` whose message tells the caller what to do instead. May be async."""
 
 
 @hookspec
-def mcp_ble_write_plan(plan: WritePlan, app: BleApp) -> None:
+def mcp_ble_write_plan(plan: WritePlan, app: PluginApp) -> None:
     """A characteristic write is about to be sent. ``plan.chunks`` starts as one chunk; a plugin
     may split it (for example into ``plan.mtu - 3`` byte pieces for write without response).
     Synchronous or async."""
@@ -193,12 +186,12 @@ def mcp_ble_notification(address: str, handle: int, data: bytes) -> None:
 
 
 @hookspec
-def mcp_ble_register_metrics(registry: CollectorRegistry, app: BleApp) -> None:
+def mcp_ble_register_metrics(registry: CollectorRegistry, app: PluginApp) -> None:
     """Add your Prometheus collectors to the app's own ``registry`` (never the global one).
     Called once at startup, before ``mcp_ble_startup``. Synchronous."""
 
 
 @hookspec
-def mcp_ble_collect_metrics(app: BleApp) -> None:
+def mcp_ble_collect_metrics(app: PluginApp) -> None:
     """Called right before metrics are exposed: refresh gauges that are sampled, not counted.
     Synchronous."""

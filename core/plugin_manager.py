@@ -117,9 +117,28 @@ class PluginCatalog:
         except ConfigError as exc:
             self.broken[name] = str(exc)
             return
+        model = getattr(plugin, "settings_model", None)
+        if model is not None and not (isinstance(model, type) and issubclass(model, BaseModel)):
+            self.broken[name] = (
+                f"its settings_model must be a pydantic BaseModel class, not {model!r}"
+            )
+            return
         self.plugins[name] = plugin
         self.origins[name] = origin
         self._collect(name, pm)
+        if model is not None:
+            self._add_section(name, model)
+
+    def _add_section(self, name: str, model: type[BaseModel]) -> None:
+        """The plugin's settings section, named after it."""
+        if name in RESERVED_SECTIONS or name in self.sections:
+            owner = self.section_owner.get(name, "the core")
+            raise ConfigError(
+                f"plugin '{name}' declares settings section [{name}], which {owner} already "
+                f"uses; install the plugin under another entry-point name"
+            )
+        self.sections[name] = model
+        self.section_owner[name] = name
 
     def _collect(self, name: str, pm: pluggy.PluginManager) -> None:
         """Call the plugin's registration hooks (only those, only on it)."""
@@ -140,20 +159,8 @@ class PluginCatalog:
                 backend_name, factory, settings, description, name
             )
 
-        def register_section(section: str, model: type[BaseModel]) -> None:
-            if section in RESERVED_SECTIONS or section in self.sections:
-                owner = self.section_owner.get(section, "the core")
-                raise ConfigError(
-                    f"plugin '{name}' declares settings section [{section}], "
-                    f"which {owner} already uses; choose another section name"
-                )
-            self.sections[section] = model
-            self.section_owner[section] = name
-
         for impl in pm.hook.mcp_ble_register_backends.get_hookimpls():
             impl.function(register=register_backend)
-        for impl in pm.hook.mcp_ble_register_settings.get_hookimpls():
-            impl.function(register=register_section)
 
     def resolve(self, backend: str, enabled: Iterable[str]) -> list[tuple[str, object]]:
         """The plugins an app with this backend and these enabled plugins registers, in order."""
@@ -201,6 +208,13 @@ def load_object(spec: str) -> object:
 def instantiate(plugin: object) -> object:
     """Classes are plugins whose instances hold per-app state; anything else is used as is."""
     return plugin() if isinstance(plugin, type) else plugin
+
+
+def inject_settings(plugin: object, name: str, settings: Any) -> None:
+    """Give a plugin that declares ``settings_model`` its validated section as
+    ``plugin.settings`` (before any of its hooks runs)."""
+    if getattr(plugin, "settings_model", None) is not None:
+        plugin.settings = settings.section(name)  # type: ignore[attr-defined]
 
 
 def new_plugin_manager() -> pluggy.PluginManager:

@@ -477,7 +477,7 @@ def build_server(app: BleApp, manage_app: bool = True) -> MCPServer:
         out = []
         for conn in app.connections.values():
             record = app.tracker.get(conn.address)
-            subs = [s for (a, _), s in app.subscriptions.items() if a == conn.address]
+            subs = app.subscriptions_of(conn.address)
             out.append(
                 ConnectionOut(
                     address=conn.address,
@@ -805,7 +805,7 @@ def compact_schema(schema: dict[str, Any]) -> dict[str, Any]:
 
 def metrics_text(app: BleApp) -> str:
     """The app's metrics in Prometheus text format, sampled gauges refreshed first."""
-    app.hook.mcp_ble_collect_metrics(app=app)
+    app.collect_metrics()
     return generate_latest(app.metrics_registry).decode()
 
 

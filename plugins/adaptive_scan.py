@@ -8,14 +8,11 @@ device has been heard for ``quiet_s``. A duration the caller asks for is always 
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from mcp_ble.core.hookspecs import hookimpl
 from mcp_ble.core.plans import ScanPlan
-
-SECTION = "adaptive_scan"
+from mcp_ble.core.plugin_api import PluginApp
 
 
 class AdaptiveScanSettings(BaseModel):
@@ -44,22 +41,14 @@ def adaptive_duration(settings: AdaptiveScanSettings, nearby: int) -> float:
 
 
 class AdaptiveScanPlugin:
-    def __init__(self) -> None:
-        self.settings = AdaptiveScanSettings()
+    settings_model = AdaptiveScanSettings
+    settings: AdaptiveScanSettings
 
     @hookimpl
-    def mcp_ble_register_settings(self, register: Any) -> None:
-        register(SECTION, AdaptiveScanSettings)
-
-    @hookimpl
-    def mcp_ble_startup(self, app: Any) -> None:
-        self.settings = app.settings.section(SECTION)
-
-    @hookimpl
-    def mcp_ble_scan_plan(self, plan: ScanPlan, app: Any) -> None:
+    def mcp_ble_scan_plan(self, plan: ScanPlan, app: PluginApp) -> None:
         if plan.requested_duration_s is not None:
             return
-        nearby = len(app.tracker.recent(app.settings.server.recent_s))
+        nearby = app.devices_heard_within(app.settings.server.recent_s)
         plan.duration_s = adaptive_duration(self.settings, nearby)
         plan.note(f"adaptive_scan: {plan.duration_s:g} s for {nearby} devices heard recently")
         if self.settings.quiet_s is not None:

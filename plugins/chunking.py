@@ -10,15 +10,13 @@ expects one atomic value must not be fed pieces, so the plugin is opt-in.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from mcp_ble.core.hookspecs import hookimpl
 from mcp_ble.core.plans import WritePlan
 from mcp_ble.core.values import MAX_ATTRIBUTE_LEN
-
-SECTION = "chunking"
 
 
 class ChunkingSettings(BaseModel):
@@ -41,16 +39,8 @@ def split(data: bytes, size: int) -> list[bytes]:
 
 
 class ChunkingPlugin:
-    def __init__(self) -> None:
-        self.settings = ChunkingSettings()
-
-    @hookimpl
-    def mcp_ble_register_settings(self, register: Any) -> None:
-        register(SECTION, ChunkingSettings)
-
-    @hookimpl
-    def mcp_ble_startup(self, app: Any) -> None:
-        self.settings = app.settings.section(SECTION)
+    settings_model = ChunkingSettings
+    settings: ChunkingSettings
 
     @hookimpl
     def mcp_ble_write_plan(self, plan: WritePlan) -> None:

@@ -8,18 +8,14 @@ Idle links are the pool plugin's job.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-import time
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from mcp_ble.core.hookspecs import hookimpl
+from mcp_ble.core.plugin_api import PluginApp
 
 log = logging.getLogger("mcp_ble.cleanup")
-SECTION = "cleanup"
 
 
 class CleanupSettings(BaseModel):
@@ -36,38 +32,22 @@ class CleanupSettings(BaseModel):
     )
 
 
-def sweep(app: Any, settings: CleanupSettings, now: float) -> tuple[int, int]:
+def sweep(app: PluginApp, settings: CleanupSettings) -> tuple[int, int]:
     """One pass; returns (devices forgotten, subscription buffers dropped)."""
-    devices = app.tracker.forget_older_than(settings.forget_devices_after_s)
-    stale = [
-        key
-        for key, sub in app.subscriptions.items()
-        if not sub.active
-        and sub.ended_at is not None
-        and now - sub.ended_at > settings.ended_subscription_ttl_s
-    ]
-    for key in stale:
-        del app.subscriptions[key]
-    return devices, len(stale)
+    devices = app.forget_devices_older_than(settings.forget_devices_after_s)
+    buffers = app.drop_ended_subscriptions(settings.ended_subscription_ttl_s)
+    return devices, buffers
 
 
 class CleanupPlugin:
-    @hookimpl
-    def mcp_ble_register_settings(self, register: Any) -> None:
-        register(SECTION, CleanupSettings)
+    settings_model = CleanupSettings
+    settings: CleanupSettings
 
     @hookimpl
-    def mcp_ble_startup(self, app: Any) -> None:
-        app.spawn(self._loop(app, app.settings.section(SECTION)))
+    def mcp_ble_startup(self, app: PluginApp) -> None:
+        app.every(self.settings.interval_s, lambda: self._sweep(app))
 
-    async def _loop(self, app: Any, settings: CleanupSettings) -> None:
-        with contextlib.suppress(asyncio.CancelledError):
-            while True:
-                await asyncio.sleep(settings.interval_s)
-                devices, buffers = sweep(app, settings, time.monotonic())
-                if devices or buffers:
-                    log.info(
-                        "cleanup: forgot %d devices, dropped %d ended subscriptions",
-                        devices,
-                        buffers,
-                    )
+    def _sweep(self, app: PluginApp) -> None:
+        devices, buffers = sweep(app, self.settings)
+        if devices or buffers:
+            log.info("cleanup: forgot %d devices, dropped %d ended subscriptions", devices, buffers)

@@ -8,20 +8,16 @@ unsubscribed, so a forgotten agent session stops pulling notifications off the a
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-import time
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from mcp_ble.core.errors import NotPermitted
 from mcp_ble.core.hookspecs import hookimpl
 from mcp_ble.core.plans import SubscribePlan
+from mcp_ble.core.plugin_api import PluginApp, SubscriptionView
 
 log = logging.getLogger("mcp_ble.listeners")
-SECTION = "listeners"
 
 
 class ListenerSettings(BaseModel):
@@ -37,28 +33,24 @@ class ListenerSettings(BaseModel):
 
 
 class ListenersPlugin:
-    def __init__(self) -> None:
-        self.settings = ListenerSettings()
+    settings_model = ListenerSettings
+    settings: ListenerSettings
 
     @hookimpl
-    def mcp_ble_register_settings(self, register: Any) -> None:
-        register(SECTION, ListenerSettings)
+    def mcp_ble_startup(self, app: PluginApp) -> None:
+        limit = self.settings.abandon_after_s
+        if limit is not None:
+            app.every(min(max(limit / 4, 0.05), 10.0), lambda: self._end_abandoned(app))
 
     @hookimpl
-    def mcp_ble_startup(self, app: Any) -> None:
-        self.settings = app.settings.section(SECTION)
-        if self.settings.abandon_after_s is not None:
-            app.spawn(self._reap(app))
-
-    @hookimpl
-    def mcp_ble_subscribe_plan(self, plan: SubscribePlan, app: Any) -> None:
-        active = [s.address for s in app.subscriptions.values() if s.active]
+    def mcp_ble_subscribe_plan(self, plan: SubscribePlan, app: PluginApp) -> None:
+        active = [s.address for s in app.subscriptions() if s.active]
         # Subscribes under way count too (oldest first, up to this one): the limits hold
         # however many arrive at once.
-        for pending in app.subscribing.values():
-            if pending is plan:
+        for address, handle in app.subscribes_under_way():
+            if (address, handle) == (plan.address, plan.handle):
                 break
-            active.append(pending.address)
+            active.append(address)
         on_link = [a for a in active if a == plan.address]
         if len(on_link) >= self.settings.max_per_connection:
             raise NotPermitted(
@@ -73,27 +65,21 @@ class ListenersPlugin:
                 "call ble_unsubscribe on ones you no longer need; ble_connections lists them",
             )
 
-    def abandoned(self, app: Any, now: float) -> list[Any]:
+    def abandoned(self, subscriptions: list[SubscriptionView]) -> list[SubscriptionView]:
         limit = self.settings.abandon_after_s
         if limit is None:
             return []
-        return [s for s in app.subscriptions.values() if s.active and now - s.last_drained > limit]
+        return [s for s in subscriptions if s.active and s.undrained_s > limit]
 
-    async def _reap(self, app: Any) -> None:
-        limit = self.settings.abandon_after_s or 0
-        with contextlib.suppress(asyncio.CancelledError):
-            while True:
-                await asyncio.sleep(min(max(limit / 4, 0.05), 10.0))
-                for sub in self.abandoned(app, time.monotonic()):
-                    log.info(
-                        "listeners: %s #%d not drained for %.0f s; unsubscribing",
-                        sub.address,
-                        sub.handle,
-                        limit,
-                    )
-                    try:
-                        await app.unsubscribe(sub.address, sub.handle)
-                    except Exception:
-                        log.exception(
-                            "listeners: unsubscribing %s #%d failed", sub.address, sub.handle
-                        )
+    async def _end_abandoned(self, app: PluginApp) -> None:
+        for sub in self.abandoned(app.subscriptions()):
+            log.info(
+                "listeners: %s #%d not drained for %.0f s; unsubscribing",
+                sub.address,
+                sub.handle,
+                sub.undrained_s,
+            )
+            try:
+                await app.end_subscription(sub.address, sub.handle)
+            except Exception:
+                log.exception("listeners: unsubscribing %s #%d failed", sub.address, sub.handle)

@@ -10,7 +10,6 @@ counters that explain them (operations by outcome, retries, notifications droppe
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import sys
@@ -23,9 +22,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from mcp_ble.core.errors import ConfigError
 from mcp_ble.core.hookspecs import hookimpl
+from mcp_ble.core.plugin_api import PluginApp
 
 log = logging.getLogger("mcp_ble.metrics")
-SECTION = "metrics"
 
 DISCOVERY_BUCKETS = (0.1, 0.5, 1, 2, 5)
 CONNECTION_BUCKETS = (0.1, 0.5, 1, 2, 5)
@@ -89,18 +88,15 @@ class TransferRate:
 class MetricsPlugin:
     """One instance per app: its collectors live on that app's registry only."""
 
+    settings_model = MetricsSettings
+    settings: MetricsSettings
+
     def __init__(self) -> None:
-        self.settings = MetricsSettings()
         self._http: Any = None
         self._cpu_mark: tuple[float, float] | None = None
 
     @hookimpl
-    def mcp_ble_register_settings(self, register: Any) -> None:
-        register(SECTION, MetricsSettings)
-
-    @hookimpl
-    def mcp_ble_register_metrics(self, registry: CollectorRegistry, app: Any) -> None:
-        self.settings = app.settings.section(SECTION)
+    def mcp_ble_register_metrics(self, registry: CollectorRegistry, app: PluginApp) -> None:
         self.rate = TransferRate(self.settings.rate_window_s)
         r = registry
         self.discovery_time = Histogram(
@@ -167,9 +163,9 @@ class MetricsPlugin:
         self.app = app
 
     @hookimpl
-    async def mcp_ble_startup(self, app: Any) -> None:
+    async def mcp_ble_startup(self, app: PluginApp) -> None:
         # Sampling runs whether or not the HTTP exporter is on (ble://metrics reads it too).
-        app.spawn(self._monitor())
+        app.every(self.settings.sample_interval_s, self._monitor)
         port = self.settings.http_port
         if port is None:
             return
@@ -187,7 +183,7 @@ class MetricsPlugin:
         log.info("metrics on http://%s:%s/metrics", host, self._http[0].server_port)
 
     @hookimpl
-    def mcp_ble_shutdown(self, app: Any) -> None:
+    def mcp_ble_shutdown(self) -> None:
         if self._http is not None:
             server, thread = self._http
             server.shutdown()
@@ -201,14 +197,13 @@ class MetricsPlugin:
         return self._http[0].server_port if self._http else None
 
     async def _monitor(self) -> None:
+        # Event-loop lag: how long a task that is ready to run waits for its turn (real time,
+        # whatever clock the backend keeps).
         loop = asyncio.get_running_loop()
-        interval = self.settings.sample_interval_s
-        with contextlib.suppress(asyncio.CancelledError):
-            while True:
-                before = loop.time()
-                await asyncio.sleep(interval)
-                self.loop_lag.set(max(0.0, loop.time() - before - interval))
-                self.sample()
+        before = loop.time()
+        await asyncio.sleep(0)
+        self.loop_lag.set(loop.time() - before)
+        self.sample()
 
     def sample(self) -> None:
         memory = resident_memory_bytes()
@@ -221,28 +216,28 @@ class MetricsPlugin:
                 self.cpu.set(100.0 * (now[1] - self._cpu_mark[1]) / wall)
         self._cpu_mark = now
         self.transfer_rate.set(self.rate.rate())
-        self.connections.set(len(self.app.connections))
-        self.tracked.set(len(self.app.tracker))
-        subs = self.app.subscriptions.values()
+        self.connections.set(len(self.app.links()))
+        self.tracked.set(self.app.tracked_devices())
+        subs = self.app.subscriptions()
         self.notifications.set(sum(s.received for s in subs))
         self.notifications_dropped.set(sum(s.dropped for s in subs))
 
     @hookimpl
-    def mcp_ble_collect_metrics(self, app: Any) -> None:
+    def mcp_ble_collect_metrics(self) -> None:
         self.sample()
 
     @hookimpl
-    def mcp_ble_scan_finished(self, plan: Any, found: int, duration_s: float, app: Any) -> None:
+    def mcp_ble_scan_finished(self, found: int, duration_s: float) -> None:
         self.discovery_time.observe(duration_s)
         self.devices_found.inc(found)
 
     @hookimpl
-    def mcp_ble_connected(self, address: str, duration_s: float, attempts: int, app: Any) -> None:
+    def mcp_ble_connected(self, duration_s: float) -> None:
         self.connection_time.observe(duration_s)
         self.connection_success.inc()
 
     @hookimpl
-    def mcp_ble_connect_failed(self, address: str, error: Any, attempts: int) -> None:
+    def mcp_ble_connect_failed(self) -> None:
         self.connection_failure.inc()
 
     @hookimpl

@@ -9,19 +9,15 @@ the background.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-import time
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from mcp_ble.core.hookspecs import hookimpl
 from mcp_ble.core.plans import ConnectPlan
+from mcp_ble.core.plugin_api import LinkView, PluginApp
 
 log = logging.getLogger("mcp_ble.pool")
-SECTION = "pool"
 
 
 class PoolSettings(BaseModel):
@@ -40,62 +36,54 @@ class PoolSettings(BaseModel):
     )
 
 
-def has_subscriptions(app: Any, address: str) -> bool:
-    return any(a == address and s.active for (a, _), s in app.subscriptions.items())
-
-
 class ConnectionPool:
     """Chooses which links to release; the core does the disconnecting."""
 
     def __init__(self, settings: PoolSettings) -> None:
         self.settings = settings
 
-    def evictions(self, app: Any, needed: int = 1) -> list[str]:
+    def evictions(self, links: list[LinkView], needed: int = 1) -> list[str]:
         """Least recently used first, links without subscriptions before those with."""
-        excess = len(app.connections) + needed - self.settings.max_connections
+        excess = len(links) + needed - self.settings.max_connections
         if excess <= 0:
             return []
         # A link with an operation under way is never released: that operation would fail.
         ranked = sorted(
-            (c for c in app.connections.values() if c.address not in app.in_flight),
-            key=lambda c: (has_subscriptions(app, c.address), c.last_used),
+            (link for link in links if not link.busy),
+            key=lambda link: (link.active_subscriptions > 0, -link.idle_s),
         )
-        return [c.address for c in ranked[:excess]]
+        return [link.address for link in ranked[:excess]]
 
-    def idle(self, app: Any, now: float) -> list[str]:
+    def idle(self, links: list[LinkView]) -> list[str]:
         timeout = self.settings.idle_timeout_s
         if timeout is None:
             return []
         return [
-            c.address
-            for c in app.connections.values()
-            if now - c.last_used > timeout
-            and c.address not in app.in_flight
-            and not (self.settings.keep_subscribed and has_subscriptions(app, c.address))
+            link.address
+            for link in links
+            if link.idle_s > timeout
+            and not link.busy
+            and not (self.settings.keep_subscribed and link.active_subscriptions)
         ]
 
 
 class PoolPlugin:
-    def __init__(self) -> None:
-        self.pool: ConnectionPool | None = None
+    settings_model = PoolSettings
+    settings: PoolSettings
 
     @hookimpl
-    def mcp_ble_register_settings(self, register: Any) -> None:
-        register(SECTION, PoolSettings)
+    def mcp_ble_startup(self, app: PluginApp) -> None:
+        self.pool = ConnectionPool(self.settings)
+        timeout = self.settings.idle_timeout_s
+        if timeout is not None:
+            app.every(min(max(timeout / 4, 0.05), 5.0), lambda: self._close_idle(app))
 
     @hookimpl
-    def mcp_ble_startup(self, app: Any) -> None:
-        self.pool = ConnectionPool(app.settings.section(SECTION))
-        if self.pool.settings.idle_timeout_s is not None:
-            app.spawn(self._reap_idle(app))
-
-    @hookimpl
-    def mcp_ble_connect_plan(self, plan: ConnectPlan, app: Any) -> None:
-        if self.pool is None:
-            return
-        limit = self.pool.settings.max_connections
-        needed = len(app.connections) + 1 - limit
-        released = self.pool.evictions(app)
+    def mcp_ble_connect_plan(self, plan: ConnectPlan, app: PluginApp) -> None:
+        links = app.links()
+        limit = self.settings.max_connections
+        needed = len(links) + 1 - limit
+        released = self.pool.evictions(links)
         for address in released:
             plan.release.append(address)
             plan.note(
@@ -108,15 +96,12 @@ class PoolPlugin:
                 "the adapter may refuse it for want of a slot"
             )
 
-    async def _reap_idle(self, app: Any) -> None:
-        assert self.pool is not None
-        timeout = self.pool.settings.idle_timeout_s or 0
-        with contextlib.suppress(asyncio.CancelledError):
-            while True:
-                await asyncio.sleep(min(max(timeout / 4, 0.05), 5.0))
-                for address in self.pool.idle(app, time.monotonic()):
-                    log.info("pool: closing %s, idle for over %.0f s", address, timeout)
-                    try:
-                        await app.disconnect(address)
-                    except Exception:
-                        log.exception("pool: closing idle link %s failed", address)
+    async def _close_idle(self, app: PluginApp) -> None:
+        for address in self.pool.idle(app.links()):
+            log.info(
+                "pool: closing %s, idle for over %.0f s", address, self.settings.idle_timeout_s
+            )
+            try:
+                await app.release(address)
+            except Exception:
+                log.exception("pool: closing idle link %s failed", address)

@@ -20,8 +20,6 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from mcp_ble.core.errors import ConfigError
 from mcp_ble.core.hookspecs import hookimpl
 
-SECTION = "profiler"
-
 
 class ProfilerSettings(BaseModel):
     """``[profiler]``"""
@@ -51,19 +49,16 @@ class ProfilerSettings(BaseModel):
 
 
 class ProfilerPlugin:
+    settings_model = ProfilerSettings
+    settings: ProfilerSettings
+
     def __init__(self) -> None:
-        self.settings = ProfilerSettings()
         self._out: IO[str] = sys.stderr
         self._owned = False
         self.written = 0
 
     @hookimpl
-    def mcp_ble_register_settings(self, register: Any) -> None:
-        register(SECTION, ProfilerSettings)
-
-    @hookimpl
-    def mcp_ble_startup(self, app: Any) -> None:
-        self.settings = app.settings.section(SECTION)
+    def mcp_ble_startup(self) -> None:
         path = self.settings.path
         if path is not None:
             try:

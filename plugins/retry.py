@@ -13,15 +13,12 @@ except after "operation in progress", which the stack answers before sending any
 from __future__ import annotations
 
 import random
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from mcp_ble.core.errors import BleError, OperationInProgress
 from mcp_ble.core.hookspecs import hookimpl
 from mcp_ble.core.plans import Operation
-
-SECTION = "retry"
 
 
 class RetrySettings(BaseModel):
@@ -83,16 +80,15 @@ class RetryPolicy:
 
 
 class RetryPlugin:
+    settings_model = RetrySettings
+    settings: RetrySettings
+
     def __init__(self) -> None:
         self.policy: RetryPolicy | None = None
 
     @hookimpl
-    def mcp_ble_register_settings(self, register: Any) -> None:
-        register(SECTION, RetrySettings)
-
-    @hookimpl
-    def mcp_ble_startup(self, app: Any) -> None:
-        self.policy = RetryPolicy(app.settings.section(SECTION))
+    def mcp_ble_startup(self) -> None:
+        self.policy = RetryPolicy(self.settings)
 
     @hookimpl
     def mcp_ble_retry_delay(

@@ -183,12 +183,11 @@ async def test_cleanup_sweep_forgets_stale_devices_and_buffers(tmp_path):
         await app.subscribe(UART, NUS_TX)
         await app.disconnect(UART)
         settings = CleanupSettings(forget_devices_after_s=1000, ended_subscription_ttl_s=1000)
-        import time
 
-        assert sweep(app, settings, time.monotonic()) == (0, 0)
+        assert sweep(app.api, settings) == (0, 0)
         settings = CleanupSettings(forget_devices_after_s=0.0001, ended_subscription_ttl_s=0.0001)
         await asyncio.sleep(0.01)
-        assert sweep(app, settings, time.monotonic()) == (6, 1)
+        assert sweep(app.api, settings) == (6, 1)
         assert len(app.tracker) == 0 and app.subscriptions == {}
 
 

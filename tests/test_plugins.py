@@ -27,16 +27,14 @@ THIRD_PARTY = textwrap.dedent(
 
 
     class ShortScanPlugin:
+        settings_model = ShortScans  # the [shortscan] section, as the entry point is named
+
         def __init__(self):
             self.finished = []
 
         @hookimpl
-        def mcp_ble_register_settings(self, register):
-            register("short_scans", ShortScans)
-
-        @hookimpl
         def mcp_ble_scan_plan(self, plan, app):
-            limit = app.settings.section("short_scans").max_duration_s
+            limit = self.settings.max_duration_s
             if plan.duration_s > limit:
                 plan.duration_s = limit
                 plan.note(f"short_scans capped the scan at {limit} s")
@@ -81,7 +79,7 @@ async def test_third_party_plugin_from_entry_point(installed_plugin, tmp_path):
     _, catalog = load()
     assert "shortscan" in catalog.plugins
     assert "from mcp-ble-shortscan" in catalog.origins["shortscan"]
-    app = make_app(tmp_path, 'plugins = ["shortscan"]\n[short_scans]\nmax_duration_s = 0.05\n')
+    app = make_app(tmp_path, 'plugins = ["shortscan"]\n[shortscan]\nmax_duration_s = 0.05\n')
     async with app:
         outcome = await app.scan(5.0, ScanFilter())
         assert outcome.plan.duration_s == 0.05
@@ -93,7 +91,7 @@ async def test_third_party_plugin_from_entry_point(installed_plugin, tmp_path):
 
 
 async def test_available_but_not_enabled_plugin_stays_out(installed_plugin, tmp_path):
-    app = make_app(tmp_path, "plugins = []\n[short_scans]\nmax_duration_s = 0.05\n")
+    app = make_app(tmp_path, "plugins = []\n[shortscan]\nmax_duration_s = 0.05\n")
     async with app:
         outcome = await app.scan(0.1, ScanFilter())
         assert outcome.plan.duration_s == 0.1
@@ -101,8 +99,8 @@ async def test_available_but_not_enabled_plugin_stays_out(installed_plugin, tmp_
 
 
 def test_plugin_section_validated_like_core_sections(installed_plugin, tmp_path):
-    with pytest.raises(ConfigError, match=r"unknown key 'short_scans\.max'"):
-        load(write_config(tmp_path, "[short_scans]\nmax = 1\n"))
+    with pytest.raises(ConfigError, match=r"unknown key 'shortscan\.max'"):
+        load(write_config(tmp_path, "[shortscan]\nmax = 1\n"))
 
 
 def test_broken_entry_point_fails_only_when_enabled(installed_plugin, tmp_path):

@@ -21,6 +21,7 @@ Time comes from a :mod:`.clock`: scaled real time, or a virtual clock (``time_sc
 
 from __future__ import annotations
 
+import asyncio
 import heapq
 import math
 import random
@@ -254,6 +255,20 @@ class SimulatedBackend(Backend):
     async def sleep(self, seconds: float) -> None:
         """Retry waits and other core waits run on the simulated clock."""
         await self.clock.sleep(seconds)
+
+    async def sleep_background(self, seconds: float) -> None:
+        """A background event on the simulated clock: it never moves virtual time itself."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        def wake() -> None:
+            if not future.done():
+                future.set_result(None)
+
+        timer = self.clock.call_at(self.clock.now() + seconds, wake)
+        try:
+            await future
+        finally:
+            timer.cancel()
 
     def now(self) -> float:
         """Simulated seconds since start."""

@@ -1,0 +1,193 @@
+"""What a plugin may use: the app as every hook's ``app`` argument sees it.
+
+:class:`PluginApp` is the whole surface. Hooks receive it as ``app``; plugins read the state
+through immutable views (links, subscriptions, tracked devices) and act through a few methods
+(release a link, end a subscription, forget old devices, drop ended buffers, run work
+periodically on the backend's clock). Nothing here hands out a mutable structure of the core, so
+the core can change how it keeps state without breaking a plugin. The built-in plugins use this
+and nothing else (``tests/test_plugin_api.py`` checks it).
+
+A plugin declares its settings once, as a class attribute ``settings_model`` (a pydantic model):
+the core registers the section named after the plugin (``[pool]`` for ``plugins = ["pool"]``),
+validates it with the rest of the settings file, and sets ``self.settings`` on the plugin's
+instance before any hook runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import time
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+
+    from .app import BleApp, Subscription
+    from .settings import CoreSettings
+
+log = logging.getLogger("mcp_ble")
+
+
+@dataclass(frozen=True, slots=True)
+class LinkView:
+    """A link that is up."""
+
+    address: str
+    mtu: int
+    #: Seconds since an operation last used the link.
+    idle_s: float
+    #: An operation is under way on it (a link must not be released then: it would fail).
+    busy: bool
+    #: Subscriptions on it that still receive.
+    active_subscriptions: int
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionView:
+    """A subscription: active, or ended with notifications still buffered."""
+
+    address: str
+    handle: int
+    uuid: str
+    active: bool
+    #: Notifications received since subscribing.
+    received: int
+    #: Notifications waiting to be drained.
+    buffered: int
+    #: Notifications lost because the buffer was full.
+    dropped: int
+    #: Seconds since someone drained it (or since subscribing).
+    undrained_s: float
+    #: Seconds since it ended; ``None`` while active.
+    ended_s: float | None
+
+
+class PluginApp:
+    """The app as plugins see it. One per app; pass nothing of the core out of it."""
+
+    __slots__ = ("_app",)
+
+    def __init__(self, app: BleApp) -> None:
+        self._app = app
+
+    # ------------------------------------------------------------------ settings and lifecycle
+
+    @property
+    def settings(self) -> CoreSettings:
+        """The validated settings (read them; a plugin's own section is also ``self.settings``)."""
+        return self._app.settings
+
+    @property
+    def metrics_registry(self) -> CollectorRegistry:
+        """The app's own Prometheus registry (never the process-global one)."""
+        return self._app.metrics_registry
+
+    def now(self) -> float:
+        """Seconds on the backend's clock (simulated time on the simulated backend)."""
+        return self._app.radio.now()
+
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        """Run ``coro`` for the app's lifetime; the core cancels it at shutdown."""
+        return self._app.spawn(coro)
+
+    def every(
+        self, interval_s: float, fn: Callable[[], Awaitable[object] | object]
+    ) -> asyncio.Task[Any]:
+        """Call ``fn`` (sync or async) every ``interval_s`` seconds of the backend's clock until
+        shutdown, the first time one interval after this call. An exception in ``fn`` is logged
+        and the next call still happens."""
+        if not interval_s > 0:
+            raise ValueError(f"every(): interval_s must be > 0, got {interval_s!r}")
+        radio = self._app.radio
+
+        async def repeat() -> None:
+            while True:
+                await radio.sleep_background(interval_s)
+                try:
+                    result = fn()
+                    if inspect.isawaitable(result):
+                        await result
+                except Exception:
+                    log.exception("periodic plugin task %r failed", fn)
+
+        return self._app.spawn(repeat())
+
+    # ------------------------------------------------------------------ views
+
+    def links(self) -> list[LinkView]:
+        """Every link that is up."""
+        app, now = self._app, time.monotonic()
+        return [
+            LinkView(
+                address=c.address,
+                mtu=c.mtu,
+                idle_s=now - c.last_used,
+                busy=c.address in app.in_flight,
+                active_subscriptions=sum(s.active for s in app.subscriptions_of(c.address)),
+            )
+            for c in list(app.connections.values())
+        ]
+
+    def subscriptions(self, address: str | None = None) -> list[SubscriptionView]:
+        """Every subscription (or those of one device), active or ended with a buffer left."""
+        subs = self._app.subscriptions_of(address)
+        now = time.monotonic()
+        return [_subscription_view(s, now) for s in subs]
+
+    def subscribes_under_way(self) -> list[tuple[str, int]]:
+        """(address, handle) of the subscribes started but not finished, oldest first."""
+        return list(self._app.subscribing)
+
+    def tracked_devices(self) -> int:
+        """How many devices the tracker holds."""
+        return len(self._app.tracker)
+
+    def devices_heard_within(self, seconds: float) -> int:
+        """How many tracked devices advertised in the last ``seconds``."""
+        return len(self._app.tracker.recent(seconds))
+
+    # ------------------------------------------------------------------ actions
+
+    async def release(self, address: str) -> bool:
+        """Disconnect a link (its subscriptions end; their buffers stay readable).
+        Returns whether a link was up."""
+        return await self._app.disconnect(address)
+
+    async def end_subscription(self, address: str, handle: int) -> None:
+        """Unsubscribe, as ``ble_unsubscribe`` does; buffered notifications stay readable."""
+        await self._app.unsubscribe(address, handle)
+
+    def forget_devices_older_than(self, seconds: float) -> int:
+        """Drop devices not heard for ``seconds`` from the tracker; returns how many."""
+        return self._app.tracker.forget_older_than(seconds)
+
+    def drop_ended_subscriptions(self, older_than_s: float) -> int:
+        """Drop subscriptions that ended over ``older_than_s`` ago, with whatever they still
+        buffered; returns how many."""
+        now = time.monotonic()
+        stale = [
+            s
+            for s in self._app.subscriptions_of(None)
+            if s.ended_at is not None and now - s.ended_at > older_than_s
+        ]
+        for sub in stale:
+            self._app.discard_subscription(sub)
+        return len(stale)
+
+
+def _subscription_view(sub: Subscription, now: float) -> SubscriptionView:
+    return SubscriptionView(
+        address=sub.address,
+        handle=sub.handle,
+        uuid=sub.uuid,
+        active=sub.active,
+        received=sub.received,
+        buffered=len(sub.items),
+        dropped=sub.dropped,
+        undrained_s=now - sub.last_drained,
+        ended_s=None if sub.ended_at is None else now - sub.ended_at,
+    )
