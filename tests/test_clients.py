@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -107,7 +108,9 @@ def run(
     if client == "sdk":
         return sdk(env, target, calls)
     if transport == "stdio":
-        target = serve_command()
+        # One server per call, so the calls are independent: run them side by side.
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            return list(pool.map(lambda c: inspector(env, serve_command(), *c), calls))
     return [inspector(env, target, tool, args) for tool, args in calls]
 
 
@@ -160,3 +163,36 @@ def test_inspector_lists_tools_with_schemas(env, request):
     tools = {t["name"]: t for t in json.loads(proc.stdout)["tools"]}
     for name in ("ble_scan", "ble_connect", "ble_read", "ble_write", "ble_status"):
         assert name in tools and tools[name]["inputSchema"]["type"] == "object"
+
+
+THERMO = "E8:31:CD:44:09:7A"  # in the demo world, never connected by these tests
+
+FAILURES: list[tuple[str, dict[str, Any], tuple[str, ...]]] = [
+    # (tool, arguments, what the model must be shown: our code and our message)
+    (
+        "ble_connect",
+        {"address": NEVER_HEARD, "timeout_s": 2},
+        ("device_not_found", f"No device with address {NEVER_HEARD}"),
+    ),
+    (
+        "ble_read",
+        {"address": THERMO, "characteristic": "2a19"},
+        ("not_connected", f"{THERMO} is not connected"),
+    ),
+    # Refused by the input schema: out of range, and a required argument missing.
+    ("ble_scan", {"limit": 0}, ("invalid_input", "limit=0", "from 1 to 1000")),
+    ("ble_read", {"address": THERMO}, ("invalid_input", "characteristic is required")),
+]
+
+
+def test_failures_show_our_message_and_code(client, transport, env, request):
+    shown = run(
+        client, transport, env, target_url(transport, request), [(t, a) for t, a, _ in FAILURES]
+    )
+    for (tool, args, expected), result in zip(FAILURES, shown, strict=True):
+        assert result.is_error, (tool, args, result.text)
+        for part in expected:
+            assert part in result.text, (tool, args, result.text)
+        # What TypeScript clients showed when they rejected an error result against the schema.
+        assert "must have required property" not in result.text
+        assert not result.text.startswith("Error executing tool")
