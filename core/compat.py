@@ -93,4 +93,11 @@ def add_request_handler(
     mcp._lowlevel_server.add_request_handler(method, params, handler)
 
 
-__all__ = ["SDK_CHECKED", "BleMCPServer", "add_request_handler"]
+def session_connection(ctx: Any) -> Any:
+    """The client connection a request arrived on. ``ctx.session`` is a per-request proxy;
+    the connection lives as long as the client's session, so state kept per client is keyed
+    (weakly) by it and goes when the session ends."""
+    return ctx.session._connection
+
+
+__all__ = ["SDK_CHECKED", "BleMCPServer", "add_request_handler", "session_connection"]

@@ -7,6 +7,9 @@ from .models import GattCharacteristic, GattDescriptor, GattService
 from .sig import short_uuid, uuid_name
 from .values import parse_handle, parse_uuid
 
+#: Characteristic references remembered per device (names an agent repeats in a loop).
+MAX_RESOLVED = 256
+
 
 def label(uuid: str) -> str:
     """``'2a19 (Battery Level)'``: short form when there is one, plus the SIG name."""
@@ -38,7 +41,8 @@ class GattIndex:
         if known is not None:
             return known
         char = self._resolve(ref, address)
-        self._resolved[ref] = char  # names repeat on the hot path (ble_read in a loop)
+        if len(self._resolved) < MAX_RESOLVED:  # spellings come from clients: bounded
+            self._resolved[ref] = char  # names repeat on the hot path (ble_read in a loop)
         return char
 
     def _resolve(self, ref: str | int, address: str) -> GattCharacteristic:

@@ -13,26 +13,40 @@ The publisher is an ordinary plugin on the app's ``mcp_ble_notification`` hook.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
+import re
+import weakref
 from typing import Any
 
 from mcp.server.mcpserver import MCPServer
 from mcp.server.subscriptions import InMemorySubscriptionBus, ResourceUpdated
-from mcp.types import EmptyResult, SubscribeRequestParams, UnsubscribeRequestParams
+from mcp.shared.exceptions import MCPError
+from mcp.types import INVALID_PARAMS, EmptyResult, SubscribeRequestParams, UnsubscribeRequestParams
 
 from .app import BleApp
-from .compat import add_request_handler
+from .compat import add_request_handler, session_connection
+from .errors import BleError
 from .hookspecs import hookimpl
 from .sig import decode, printable_text, short_uuid, uuid_name
-from .values import parse_address
+from .values import parse_address, shown
 
 log = logging.getLogger("mcp_ble.resources")
 LATEST = 10
 
 
+_URI = re.compile(r"^ble://notifications/([^/]{1,64})/([1-9][0-9]{0,4})$")
+
+
 def notification_uri(address: str, handle: int) -> str:
     return f"ble://notifications/{address}/{handle}"
+
+
+def _key(uri: str) -> tuple[str, int] | None:
+    """(address, handle) of a URI this server made (canonical already)."""
+    match = _URI.match(uri)
+    return (match.group(1), int(match.group(2))) if match else None
 
 
 class NotificationPublisher:
@@ -41,7 +55,9 @@ class NotificationPublisher:
     def __init__(self, bus: InMemorySubscriptionBus, min_interval_s: float = 0.05) -> None:
         self.bus = bus
         self.min_interval_s = min_interval_s
-        self.legacy: dict[str, set[Any]] = {}  # uri -> sessions subscribed on 2025-11-25
+        #: Client connection -> the URIs it subscribed to on 2025-11-25. Held weakly: an entry
+        #: goes with its connection when the session ends.
+        self.legacy: weakref.WeakKeyDictionary[Any, set[str]] = weakref.WeakKeyDictionary()
         self.pending: set[str] = set()
         self.published = 0
         self._timer: asyncio.TimerHandle | None = None
@@ -64,11 +80,9 @@ class NotificationPublisher:
         for uri in uris:
             self.published += 1
             await self.bus.publish(ResourceUpdated(uri=uri))
-            for session in list(self.legacy.get(uri, ())):
-                try:
-                    await session.send_resource_updated(uri)
-                except Exception:  # the client went away: forget it
-                    self.legacy[uri].discard(session)
+            for connection, uris in list(self.legacy.items()):
+                if uri in uris:  # Connection.notify never raises: a closed stream drops it
+                    await connection.notify("notifications/resources/updated", {"uri": uri})
 
     @hookimpl
     def mcp_ble_shutdown(self) -> None:
@@ -90,11 +104,19 @@ def install(mcp: MCPServer, app: BleApp, bus: InMemorySubscriptionBus) -> Notifi
         mime_type="application/json",
     )
     async def notifications_resource(address: str, handle: str) -> str:
-        key = (parse_address(address), int(handle))
+        from mcp.server.mcpserver.exceptions import ResourceError
+
+        key = None
+        if handle.isdecimal() and len(handle) <= 5:
+            with contextlib.suppress(BleError):
+                key = (parse_address(address), int(handle))
+        if key is None:
+            raise ResourceError(
+                f"'{shown(address)}/{shown(handle)}' names no notification buffer; read the "
+                "URI ble_subscribe returned"
+            )
         sub = app.subscriptions.get(key)
         if sub is None:
-            from mcp.server.mcpserver.exceptions import ResourceError
-
             raise ResourceError(
                 f"No subscription for {key[0]} handle {handle}; call ble_subscribe first"
             )
@@ -121,12 +143,40 @@ def install(mcp: MCPServer, app: BleApp, bus: InMemorySubscriptionBus) -> Notifi
             }
         )
 
+    def existing(uri: str) -> str:
+        """``uri`` if it names a notification buffer that exists; else a JSON-RPC error."""
+        match = _URI.match(uri) if len(uri) <= 128 else None
+        key = None
+        if match:
+            with contextlib.suppress(BleError):
+                key = (parse_address(match.group(1)), int(match.group(2)))
+        if key is None:
+            raise MCPError(
+                INVALID_PARAMS,
+                f"'{shown(uri)}' is not a resource of this server; subscribe to the URI "
+                "ble_subscribe returned (ble://notifications/{address}/{handle})",
+            )
+        if key not in app.subscriptions:
+            raise MCPError(
+                INVALID_PARAMS,
+                f"No subscription for {key[0]} handle {key[1]}; call ble_subscribe first",
+            )
+        return notification_uri(*key)
+
     async def on_subscribe(ctx: Any, params: SubscribeRequestParams) -> EmptyResult:
-        publisher.legacy.setdefault(str(params.uri), set()).add(ctx.session)
+        uri = existing(str(params.uri))
+        uris = publisher.legacy.setdefault(session_connection(ctx), set())
+        # What a client holds is bounded by the buffers that still exist.
+        uris -= {u for u in uris if _key(u) not in app.subscriptions}
+        uris.add(uri)
         return EmptyResult()
 
     async def on_unsubscribe(ctx: Any, params: UnsubscribeRequestParams) -> EmptyResult:
-        publisher.legacy.get(str(params.uri), set()).discard(ctx.session)
+        uris = publisher.legacy.get(session_connection(ctx))
+        if uris is not None:
+            uris.discard(str(params.uri))
+            if not uris:
+                del publisher.legacy[session_connection(ctx)]
         return EmptyResult()
 
     # MCPServer has no public hook for the 2025-11-25 resources/subscribe request (defined at

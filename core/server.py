@@ -33,7 +33,7 @@ from .models import GattCharacteristic, ScanFilter
 from .sig import company_name, decode, printable_text, short_uuid, uuid_name
 from .tool_errors import tool_errors
 from .tracker import DeviceRecord
-from .values import parse_address, parse_uuid, parse_value
+from .values import parse_address, parse_name_filter, parse_uuid, parse_value
 
 log = logging.getLogger("mcp_ble.server")
 P = ParamSpec("P")
@@ -387,7 +387,7 @@ def build_server(app: BleApp, manage_app: bool = True) -> MCPServer:
         """Scan for advertising BLE devices; returns them strongest first, advertisement decoded
         (company names, SIG service names). Devices stay known for ble_devices and ble_connect."""
         scan_filter = ScanFilter(
-            name=name,
+            name=parse_name_filter(name),
             service_uuid=parse_uuid(service_uuid) if service_uuid else None,
             min_rssi=min_rssi,
             manufacturer_id=manufacturer_id,

@@ -18,17 +18,45 @@ from .sig import BASE_SUFFIX
 MAX_ATTRIBUTE_LEN = 512
 #: The most one tool call may send; plugins (chunking) may split it into many BLE writes.
 MAX_WRITE_LEN = 64 * 1024
+#: The longest address, UUID or handle reference accepted (a 128-bit UUID in braces with a
+#: ``urn:uuid:`` prefix is 47 characters); anything longer is refused before it is parsed.
+MAX_REF_LEN = 64
+#: The longest text a value to write may take: 64 KiB as hex with a separator per byte.
+MAX_VALUE_TEXT = 4 * MAX_WRITE_LEN
+#: A device name is at most 248 octets (Core spec Vol 3, Part C, 12.1).
+MAX_NAME_LEN = 248
 
 _MAC = re.compile(r"^[0-9A-Fa-f]{2}([:-])(?:[0-9A-Fa-f]{2}\1){4}[0-9A-Fa-f]{2}$")
 _HEX_SHORT = re.compile(r"^(?:0x)?([0-9A-Fa-f]{4}|[0-9A-Fa-f]{8})$")
-_HANDLE = re.compile(r"^(?:handle:|#)\s*(0x[0-9A-Fa-f]+|\d+)$", re.IGNORECASE)
+_HANDLE = re.compile(r"^(?:handle:|#)\s*(0x[0-9A-Fa-f]{1,8}|[0-9]{1,10})$", re.IGNORECASE)
+_HANDLE_LIKE = re.compile(r"^(?:handle:|#)", re.IGNORECASE)
 
 
-@functools.lru_cache(maxsize=4096)
+def shown(text: str, limit: int = 40) -> str:
+    """``text`` as an error message may quote it: short, and printable as UTF-8 (a lone
+    surrogate becomes ``\\udc80``)."""
+    cut = text[:limit].encode("utf-8", "backslashreplace").decode("utf-8")
+    return f"{cut}... ({len(text)} characters)" if len(text) > limit else cut
+
+
+def _bounded(text: str, what: str, example: str, limit: int = MAX_REF_LEN) -> str:
+    if len(text) > limit:
+        raise InvalidInput(
+            f"{what[0].upper()}{what[1:]} '{shown(text)}' is too long to be one "
+            f"(at most {limit} characters)",
+            f"give it without padding, e.g. {example}",
+        )
+    return text.strip()
+
+
 def parse_address(text: str) -> str:
     """A MAC address (``AA:BB:CC:DD:EE:FF``, any case, ``-`` allowed) or a macOS device UUID.
     Returns the canonical form: upper-case MAC with colons, lower-case UUID."""
-    value = text.strip()
+    return _canonical_address(_bounded(text, "the address", "'C4:7C:8D:6A:12:01'"))
+
+
+@functools.lru_cache(maxsize=1024)  # keys are at most MAX_REF_LEN characters: bounded memory
+def _canonical_address(value: str) -> str:
     if _MAC.match(value):
         return value.replace("-", ":").upper()
     try:
@@ -36,7 +64,7 @@ def parse_address(text: str) -> str:
     except ValueError:
         pass
     raise InvalidInput(
-        f"'{text}' is not a Bluetooth address",
+        f"'{shown(value)}' is not a Bluetooth address",
         "use the address exactly as ble_scan or ble_devices lists it, "
         "e.g. 'C4:7C:8D:6A:12:01' (or a device UUID on macOS)",
     )
@@ -44,7 +72,7 @@ def parse_address(text: str) -> str:
 
 def parse_uuid(text: str) -> str:
     """A 16-bit (``2a19``, ``0x2A19``), 32-bit or 128-bit UUID → full lowercase 128-bit string."""
-    value = text.strip().lower()
+    value = _bounded(text, "the UUID", "'2a19'").lower()
     short = _HEX_SHORT.match(value)
     if short:
         digits = short.group(1)
@@ -53,36 +81,63 @@ def parse_uuid(text: str) -> str:
         return str(uuidlib.UUID(value))
     except ValueError:
         raise InvalidInput(
-            f"'{text}' is not a UUID",
+            f"'{shown(text)}' is not a UUID",
             "give a 16-bit UUID like '2a19', or a full UUID like "
             "'6e400001-b5a3-f393-e0a9-e50e24dcca9e'",
         ) from None
 
 
 def parse_handle(text: str | int) -> int | None:
-    """An attribute handle given as an integer, ``'handle:14'``, ``'#14'`` or ``'#0x0e'``;
-    None if ``text`` is not in handle form (it may then be a UUID)."""
+    """An attribute handle given as an integer, ``'handle:14'``, ``'#14'``, ``'#0014'`` or
+    ``'#0x0e'``; None if ``text`` is not in handle form (it may then be a UUID)."""
     if isinstance(text, int):
-        number = text
-    else:
-        match = _HANDLE.match(text.strip())
-        if not match:
-            return None
-        number = int(match.group(1), 0)
+        if not 1 <= text <= 0xFFFF:
+            what = str(text) if text.bit_length() <= 64 else f"of {text.bit_length()} bits"
+            raise InvalidInput(f"handle {what} is out of range", "attribute handles are 1..65535")
+        return text
+    value = _bounded(text, "the attribute reference", "'2a19' or '#14'")
+    match = _HANDLE.match(value)
+    if not match:
+        if _HANDLE_LIKE.match(value):
+            raise InvalidInput(
+                f"'{shown(value)}' is not a handle",
+                "write a handle as '#14', '#0x000e' or 'handle:14' (decimal or 0x hex)",
+            )
+        return None
+    digits = match.group(1)
+    number = int(digits, 16) if digits[:2].lower() == "0x" else int(digits, 10)
     if not 1 <= number <= 0xFFFF:
         raise InvalidInput(f"handle {number} is out of range", "attribute handles are 1..65535")
     return number
 
 
+def parse_name_filter(text: str | None) -> str | None:
+    """A scan's name filter: at most a device name's length."""
+    if text is not None and len(text) > MAX_NAME_LEN:
+        raise InvalidInput(
+            f"The name filter '{shown(text)}' is longer than any device name "
+            f"({MAX_NAME_LEN} bytes at most)",
+            "give part of the name, e.g. 'Polar'",
+        )
+    return text
+
+
 def parse_value(text: str, encoding: str) -> bytes:
     """Decode a value to write. ``encoding`` is ``hex``, ``utf8`` or ``base64``."""
+    if len(text) > MAX_VALUE_TEXT:
+        from .errors import ValueTooLong
+
+        raise ValueTooLong(
+            f"The value is {len(text)} characters; one call sends at most {MAX_WRITE_LEN} bytes",
+            "split it over several calls",
+        )
     if encoding == "hex":
         cleaned = re.sub(r"[\s:_-]", "", text)
         if cleaned.lower().startswith("0x"):
             cleaned = cleaned[2:]
         if len(cleaned) % 2:
             raise InvalidInput(
-                f"hex value '{text}' has an odd number of digits",
+                f"hex value '{shown(text)}' has an odd number of digits",
                 "give two hex digits per byte, e.g. '01ff' or '01 ff'",
             )
         try:
@@ -90,17 +145,24 @@ def parse_value(text: str, encoding: str) -> bytes:
         except ValueError:
             bad = next(ch for ch in cleaned if ch not in "0123456789abcdefABCDEF")
             raise InvalidInput(
-                f"hex value '{text}' contains '{bad}', which is not a hex digit",
+                f"hex value '{shown(text)}' contains '{shown(bad)}', which is not a hex digit",
                 "use only 0-9 and a-f (or encoding='utf8' for text)",
             ) from None
     elif encoding == "utf8":
-        data = text.encode("utf-8")
+        try:
+            data = text.encode("utf-8")
+        except UnicodeEncodeError as exc:  # a lone surrogate (half of a UTF-16 pair)
+            raise InvalidInput(
+                f"The text has a character UTF-8 cannot encode at position {exc.start} "
+                f"('{shown(text[exc.start : exc.end])}', a lone surrogate)",
+                "send valid Unicode text, or the bytes with encoding='hex'",
+            ) from None
     elif encoding == "base64":
         try:
             data = base64.b64decode(text.strip(), validate=True)
         except (binascii.Error, ValueError):
             raise InvalidInput(
-                f"'{text}' is not valid base64",
+                f"'{shown(text)}' is not valid base64",
                 "check the padding and alphabet, or use encoding='hex'",
             ) from None
     else:  # the MCP schema restricts this; direct callers get the same clear error
