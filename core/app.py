@@ -390,7 +390,9 @@ class BleApp:
     async def scan(
         self, duration_s: float | None, scan_filter: ScanFilter, limit: int | None = None
     ) -> ScanOutcome:
-        """Scan for ``duration_s`` (plugins may adjust it); return matching devices by RSSI."""
+        """Scan for ``duration_s`` (plugins may adjust it); return matching devices by RSSI.
+        With ``limit``, the scan ends as soon as ``limit`` distinct devices matching the filter
+        have been heard (a caller looking for one named device waits for that device only)."""
         if duration_s is not None and not 0 < duration_s <= 300:
             raise InvalidInput(
                 f"duration_s={duration_s} is out of range",
@@ -401,6 +403,7 @@ class BleApp:
             duration_s=duration_s or self.settings.server.scan_duration_s,
             scan_filter=scan_filter,
             requested_duration_s=requested,
+            stop_after=limit,
         )
         await self._event("mcp_ble_scan_plan", plan=plan, app=self)
         self.scans_run += 1

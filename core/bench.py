@@ -42,7 +42,6 @@ from .models import Advertisement, ScanFilter
 
 if TYPE_CHECKING:
     from .app import BleApp
-    from .plans import ScanPlan
 
 TARGET = "BE:0C:00:00:00:01"
 TARGET_NAME = "Bench Target"
@@ -301,19 +300,6 @@ def load_address(i: int) -> str:
 # --------------------------------------------------------------------------- the suite
 
 
-def stop_on_target() -> object:
-    """A probe plugin: bench discovery scans end as soon as the target is heard."""
-    from .hookspecs import hookimpl
-
-    class StopOnTarget:
-        @hookimpl
-        def mcp_ble_scan_plan(self, plan: ScanPlan, app: Any) -> None:
-            if plan.scan_filter.name == TARGET_NAME:
-                plan.stop_after = 1
-
-    return StopOnTarget()
-
-
 @dataclass
 class Suite:
     """One run of the benchmarks under one settings file."""
@@ -325,12 +311,10 @@ class Suite:
     progress: Progress
     results: list[Result] = field(default_factory=list)
 
-    def app(self, probe: object | None = None) -> BleApp:
+    def app(self) -> BleApp:
         from .app import BleApp
 
         app = BleApp(self.loaded.settings, self.catalog, self.loaded)
-        if probe is not None:
-            app.pm.register(probe, name="bench-probe")
         return app
 
     @staticmethod
@@ -350,12 +334,13 @@ class Suite:
     async def discovery(self) -> None:
         p = self.params
         self.progress.step("discovery: scans until the target is heard")
-        async with self.app(stop_on_target()) as app:
+        async with self.app() as app:
             radio = self.backend(app)
             times, misses = [], 0
             for _ in range(p.runs):
+                # What ble_scan(name=..., limit=1) does: the scan ends when the device is heard.
                 start = radio.now()
-                outcome = await app.scan(30.0, ScanFilter(name=TARGET_NAME))
+                outcome = await app.scan(30.0, ScanFilter(name=TARGET_NAME), limit=1)
                 times.append(radio.now() - start)
                 misses += not outcome.devices
             self.progress.step("discovery: a default scan of the whole world")

@@ -63,7 +63,8 @@ class ScanRequest:
             self.matched[record.address] = record
             self.last_new = now
             if plan.stop_after is not None and len(self.matched) >= plan.stop_after:
-                plan.note(f"stopped after {plan.stop_after} matching devices")
+                n = plan.stop_after
+                plan.note(f"stopped after {n} matching device{'s' if n > 1 else ''}")
                 return True
         elif plan.quiet_s is not None and self.matched and now - self.last_new > plan.quiet_s:
             plan.note(f"stopped early: no new device for {plan.quiet_s:g} s")

@@ -106,7 +106,7 @@ def device_out(record: DeviceRecord, now: float) -> DeviceOut:
 
 class ScanResult(BaseModel):
     devices: list[DeviceOut] = Field(description="matching devices, strongest signal first")
-    matched: int = Field(description="devices that matched the filters (before limit)")
+    matched: int = Field(description="devices that matched the filters")
     advertisements_heard: int
     duration_s: float = Field(
         description="how long the scan ran, on the backend's clock (simulated seconds when "
@@ -382,7 +382,10 @@ def build_server(app: BleApp, manage_app: bool = True) -> MCPServer:
         manufacturer_id: Annotated[
             int | None, Field(description="Bluetooth SIG company id, e.g. 89 for Nordic")
         ] = None,
-        limit: Annotated[int, Field(ge=1, le=1000, description="most devices to return")] = 50,
+        limit: Annotated[
+            int,
+            Field(ge=1, le=1000, description="stop once this many matching devices are heard"),
+        ] = 50,
     ) -> ScanResult:
         """Scan for advertising BLE devices; returns them strongest first, advertisement decoded
         (company names, SIG service names). Devices stay known for ble_devices and ble_connect."""
