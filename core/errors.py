@@ -107,27 +107,79 @@ class GattError(BleError):
 
     code = "gatt_error"
 
+    #: Every ATT error code of the Core spec (Vol 3, Part F, 3.4.1.1, Table 3.4), and the common
+    #: profile and service error codes (Core Specification Supplement, Part B, 1.2).
     ATT_ERRORS: ClassVar[dict[int, tuple[str, str]]] = {
         0x01: ("Invalid Handle", "list the GATT tree again with ble_services(refresh=true)"),
         0x02: ("Read Not Permitted", "this attribute cannot be read"),
         0x03: ("Write Not Permitted", "this attribute cannot be written"),
+        0x04: (
+            "Invalid PDU",
+            "the device could not parse the request: retry, and check its firmware if it persists",
+        ),
         0x05: ("Insufficient Authentication", "pair with the device first (ble_pair)"),
         0x06: ("Request Not Supported", "the device does not support this request"),
         0x07: ("Invalid Offset", "the value is shorter than the requested offset"),
         0x08: ("Insufficient Authorization", "the device must authorize this client first"),
+        0x09: (
+            "Prepare Queue Full",
+            "the device cannot queue a write this long: send fewer bytes per call",
+        ),
+        0x0A: ("Attribute Not Found", "list the GATT tree again with ble_services(refresh=true)"),
+        0x0B: (
+            "Attribute Not Long",
+            "this attribute takes no long read or write: send at most MTU-3 bytes",
+        ),
+        0x0C: (
+            "Encryption Key Size Too Short",
+            "the link's key is too short for this attribute: remove the bond and pair again",
+        ),
         0x0D: ("Invalid Attribute Value Length", "check the value's expected length"),
         0x0E: ("Unlikely Error", "retry the operation"),
         0x0F: ("Insufficient Encryption", "pair with the device to encrypt the link"),
+        0x10: ("Unsupported Group Type", "the device does not support this kind of discovery"),
         0x11: ("Insufficient Resources", "retry later"),
+        0x12: (
+            "Database Out Of Sync",
+            "the device's GATT database changed: run ble_services(refresh=true), then retry",
+        ),
+        0x13: ("Value Not Allowed", "the device does not accept this value; check what it allows"),
+        0xFC: (
+            "Write Request Rejected",
+            "the device rejected the write in its current state; check the value and its state",
+        ),
+        0xFD: (
+            "Client Characteristic Configuration Descriptor Improperly Configured",
+            "notifications or indications this needs are off: ble_subscribe first",
+        ),
+        0xFE: ("Procedure Already in Progress", "wait for the running procedure, then retry"),
+        0xFF: ("Out of Range", "the value is outside the range the device accepts"),
     }
+
+    @classmethod
+    def describe(cls, att_code: int) -> tuple[str, str]:
+        """(what the code means, what to do) for any code a device may send."""
+        known = cls.ATT_ERRORS.get(att_code)
+        if known is not None:
+            return known
+        if 0x80 <= att_code <= 0x9F:
+            return (
+                f"application error 0x{att_code:02X} (defined by the device's profile)",
+                "the device's profile or documentation says what it means; check the value "
+                "and the device's state",
+            )
+        reserved = "common profile errors" if 0xE0 <= att_code <= 0xFB else "future use"
+        return (
+            f"ATT error 0x{att_code:02X}, a code reserved for {reserved}",
+            "the device sent a code it should not; retry, and check its firmware if it persists",
+        )
 
     def __init__(self, att_code: int, operation: str, hint: str = "") -> None:
         self.att_code = att_code
-        name, default_hint = self.ATT_ERRORS.get(att_code, (f"ATT error 0x{att_code:02X}", ""))
-        super().__init__(
-            f"The device refused the {operation}: {name} (ATT error 0x{att_code:02X})",
-            hint or default_hint,
-        )
+        name, default_hint = self.describe(att_code)
+        if att_code in self.ATT_ERRORS:
+            name = f"{name} (ATT error 0x{att_code:02X})"
+        super().__init__(f"The device refused the {operation}: {name}", hint or default_hint)
 
 
 class BackendUnavailable(BleError):

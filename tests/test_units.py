@@ -157,3 +157,24 @@ def test_retry_policy_classifies_failures():
     assert policy.delay(op(), waited, 1) == 0.0
     unsafe = RetryPolicy(RetrySettings(retry_writes=True, operations=["write"]))
     assert unsafe.delay(op("write"), transient, 1) == 0.25
+
+
+def test_every_att_error_code_reads_as_what_it_is():
+    from mcp_ble.core.errors import GattError
+
+    # Core spec Vol 3, Part F, 3.4.1.1, Table 3.4: 0x01..0x13 are all named.
+    for code in range(0x01, 0x14):
+        error = GattError(code, "write")
+        assert f"(ATT error 0x{code:02X})" in str(error) and error.hint, code
+        assert f"ATT error 0x{code:02X} (ATT error" not in str(error)
+    # Common profile and service errors (Core Spec Supplement, Part B, 1.2).
+    assert "Write Request Rejected (ATT error 0xFC)" in str(GattError(0xFC, "write"))
+    assert "Out of Range (ATT error 0xFF)" in str(GattError(0xFF, "write"))
+    assert "Procedure Already in Progress" in str(GattError(0xFE, "write"))
+    assert "Improperly Configured" in str(GattError(0xFD, "write"))
+    for code in (0x80, 0x9F):
+        text = str(GattError(code, "write"))
+        assert f"application error 0x{code:02X} (defined by the device's profile)" in text
+        assert "(ATT error" not in text and GattError(code, "write").hint
+    assert "reserved for future use" in str(GattError(0x14, "read"))
+    assert "reserved for common profile errors" in str(GattError(0xE0, "read"))
