@@ -37,6 +37,7 @@ from .plans import ConnectPlan, Operation, OperationKind, ScanPlan, SubscribePla
 from .plugin_api import PluginApp
 from .plugin_manager import (
     PluginCatalog,
+    RegisteredBackends,
     build_plugin_manager,
     call_in_order,
     hooks_of,
@@ -227,7 +228,9 @@ class BleApp:
     async def start(self) -> None:
         registration = self.catalog.backends[self.settings.backend]
         backend_settings = self.settings.backend_settings(self.settings.backend)
-        self.backend = registration.factory(backend_settings, self)
+        self.backend = registration.factory(
+            backend_settings, RegisteredBackends(self.catalog, self.settings)
+        )
         self.backend.on_disconnect = self._on_backend_disconnect
         await self.backend.start()
         self.adv_hook = bool(self.hook.mcp_ble_advertisement.get_hookimpls())

@@ -1,11 +1,12 @@
 """``mcp-ble doctor``: what can run on this machine, and what to do about what cannot.
 
-It reports the installed BLE packages, what the operating system offers (D-Bus and BlueZ on
-Linux), and then asks every registered backend to start, exactly as ``mcp-ble serve`` would, with
-a bounded timeout. A backend that cannot start explains itself through its ``BackendUnavailable``
-message, so the fix-it text lives with the backend that knows the problem. Backends whose probing
-would take hardware away from the operating system (bumble opening a USB dongle) are probed only
-when they are the selected backend.
+Everything it knows about backends comes from what each declared when it registered
+(:class:`~mcp_ble.core.traits.BackendTraits`): the packages it needs, its system checks (D-Bus and
+BlueZ on Linux, for example), whether it is simulated, whether starting it takes an adapter away
+from the operating system (then it is probed only when selected) and, for a composite backend,
+which backends it would try. Every other backend is started exactly as ``mcp-ble serve`` would,
+with a bounded timeout; one that cannot start explains itself through its ``BackendUnavailable``
+message, so the fix-it text lives with the backend that knows the problem.
 """
 
 from __future__ import annotations
@@ -17,41 +18,20 @@ import platform
 import sys
 from dataclasses import asdict, dataclass, field
 from importlib.metadata import PackageNotFoundError, version
-from pathlib import Path
 from typing import Any
 
 from .errors import BackendUnavailable, BleError
+from .plugin_manager import RegisteredBackends
+from .traits import Finding
 
-#: Optional or core packages a backend needs, and why.
-PACKAGES = (
-    ("bleak", "bleak backend (Linux BlueZ, macOS, Windows)"),
-    ("bleak-retry-connector", "bleak backend connections"),
-    ("bumble", "bumble backend (optional extra: pip install 'mcp-ble[bumble]')"),
-    (
-        "simplepyble",
-        "simplepyble backend (optional extra: pip install 'mcp-ble[simplepyble]', BUSL-1.1)",
-    ),
-)
-#: Backends made of other backends: diagnosed through their parts.
-COMPOSITE = frozenset({"auto"})
-#: Backends whose start() may take a device away from the OS: probed only when selected.
-INTRUSIVE = frozenset({"bumble"})
 REAL_RADIO_HINT = (
     "No Bluetooth adapter answered on this machine (it has no radio, or mcp-ble may not use it). "
-    'The simulated backend needs none: backend = "simulated" serves virtual devices; the shipped '
-    'backend = "auto" falls back to it by itself and marks every result simulated: true.'
+    "These backends need none and serve virtual devices (every result says simulated: true): "
 )
 
 
-@dataclass
-class Check:
-    """One finding. ``status`` is ``ok``, ``problem`` or ``skipped``."""
-
-    area: str
-    name: str
-    status: str
-    detail: str
-    fix: str = ""
+#: One finding (the name doctor's output and tests know it by).
+Check = Finding
 
 
 @dataclass
@@ -65,67 +45,65 @@ class Diagnosis:
     summary: str = ""
 
 
-def _package_checks() -> list[Check]:
-    checks = []
-    for name, purpose in PACKAGES:
+def _package_checks(catalog: Any) -> list[Check]:
+    """Every package a registered backend declared, once, in registration order."""
+    checks: list[Check] = []
+    seen: set[str] = set()
+    for registration in catalog.backends.values():
+        for dep in registration.traits.dependencies:
+            if dep.distribution in seen:
+                continue
+            seen.add(dep.distribution)
+            try:
+                detail = f"{version(dep.distribution)} — {dep.purpose}"
+                checks.append(Check("packages", dep.distribution, "ok", detail))
+            except PackageNotFoundError:
+                fix = (
+                    ""
+                    if dep.extra
+                    else f"reinstall mcp-ble (pip install --force-reinstall {dep.distribution})"
+                )
+                checks.append(
+                    Check(
+                        "packages",
+                        dep.distribution,
+                        "skipped" if dep.extra else "problem",
+                        f"not installed — {dep.purpose}",
+                        fix,
+                    )
+                )
+    return checks
+
+
+def _system_checks(catalog: Any) -> list[Check]:
+    """Each distinct system check a backend declared, run once."""
+    checks: list[Check] = []
+    done: list[Any] = []
+    for registration in catalog.backends.values():
+        check = registration.traits.check
+        if check is None or check in done:
+            continue
+        done.append(check)
         try:
-            checks.append(Check("packages", name, "ok", f"{version(name)} — {purpose}"))
-        except PackageNotFoundError:
-            optional = "optional extra" in purpose
+            checks += check()
+        except Exception as exc:
             checks.append(
                 Check(
-                    "packages",
-                    name,
-                    "skipped" if optional else "problem",
-                    f"not installed — {purpose}",
-                    "" if optional else f"reinstall mcp-ble (pip install --force-reinstall {name})",
+                    "system",
+                    f"{registration.name} check",
+                    "problem",
+                    f"the check failed: {type(exc).__name__}: {exc}",
                 )
             )
     return checks
 
 
-def _system_checks() -> list[Check]:
-    if not sys.platform.startswith("linux"):
-        return []
-    checks = []
-    bus = Path("/run/dbus/system_bus_socket")
-    if bus.exists():
-        checks.append(Check("system", "D-Bus system bus", "ok", str(bus)))
-    else:
-        checks.append(
-            Check(
-                "system",
-                "D-Bus system bus",
-                "problem",
-                f"{bus} is missing: bleak and simplepyble reach BlueZ through it",
-                "install and start dbus and bluez (sudo apt install bluez; sudo systemctl "
-                "start bluetooth); in a container, mount /run/dbus from the host",
-            )
-        )
-    sysfs = Path("/sys/class/bluetooth")
-    adapters = sorted(p.name for p in sysfs.iterdir()) if sysfs.is_dir() else []
-    if adapters:
-        checks.append(Check("system", "kernel Bluetooth adapters", "ok", ", ".join(adapters)))
-    else:
-        checks.append(
-            Check(
-                "system",
-                "kernel Bluetooth adapters",
-                "problem",
-                "none in /sys/class/bluetooth",
-                "plug in a Bluetooth adapter (or check `rfkill list`); the bumble backend can "
-                "also drive a USB dongle directly",
-            )
-        )
-    return checks
-
-
 async def _probe(
-    name: str, registration: Any, settings: Any, app: Any, timeout_s: float, selected: bool
+    name: str, backends: RegisteredBackends, timeout_s: float, selected: bool
 ) -> Check:
     """Build the backend as serve would and start it, within ``timeout_s``."""
     try:
-        backend = registration.factory(settings, app)
+        backend = backends.build(name)
     except BleError as exc:  # typically a missing optional extra: only a problem if selected
         return Check("backends", name, "problem" if selected else "skipped", exc.what, exc.hint)
     except Exception as exc:
@@ -150,14 +128,12 @@ async def _probe(
     with contextlib.suppress(Exception):
         await backend.stop()
     details = ", ".join(f"{k} {v}" for k, v in info.details.items())
-    kind = "virtual devices" if info.simulated else "a Bluetooth adapter answered"
+    kind = "serves virtual devices" if info.simulated else "a Bluetooth adapter answered"
     return Check("backends", name, "ok", f"{kind}" + (f" ({details})" if details else ""))
 
 
 async def diagnose(loaded: Any, catalog: Any, timeout_s: float = 10.0) -> Diagnosis:
     """Every check, in order: packages, system, backends, then the selected backend's verdict."""
-    from .app import BleApp
-
     settings = loaded.settings
     selected = settings.backend
     diagnosis = Diagnosis(
@@ -165,61 +141,31 @@ async def diagnose(loaded: Any, catalog: Any, timeout_s: float = 10.0) -> Diagno
         settings=str(loaded.config_path),
         selected=selected,
     )
-    diagnosis.checks += _package_checks()
-    diagnosis.checks += _system_checks()
-    app = BleApp.create(loaded, catalog)
+    diagnosis.checks += _package_checks(catalog)
+    diagnosis.checks += _system_checks(catalog)
+    backends = RegisteredBackends(catalog, settings)
     results: dict[str, Check] = {}
     for name, registration in sorted(catalog.backends.items()):
-        if name in COMPOSITE:
+        traits = registration.traits
+        if traits.composes is not None:
             continue
-        if name in INTRUSIVE and name != selected:
+        if traits.takes_adapter and name != selected:
             check = Check(
                 "backends",
                 name,
                 "skipped",
-                "not probed: opening its HCI transport could take a dongle away from the OS",
-                f'select it (backend = "{name}") to have doctor try its transport',
+                "not probed: starting it could take an adapter away from the OS",
+                f'select it (backend = "{name}") to have doctor try it',
             )
         else:
-            check = await _probe(
-                name,
-                registration,
-                settings.backend_settings(name),
-                app,
-                timeout_s,
-                selected=name == selected,
-            )
+            check = await _probe(name, backends, timeout_s, selected=name == selected)
         results[name] = check
         diagnosis.checks.append(check)
-    simulated_names = set()
-    for name, check in results.items():
-        if check.status == "ok" and "virtual devices" in check.detail:
-            simulated_names.add(name)
-        elif check.status == "ok":
-            diagnosis.real_radio.append(name)
-    if selected == "auto":
-        bleak = results.get("bleak")
-        if bleak is not None and bleak.status == "ok":
-            verdict = Check("selected", "auto", "ok", "will use bleak: an adapter answers")
-        else:
-            verdict = Check(
-                "selected",
-                "auto",
-                "ok",
-                "will serve the SIMULATED demo world (flagged simulated: true): bleak cannot "
-                "start here",
-                'set backend = "bleak" to require real hardware',
-            )
-    else:
-        chosen = results.get(selected)
-        ok = chosen is not None and chosen.status == "ok"
-        verdict = Check(
-            "selected",
-            selected,
-            "ok" if ok else "problem",
-            "starts" if ok else f"cannot start: {chosen.detail if chosen else 'not probed'}",
-            "" if ok else (chosen.fix if chosen else ""),
-        )
+    simulated = sorted(n for n, r in catalog.backends.items() if r.traits.simulated)
+    diagnosis.real_radio = [
+        n for n, c in results.items() if c.status == "ok" and n not in simulated
+    ]
+    verdict = _verdict(selected, catalog, settings, results)
     diagnosis.selected_ok = verdict.status == "ok"
     diagnosis.checks.append(verdict)
     if diagnosis.real_radio:
@@ -227,8 +173,48 @@ async def diagnose(loaded: Any, catalog: Any, timeout_s: float = 10.0) -> Diagno
             f"A Bluetooth adapter answers through: {', '.join(diagnosis.real_radio)}."
         )
     else:
-        diagnosis.summary = REAL_RADIO_HINT
+        choices = ", ".join(f'backend = "{name}"' for name in simulated)
+        diagnosis.summary = REAL_RADIO_HINT + (choices or "none is installed") + "."
     return diagnosis
+
+
+def _verdict(selected: str, catalog: Any, settings: Any, results: dict[str, Check]) -> Check:
+    registration = catalog.backends.get(selected)
+    composes = registration.traits.composes if registration else None
+    if composes is None:
+        chosen = results.get(selected)
+        ok = chosen is not None and chosen.status == "ok"
+        return Check(
+            "selected",
+            selected,
+            "ok" if ok else "problem",
+            "starts" if ok else f"cannot start: {chosen.detail if chosen else 'not probed'}",
+            "" if ok else (chosen.fix if chosen else ""),
+        )
+    parts = list(composes(settings.backend_settings(selected)))
+    for i, part in enumerate(parts):
+        check = results.get(part)
+        if check is None or check.status != "ok":
+            continue
+        if i == 0:
+            return Check("selected", selected, "ok", f"will use {part}: it starts")
+        if catalog.backends[part].traits.simulated:
+            detail = (
+                f"will serve the SIMULATED devices of {part} (flagged simulated: true): "
+                f"{', '.join(parts[:i])} cannot start here"
+            )
+        else:
+            detail = f"will use {part}: {', '.join(parts[:i])} cannot start here"
+        return Check(
+            "selected", selected, "ok", detail, f'set backend = "{parts[0]}" to require it'
+        )
+    return Check(
+        "selected",
+        selected,
+        "problem",
+        f"none of {', '.join(parts)} can start here",
+        "see the backends above",
+    )
 
 
 MARKS = {"ok": "[ok]", "problem": "[!!]", "skipped": "[--]"}

@@ -66,13 +66,19 @@ MAY_BE_ASYNC = frozenset(
 def mcp_ble_register_backends(register: Any) -> None:
     """Register zero or more backends.
 
-    Call ``register(name, factory, settings=None, description="")`` once per backend:
+    Call ``register(name, factory, settings=None, description="", traits=None)`` once per
+    backend:
 
     - ``name``: what ``backend = "..."`` in the settings file selects.
-    - ``factory(settings, app) -> Backend``: builds the backend. ``settings`` is an instance of
-      ``settings`` (the model below) filled from the ``[backends.<name>]`` section; import heavy or
-      optional libraries inside the factory so that registering costs nothing.
+    - ``factory(settings, backends) -> Backend``: builds the backend. ``settings`` is an instance
+      of ``settings`` (the model below) filled from the ``[backends.<name>]`` section;
+      ``backends`` (``RegisteredBackends``) builds other registered backends by name, for a
+      backend made of others. Import heavy or optional libraries inside the factory so that
+      registering costs nothing.
     - ``settings``: a pydantic model class for the ``[backends.<name>]`` section, or ``None``.
+    - ``traits``: a ``mcp_ble.core.traits.BackendTraits``: whether its devices are simulated,
+      whether starting it takes the adapter from the OS, the packages it needs, a ``doctor``
+      check, and which backends it composes.
 
     Called on every available plugin (enabled or not), so a backend can be selected by name.
     """

@@ -95,18 +95,22 @@ class PluginApp:
         return self._app.spawn(coro)
 
     def every(
-        self, interval_s: float, fn: Callable[[], Awaitable[object] | object]
+        self,
+        interval_s: float,
+        fn: Callable[[], Awaitable[object] | object],
+        wall_clock: bool = False,
     ) -> asyncio.Task[Any]:
         """Call ``fn`` (sync or async) every ``interval_s`` seconds of the backend's clock until
         shutdown, the first time one interval after this call. An exception in ``fn`` is logged
-        and the next call still happens."""
+        and the next call still happens. ``wall_clock=True`` counts real seconds instead: for
+        sampling the process itself (memory, CPU, event-loop lag), which lives in real time."""
         if not interval_s > 0:
             raise ValueError(f"every(): interval_s must be > 0, got {interval_s!r}")
-        radio = self._app.radio
+        wait = asyncio.sleep if wall_clock else self._app.radio.sleep_background
 
         async def repeat() -> None:
             while True:
-                await radio.sleep_background(interval_s)
+                await wait(interval_s)
                 try:
                     result = fn()
                     if inspect.isawaitable(result):

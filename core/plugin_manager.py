@@ -29,6 +29,7 @@ from pydantic import BaseModel
 
 from . import hookspecs
 from .errors import BleError, ConfigError
+from .traits import BackendTraits
 
 log = logging.getLogger("mcp_ble")
 
@@ -48,6 +49,7 @@ class BackendRegistration:
     settings: type[BaseModel] | None
     description: str
     plugin: str
+    traits: BackendTraits = field(default_factory=BackendTraits)
 
 
 @dataclass
@@ -148,7 +150,13 @@ class PluginCatalog:
             factory: Callable[..., Any],
             settings: type[BaseModel] | None = None,
             description: str = "",
+            traits: BackendTraits | None = None,
         ) -> None:
+            if traits is not None and not isinstance(traits, BackendTraits):
+                raise ConfigError(
+                    f"plugin '{name}' registers backend '{backend_name}' with traits={traits!r}; "
+                    "pass a mcp_ble.core.traits.BackendTraits"
+                )
             if backend_name in self.backends:
                 other = self.backends[backend_name].plugin
                 raise ConfigError(
@@ -156,7 +164,7 @@ class PluginCatalog:
                     f"which plugin '{other}' already registered"
                 )
             self.backends[backend_name] = BackendRegistration(
-                backend_name, factory, settings, description, name
+                backend_name, factory, settings, description, name, traits or BackendTraits()
             )
 
         for impl in pm.hook.mcp_ble_register_backends.get_hookimpls():
@@ -190,6 +198,34 @@ class PluginCatalog:
                 raise ConfigError(f"plugins: '{name}' is listed twice; list each plugin once")
             chosen.append((name, self.plugins[name]))
         return chosen
+
+
+class RegisteredBackends:
+    """What a backend factory gets besides its settings: every registered backend, by name, so
+    a composite backend can build others from their own ``[backends.<name>]`` settings."""
+
+    def __init__(self, catalog: PluginCatalog, settings: Any) -> None:
+        self._catalog = catalog
+        self._settings = settings
+
+    def names(self) -> list[str]:
+        return sorted(self._catalog.backends)
+
+    def traits(self, name: str) -> BackendTraits:
+        return self._registration(name).traits
+
+    def build(self, name: str) -> Any:
+        """A new, unstarted instance of backend ``name``."""
+        registration = self._registration(name)
+        return registration.factory(self._settings.backend_settings(name), self)
+
+    def _registration(self, name: str) -> BackendRegistration:
+        try:
+            return self._catalog.backends[name]
+        except KeyError:
+            raise ConfigError(
+                f"backend '{name}' is not a known backend; available: {', '.join(self.names())}"
+            ) from None
 
 
 def _normalize(name: str) -> str:

@@ -165,7 +165,8 @@ class MetricsPlugin:
     @hookimpl
     async def mcp_ble_startup(self, app: PluginApp) -> None:
         # Sampling runs whether or not the HTTP exporter is on (ble://metrics reads it too).
-        app.every(self.settings.sample_interval_s, self._monitor)
+        # The process is sampled in real time: memory, CPU and loop lag are not radio figures.
+        app.every(self.settings.sample_interval_s, self._monitor, wall_clock=True)
         port = self.settings.http_port
         if port is None:
             return

@@ -12,7 +12,7 @@ import sys
 import pytest
 from bumble.link import LocalLink
 
-from mcp_ble.backends.bleak.auto import AutoBackend
+from mcp_ble.backends.auto.backend import AutoBackend
 from mcp_ble.backends.bleak.backend import BleakBackend
 from mcp_ble.backends.bleak.errors import DBUS_SOCKET
 from mcp_ble.backends.simulated.backend import SimulatedBackend
@@ -37,7 +37,7 @@ def simulated() -> Backend:
 
 async def test_falls_back_to_the_simulated_world_and_says_so():
     stderr = io.StringIO()
-    auto = AutoBackend(NoRadio, simulated, stderr=stderr)
+    auto = AutoBackend([("bleak", NoRadio), ("simulated", simulated)], {"simulated"}, stderr)
     drops: list[tuple[str, str]] = []
     auto.on_disconnect = lambda address, reason: drops.append((address, reason))
     await auto.start()
@@ -64,14 +64,13 @@ async def test_uses_bleak_when_an_adapter_answers():
     central = await BumbleCentral(link).start()
     scanner, client = bleak_backends(central)
     stderr = io.StringIO()
-    auto = AutoBackend(
-        lambda: BleakBackend(scanner_backend=scanner, client_backend=client), simulated, stderr
-    )
+    real = lambda: BleakBackend(scanner_backend=scanner, client_backend=client)  # noqa: E731
+    auto = AutoBackend([("bleak", real), ("simulated", simulated)], {"simulated"}, stderr)
     await auto.start()
     try:
         info = auto.info()
         assert (info.name, info.simulated) == ("bleak", False)
-        assert info.details["selected_by"] == "auto: a Bluetooth adapter answered"
+        assert info.details["selected_by"] == "auto: bleak started"
         assert stderr.getvalue() == ""
     finally:
         await auto.stop()
@@ -80,7 +79,7 @@ async def test_uses_bleak_when_an_adapter_answers():
 
 
 def test_info_before_start_is_honest():
-    assert AutoBackend(NoRadio, simulated).info() == BackendInfo(
+    assert AutoBackend([("bleak", NoRadio)]).info() == BackendInfo(
         "auto", details={"state": "not started"}
     )
 

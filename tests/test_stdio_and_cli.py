@@ -69,7 +69,7 @@ def test_plugins_command_lists_hooks(tmp_path):
     rows = {line.split()[0]: line for line in proc.stdout.splitlines()[1:]}
     assert "enabled" in rows["retry"] and "retry_delay" in rows["retry"]
     assert "enabled" in rows["metrics"] and "register_metrics" in rows["metrics"]
-    assert "backend in use" in rows["backend-bleak"]  # owner of the shipped "auto" backend
+    assert "backend in use" in rows["backend-auto"]  # owner of the shipped "auto" backend
 
 
 def test_backend_that_cannot_start_exits_2_without_traceback(tmp_path):

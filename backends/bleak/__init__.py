@@ -1,5 +1,5 @@
 """The bleak backend plugin: real adapters on Linux (BlueZ), macOS (CoreBluetooth) and Windows
-(WinRT). It also registers ``auto``: bleak when an adapter answers, else the simulated world."""
+(WinRT)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from mcp_ble.core.hookspecs import hookimpl
+from mcp_ble.core.traits import BackendTraits, Dependency
+
+from ..bluez import bluez_checks
 
 
 class BleakSettings(BaseModel):
@@ -32,7 +35,7 @@ class BleakSettings(BaseModel):
     )
 
 
-def _create(settings: BleakSettings, app: Any) -> Any:
+def _create(settings: BleakSettings, backends: Any) -> Any:
     from .backend import BleakBackend
 
     return BleakBackend(
@@ -44,18 +47,18 @@ def _create(settings: BleakSettings, app: Any) -> Any:
     )
 
 
-def _create_auto(settings: Any, app: Any) -> Any:
-    from .auto import create_auto
-
-    return create_auto(settings, app)
-
-
 @hookimpl
 def mcp_ble_register_backends(register: Any) -> None:
-    register("bleak", _create, settings=BleakSettings, description="real adapters through bleak")
     register(
-        "auto",
-        _create_auto,
-        description="bleak when an adapter answers; otherwise the simulated demo world, flagged "
-        "simulated",
+        "bleak",
+        _create,
+        settings=BleakSettings,
+        description="real adapters through bleak",
+        traits=BackendTraits(
+            dependencies=(
+                Dependency("bleak", "bleak backend (Linux BlueZ, macOS, Windows)"),
+                Dependency("bleak-retry-connector", "bleak backend connections"),
+            ),
+            check=bluez_checks,
+        ),
     )

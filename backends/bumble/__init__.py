@@ -10,6 +10,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from mcp_ble.core.hookspecs import hookimpl
+from mcp_ble.core.traits import BackendTraits, Dependency
 
 _ADDRESS = re.compile(r"^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}$")
 
@@ -40,7 +41,7 @@ class BumbleSettings(BaseModel):
         return value.upper() if value else value
 
 
-def _create(settings: BumbleSettings, app: Any) -> Any:
+def _create(settings: BumbleSettings, backends: Any) -> Any:
     from .backend import BumbleBackend
 
     return BumbleBackend(
@@ -58,4 +59,15 @@ def mcp_ble_register_backends(register: Any) -> None:
         _create,
         settings=BumbleSettings,
         description="bumble's userspace host stack on an HCI controller (USB dongle, serial, TCP)",
+        traits=BackendTraits(
+            # opening usb:0 detaches the dongle from the kernel's Bluetooth stack
+            takes_adapter=True,
+            dependencies=(
+                Dependency(
+                    "bumble",
+                    "bumble backend (optional extra: pip install 'mcp-ble[bumble]')",
+                    extra="bumble",
+                ),
+            ),
+        ),
     )

@@ -9,6 +9,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from mcp_ble.core.errors import BackendUnavailable
 from mcp_ble.core.hookspecs import hookimpl
+from mcp_ble.core.traits import BackendTraits, Dependency
+
+from ..bluez import bluez_checks
 
 INSTALL_HINT = (
     "install the optional extra: pip install 'mcp-ble[simplepyble]' (SimpleBLE is BUSL-1.1, "
@@ -42,7 +45,7 @@ def import_simplepyble() -> Any:
     return simplepyble
 
 
-def _create(settings: SimplepybleSettings, app: Any) -> Any:
+def _create(settings: SimplepybleSettings, backends: Any) -> Any:
     from .backend import SimplepybleBackend
 
     return SimplepybleBackend(
@@ -57,4 +60,15 @@ def mcp_ble_register_backends(register: Any) -> None:
         _create,
         settings=SimplepybleSettings,
         description="real adapters through SimpleBLE (optional extra, non-commercial licence)",
+        traits=BackendTraits(
+            dependencies=(
+                Dependency(
+                    "simplepyble",
+                    "simplepyble backend (optional extra: pip install 'mcp-ble[simplepyble]', "
+                    "BUSL-1.1)",
+                    extra="simplepyble",
+                ),
+            ),
+            check=bluez_checks,
+        ),
     )

@@ -7,6 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from mcp_ble.core.hookspecs import hookimpl
+from mcp_ble.core.traits import BackendTraits
 
 
 class SimulatedSettings(BaseModel):
@@ -52,7 +53,7 @@ class SimulatedSettings(BaseModel):
         return value
 
 
-def _create(settings: SimulatedSettings, app: Any) -> Any:
+def _create(settings: SimulatedSettings, backends: Any) -> Any:
     from .backend import SimulatedBackend
     from .world import load_world
 
@@ -72,4 +73,5 @@ def mcp_ble_register_backends(register: Any) -> None:
         _create,
         settings=SimulatedSettings,
         description="virtual devices from a world file; no radio needed",
+        traits=BackendTraits(simulated=True),
     )
