@@ -171,7 +171,7 @@ async def test_third_party_backend_selected_by_name(tmp_path):
     class EchoWorld:
         @hookimpl
         def mcp_ble_register_backends(self, register):
-            register("echo", lambda settings, app: SimulatedBackend(load_world("demo"), 0.01))
+            register("echo", lambda settings, backends: SimulatedBackend(load_world("demo"), 0))
 
     loaded, catalog = load(
         write_config(tmp_path, 'backend = "echo"\nplugins = []\n'), extra_plugins={"x": EchoWorld}
