@@ -44,6 +44,7 @@ from .plugin_manager import (
     inject_settings,
     instantiate,
 )
+from .policy import CCCD, WriteAttempt, WriteGuard
 from .scanning import ScanBroker
 from .settings import CoreSettings, LoadedSettings
 from .tracker import AdvertisementTracker, DeviceRecord
@@ -164,6 +165,17 @@ class DescriptorOutcome:
     data: bytes
 
 
+def write_attempt(char: GattCharacteristic, plan: WritePlan) -> WriteAttempt:
+    return WriteAttempt(
+        "characteristic",
+        plan.address,
+        b"".join(plan.chunks),
+        char.uuid,
+        char.handle,
+        chunks=len(plan.chunks),
+    )
+
+
 def _holds_link(method: Callable[..., Awaitable[R]]) -> Callable[..., Awaitable[R]]:
     """The whole operation (discovery, checks, I/O) holds the link, not just its radio calls."""
 
@@ -202,6 +214,8 @@ class BleApp:
         self.api = PluginApp(self)
         self.hook = self.pm.hook
         self.tracker = AdvertisementTracker(settings.server.max_tracked_devices)
+        #: The write policy and audit log; every write, descriptor write and pairing passes it.
+        self.guard = WriteGuard(settings.server, self.tracker)
         self.connections: dict[str, Connection] = {}
         #: Operations under way per address (connects included); the pool never releases these.
         self.in_flight: dict[str, int] = {}
@@ -231,6 +245,7 @@ class BleApp:
         self.backend = registration.factory(
             backend_settings, RegisteredBackends(self.catalog, self.settings)
         )
+        self.guard.guard_backend(self.backend)
         self.backend.on_disconnect = self._on_backend_disconnect
         await self.backend.start()
         self.adv_hook = bool(self.hook.mcp_ble_advertisement.get_hookimpls())
@@ -250,6 +265,7 @@ class BleApp:
                     await self.disconnect(address)
             with contextlib.suppress(Exception):
                 await self.backend.stop()
+        self.guard.audit.close()
 
     async def __aenter__(self) -> BleApp:
         try:
@@ -562,8 +578,9 @@ class BleApp:
     async def pair(self, address: str) -> Connection:
         """Pair (bond) with a connected device, where the backend and platform can."""
         conn = self.connection(address)
-        op = Operation("pair", conn.address, self._deadline())
-        await self._run(op, lambda: self.radio.pair(conn.address))
+        async with self.guard.authorized(WriteAttempt("pair", conn.address)):
+            op = Operation("pair", conn.address, self._deadline())
+            await self._run(op, lambda: self.radio.pair(conn.address))
         conn.gatt = None  # an encrypted link may expose more of the database: discover again
         return conn
 
@@ -591,9 +608,43 @@ class BleApp:
         data: bytes,
         response: Literal["auto", "true", "false"] | bool = "auto",
     ) -> WriteOutcome:
-        self._check_writes_allowed()
+        """Write a characteristic: plan hooks first, then the write policy on exactly what will
+        be sent (core/policy.py), then the I/O."""
+        conn, char, plan, with_response = await self._plan_write(address, ref, data, response)
+        kind: OperationKind = "write" if with_response else "write_without_response"
+        async with self.guard.authorized(write_attempt(char, plan)):
+            for chunk in plan.chunks:
+                op = Operation(kind, conn.address, self._deadline(), char.handle)
+                await self._run(
+                    op,
+                    self._writer(conn.address, char.handle, chunk, with_response),
+                    nbytes=len(chunk),
+                )
+        return WriteOutcome(
+            conn.address, char, len(data), with_response, len(plan.chunks), plan.notes
+        )
+
+    @_holds_link
+    async def preview_write(
+        self,
+        address: str,
+        ref: str | int,
+        data: bytes,
+        response: Literal["auto", "true", "false"] | bool = "auto",
+    ) -> WriteAttempt:
+        """What :meth:`write` would send (plan hooks included), without sending it: the
+        question a person is asked before a write."""
+        _, char, plan, _ = await self._plan_write(address, ref, data, response)
+        return write_attempt(char, plan)
+
+    async def _plan_write(
+        self,
+        address: str,
+        ref: str | int,
+        data: bytes,
+        response: Literal["auto", "true", "false"] | bool,
+    ) -> tuple[Connection, GattCharacteristic, WritePlan, bool]:
         char = await self.characteristic(address, ref)
-        self._check_allowlisted(char.uuid, "characteristic")
         conn = self.connection(address)
         props = char.properties
         with_response = self._choose_response(char, response)
@@ -628,37 +679,12 @@ class BleApp:
                 "enable the 'chunking' plugin to send it as a stream of writes, "
                 "or split it over several calls",
             )
-        kind: OperationKind = "write" if with_response else "write_without_response"
-        for chunk in plan.chunks:
-            op = Operation(kind, conn.address, self._deadline(), char.handle)
-            await self._run(
-                op, self._writer(conn.address, char.handle, chunk, with_response), nbytes=len(chunk)
-            )
-        return WriteOutcome(
-            conn.address, char, len(data), with_response, len(plan.chunks), plan.notes
-        )
+        return conn, char, plan, with_response
 
     def _writer(
         self, address: str, handle: int, chunk: bytes, response: bool
     ) -> Callable[[], Awaitable[None]]:
         return lambda: self.radio.write(address, handle, chunk, response)
-
-    def _check_writes_allowed(self) -> None:
-        if not self.settings.server.allow_writes:
-            raise NotPermitted(
-                "Writes are disabled on this server (server.allow_writes = false)",
-                "ask the operator to enable them in the settings file",
-            )
-
-    def _check_allowlisted(self, uuid: str, what: str) -> None:
-        allowed = self.settings.server.write_allowlist
-        if allowed and uuid not in allowed:
-            names = ", ".join(label(u) for u in allowed)
-            raise NotPermitted(
-                f"Writing to {what} {label(uuid)} is not allowed on this server; "
-                f"server.write_allowlist permits only: {names}",
-                "ask the operator to add it to server.write_allowlist",
-            )
 
     @staticmethod
     def _choose_response(
@@ -701,26 +727,41 @@ class BleApp:
     async def write_descriptor(
         self, address: str, ref: str | int, data: bytes, characteristic: str | int | None = None
     ) -> DescriptorOutcome:
-        self._check_writes_allowed()
+        attempt = await self.preview_write_descriptor(address, ref, data, characteristic)
+        desc, char = await self.descriptor(address, ref, characteristic)
+        # Serialized with subscribe and unsubscribe of its characteristic (a CCCD write is one).
+        async with self._target_locks.hold((parse_address(address), char.handle)):
+            conn = self.connection(address)
+            async with self.guard.authorized(attempt):
+                op = Operation("write_descriptor", conn.address, self._deadline(), desc.handle)
+                await self._run(
+                    op,
+                    lambda: self.radio.write_descriptor(conn.address, desc.handle, data),
+                    nbytes=len(data),
+                )
+        return DescriptorOutcome(conn.address, desc, char, data)
+
+    @_holds_link
+    async def preview_write_descriptor(
+        self, address: str, ref: str | int, data: bytes, characteristic: str | int | None = None
+    ) -> WriteAttempt:
+        """What :meth:`write_descriptor` would send, checked but not sent. A CCCD write counts
+        as a write here (kind ``cccd``); only ble_subscribe's own CCCD write is a read."""
         if len(data) > MAX_ATTRIBUTE_LEN:
             raise ValueTooLong(
                 f"The value is {len(data)} bytes; a descriptor holds at most {MAX_ATTRIBUTE_LEN}",
                 "descriptors are small: check the value",
             )
         desc, char = await self.descriptor(address, ref, characteristic)
-        # A descriptor write is a write to its characteristic's behaviour (a CCCD turns
-        # notifications on): the allowlist covers both, so it cannot be sidestepped.
-        self._check_allowlisted(char.uuid, "characteristic")
-        # Serialized with subscribe and unsubscribe of its characteristic (a CCCD write is one).
-        async with self._target_locks.hold((parse_address(address), char.handle)):
-            conn = self.connection(address)
-            op = Operation("write_descriptor", conn.address, self._deadline(), desc.handle)
-            await self._run(
-                op,
-                lambda: self.radio.write_descriptor(conn.address, desc.handle, data),
-                nbytes=len(data),
-            )
-        return DescriptorOutcome(conn.address, desc, char, data)
+        return WriteAttempt(
+            "cccd" if desc.uuid == CCCD else "descriptor",
+            self.connection(address).address,
+            data,
+            char.uuid,
+            char.handle,
+            desc.uuid,
+            desc.handle,
+        )
 
     # ------------------------------------------------------------------ notifications
 

@@ -1,88 +1,210 @@
-"""Approval of writes by a person, through MCP elicitation.
+"""A person approves writes through MCP elicitation (``server.write_policy = "confirm"``).
 
-A write tool's resolver runs before the tool body (the SDK's ``Resolve``), so the person is asked
-before anything is sent: on protocol 2026-07-28 the question rides an ``InputRequiredResult`` and
-the client retries with the answer, on 2025-11-25 it is an ``elicitation/create`` request in the
-middle of the call.
+Each write tool has two resolvers (the SDK's ``Resolve``), which run before the tool body, so the
+person is asked before anything is sent: ``preview_*`` asks the core what exactly would be sent
+(plan hooks included: a plugin that adds or changes bytes is shown with them), ``ask_*`` turns that
+into a question. On protocol 2026-07-28 the question rides an ``InputRequiredResult`` and the
+client retries with the answer; on 2025-11-25 it is an ``elicitation/create`` request in the
+middle of the call. The body then installs an approver for the core's write policy: the core
+allows the write only if what it is about to send is what the person approved.
+
+Text from the air (a device's advertised name) is stripped of control and format characters
+(newlines, bidirectional overrides), cut to 32 characters, quoted and marked as advertised, so a
+device cannot add its own words to the question.
 """
 
 from __future__ import annotations
 
-from typing import Any, cast
+import contextlib
+import json
+import unicodedata
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Annotated, Any, cast
 
-from mcp.server.mcpserver import Context, Elicit, ElicitationResult
+from mcp.server.mcpserver import Context, Elicit, ElicitationResult, Resolve
 from pydantic import BaseModel, Field
 
 from .app import BleApp
 from .errors import BleError, NotPermitted
+from .policy import Decision, WriteAttempt, WriteGuard, current_approver
 from .sig import printable_text
 from .values import parse_address, parse_value
 
+NAME_LIMIT = 32
+SHOWN_BYTES = 32
+
 
 class WriteApproval(BaseModel):
-    """The question a person answers before a write when ``server.confirm_writes`` is on."""
+    """The question a person answers before a write under ``server.write_policy = "confirm"``."""
 
     approve: bool = Field(description="allow this write to the device")
 
 
-NOTHING_TO_ASK = object()  # confirmations are off, or the input is refused before any I/O
+@dataclass(frozen=True, slots=True)
+class Preview:
+    """What the write tool is about to do: ``attempt`` is None when the call will fail before
+    any I/O (bad input, not connected), ``ask`` whether the person is to be asked."""
+
+    attempt: WriteAttempt | None
+    ask: bool
+
+
 CLIENT_CANNOT_ASK = object()  # the client declared no elicitation support
+NOTHING_TO_ASK = object()  # the policy decides without a person, or the call fails first
 
 
-def check_approval(outcome: ElicitationResult[WriteApproval]) -> None:
-    """Raise unless the write may go ahead; a refusal says that nothing was sent."""
-    data = getattr(outcome, "data", None)
-    if data is NOTHING_TO_ASK:
-        return
-    if data is CLIENT_CANNOT_ASK:
-        raise NotPermitted(
-            "This server asks a person to approve every write (server.confirm_writes = true), "
-            "but this MCP client cannot ask (it declared no elicitation support); nothing was "
-            "sent",
-            "use a client that supports elicitation, or ask the operator to turn confirm_writes "
-            "off",
-        )
-    if isinstance(data, WriteApproval) and data.approve:
-        return
-    raise NotPermitted(
-        "The write was not approved; nothing was sent to the device",
-        "ask the person what to do instead",
+def clean(text: str, limit: int) -> str:
+    """``text`` without control, format or line-separator characters, at most ``limit``
+    characters, in double quotes (inner quotes and backslashes escaped)."""
+    kept = "".join(
+        ch if not unicodedata.category(ch).startswith(("C", "Zl", "Zp")) else " " for ch in text
+    )
+    kept = " ".join(kept.split())
+    cut = kept[:limit] + ("…" if len(kept) > limit else "")
+    return json.dumps(cut, ensure_ascii=False)
+
+
+def question(attempt: WriteAttempt, advertised_name: str | None) -> str:
+    device = attempt.address
+    if advertised_name:
+        name = clean(advertised_name, NAME_LIMIT)
+        device += f", advertised name {name} (as advertised by the device)"
+    if attempt.kind == "pair":
+        return f"Allow pairing (bonding) with {device}? Both sides store keys for later links."
+    data = attempt.data
+    shown = data[:SHOWN_BYTES].hex(" ") or "(empty)"
+    if len(data) > SHOWN_BYTES:
+        shown += " …"
+    text = printable_text(data)
+    value = f"{len(data)} bytes, hex {shown}" + (f", text {clean(text, 64)}" if text else "")
+    pieces = f" as {attempt.chunks} writes" if attempt.chunks > 1 else ""
+    return f"Allow writing {value} to {attempt.target()} on {device}{pieces}?"
+
+
+async def _preview(ctx: Context, make: Any) -> Preview:
+    app = cast(BleApp, ctx.request_context.lifespan_context)
+    guard = app.guard
+    if guard.policy != "confirm":
+        return Preview(None, False)
+    try:
+        attempt = await make(app)
+    except BleError:
+        return Preview(None, False)  # the tool body reports it, before any I/O
+    return Preview(attempt, not guard.listed(attempt))
+
+
+async def preview_write(
+    ctx: Context,
+    address: str,
+    characteristic: str | int,
+    value: str,
+    encoding: str = "hex",
+    response: str = "auto",
+) -> Preview:
+    return await _preview(
+        ctx,
+        lambda app: app.preview_write(
+            address, characteristic, parse_value(value, encoding), response
+        ),
     )
 
 
-async def ask_before_writing(
-    ctx: Context, address: str, target: str, value: str, encoding: str
-) -> Any:
-    """What a write's resolver returns: nothing to ask, a refusal marker, or the question."""
-    app = cast(BleApp, ctx.request_context.lifespan_context)
-    if not app.settings.server.confirm_writes:
+async def preview_descriptor_write(
+    ctx: Context,
+    address: str,
+    descriptor: str | int,
+    value: str,
+    encoding: str = "hex",
+    characteristic: str | int | None = None,
+) -> Preview:
+    return await _preview(
+        ctx,
+        lambda app: app.preview_write_descriptor(
+            address, descriptor, parse_value(value, encoding), characteristic
+        ),
+    )
+
+
+async def preview_pair(ctx: Context, address: str) -> Preview:
+    async def make(app: BleApp) -> WriteAttempt:
+        return WriteAttempt("pair", app.connection(address).address)
+
+    return await _preview(ctx, make)
+
+
+def _ask(ctx: Context, preview: Preview) -> Any:
+    """What an ``ask_*`` resolver returns: nothing to ask, a refusal marker, or the question."""
+    if preview.attempt is None or not preview.ask:
         return NOTHING_TO_ASK
-    try:
-        data = parse_value(value, encoding)
-        record = app.tracker.get(parse_address(address))
-    except BleError:
-        return NOTHING_TO_ASK  # the tool refuses the input itself; don't ask about it
     capabilities = ctx.client_capabilities
     if capabilities is None or capabilities.elicitation is None:
         return CLIENT_CANNOT_ASK
-    device = f"{record.name} ({record.address})" if record and record.name else address
-    shown = data.hex(" ") if len(data) <= 32 else f"{data[:32].hex(' ')} ... ({len(data)} B)"
-    text = printable_text(data)
-    return Elicit(
-        f"Allow writing {shown}{f' ({text!r})' if text else ''} to {target} on {device}?",
-        WriteApproval,
-    )
+    app = cast(BleApp, ctx.request_context.lifespan_context)
+    record = app.tracker.get(parse_address(preview.attempt.address))
+    return Elicit(question(preview.attempt, record.name if record else None), WriteApproval)
 
 
-async def approve_write(  # resolvers run before the tool body, so nothing is sent unasked
-    ctx: Context, address: str, characteristic: str | int, value: str, encoding: str = "hex"
+async def ask_write(ctx: Context, preview: Annotated[Preview, Resolve(preview_write)]) -> Any:
+    return _ask(ctx, preview)
+
+
+async def ask_descriptor_write(
+    ctx: Context, preview: Annotated[Preview, Resolve(preview_descriptor_write)]
 ) -> Any:
-    return await ask_before_writing(
-        ctx, address, f"characteristic {characteristic}", value, encoding
-    )
+    return _ask(ctx, preview)
 
 
-async def approve_descriptor_write(
-    ctx: Context, address: str, descriptor: str | int, value: str, encoding: str = "hex"
-) -> Any:
-    return await ask_before_writing(ctx, address, f"descriptor {descriptor}", value, encoding)
+async def ask_pair(ctx: Context, preview: Annotated[Preview, Resolve(preview_pair)]) -> Any:
+    return _ask(ctx, preview)
+
+
+@contextlib.contextmanager
+def approving(preview: Preview, outcome: ElicitationResult[WriteApproval]) -> Iterator[None]:
+    """Install the approver the core's write policy consults for this tool call."""
+    answer = getattr(outcome, "data", None)
+    used = False
+
+    async def approver(attempt: WriteAttempt, guard: WriteGuard) -> Decision:
+        nonlocal used
+        if preview.attempt != attempt or used:
+            return Decision(
+                False,
+                "not_asked",
+                NotPermitted(
+                    f"Writing {attempt.target()} on {attempt.address} needs a person's approval "
+                    "(server.write_policy = 'confirm'), and the person was not asked about this "
+                    "write (it differs from what they were shown, or a plugin made it); "
+                    "nothing was sent",
+                    "call the write tool again to be asked about exactly this write",
+                ),
+            )
+        used = True
+        if answer is CLIENT_CANNOT_ASK:
+            return Decision(
+                False,
+                "cannot_ask",
+                NotPermitted(
+                    "This server asks a person to approve each write "
+                    "(server.write_policy = 'confirm'), but this MCP client cannot ask (it "
+                    "declared no elicitation support); nothing was sent",
+                    "use a client that supports elicitation, or ask the operator to list the "
+                    "pair in server.allowlist or to set server.write_policy = 'open'",
+                ),
+            )
+        if isinstance(answer, WriteApproval) and answer.approve:
+            return Decision(True, "approved")
+        return Decision(
+            False,
+            "declined",
+            NotPermitted(
+                "The write was not approved; nothing was sent to the device",
+                "ask the person what to do instead",
+            ),
+        )
+
+    token = current_approver.set(approver)
+    try:
+        yield
+    finally:
+        current_approver.reset(token)

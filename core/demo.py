@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import mcp.types as types
 from mcp.client import Client
 from mcp.client.stdio import StdioServerParameters
 
@@ -44,6 +45,14 @@ def _say(text: str) -> None:
     print(f"  {text}")
 
 
+async def approve_on_screen(context: Any, params: Any) -> types.ElicitResult:
+    """The person's side of server.write_policy = "confirm": show the server's question and
+    approve it (a real client would wait for a click here)."""
+    print(f"  [server asks the person] {params.message}")
+    print("  [person] approve: yes")
+    return types.ElicitResult(action="accept", content={"approve": True})
+
+
 async def run_demo(
     config: Path | None = None, backend: str | None = None, plugins: str | None = None
 ) -> int:
@@ -52,9 +61,12 @@ async def run_demo(
         args += ["--config", str(config)]
     if plugins is not None:
         args += ["--plugins", plugins]
-    params = StdioServerParameters(command=sys.executable, args=args, env=dict(os.environ))
+    # Writes need a person's approval (the shipped default, set here whatever the settings
+    # file says): the demo client answers the question on screen.
+    env = {**os.environ, "MCP_BLE_SERVER__WRITE_POLICY": "confirm"}
+    params = StdioServerParameters(command=sys.executable, args=args, env=env)
     print("mcp-ble demo: the MCP SDK client drives `mcp-ble serve` over stdio")
-    async with Client(params) as client:
+    async with Client(params, elicitation_callback=approve_on_screen) as client:
         t = Transcript(client)
         tools = await client.list_tools()
         print(f"server offers {len(tools.tools)} tools: {', '.join(x.name for x in tools.tools)}")

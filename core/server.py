@@ -25,7 +25,17 @@ from pydantic import BaseModel, Field
 
 from . import __version__, resources
 from .app import BleApp, Subscription
-from .approval import WriteApproval, approve_descriptor_write, approve_write, check_approval
+from .approval import (
+    Preview,
+    WriteApproval,
+    approving,
+    ask_descriptor_write,
+    ask_pair,
+    ask_write,
+    preview_descriptor_write,
+    preview_pair,
+    preview_write,
+)
 from .compat import BleMCPServer
 from .errors import BleError, InvalidInput
 from .gatt import label
@@ -463,12 +473,18 @@ def build_server(app: BleApp, manage_app: bool = True) -> MCPServer:
         was = await app.disconnect(address)
         return DisconnectResult(address=parse_address(address), was_connected=was)
 
-    @tool(LINK)
+    @tool(WRITE)
     @tool_errors
-    async def ble_pair(address: AddressArg) -> PairResult:
+    async def ble_pair(
+        address: AddressArg,
+        preview: Annotated[Preview, Resolve(preview_pair)],
+        approval: Annotated[ElicitationResult[WriteApproval], Resolve(ask_pair)],
+    ) -> PairResult:
         """Pair (bond) with a connected device, for characteristics that need an encrypted or
-        authenticated link (the error 'Insufficient Authentication' says when)."""
-        conn = await app.pair(address)
+        authenticated link (the error 'Insufficient Authentication' says when). Pairing counts
+        as a write: under server.write_policy 'confirm' the person is asked first."""
+        with approving(preview, approval):
+            conn = await app.pair(address)
         return PairResult(address=conn.address, paired=True)
 
     @tool(READ_ONLY)
@@ -575,18 +591,19 @@ def build_server(app: BleApp, manage_app: bool = True) -> MCPServer:
         address: AddressArg,
         characteristic: CharacteristicArg,
         value: Annotated[str, Field(description="the bytes to write, in the given encoding")],
-        approval: Annotated[ElicitationResult[WriteApproval], Resolve(approve_write)],
+        preview: Annotated[Preview, Resolve(preview_write)],
+        approval: Annotated[ElicitationResult[WriteApproval], Resolve(ask_write)],
         encoding: Literal["hex", "utf8", "base64"] = "hex",
         response: Annotated[
             bool | Literal["auto"],
             Field(description="auto: with response when the characteristic allows it"),
         ] = "auto",
     ) -> WriteResult:
-        """Write a characteristic value (up to 512 bytes with response; MTU-3 without). With
-        server.confirm_writes the person is asked first (MCP elicitation)."""
+        """Write a characteristic value (up to 512 bytes with response; MTU-3 without). Under
+        server.write_policy 'confirm' the person is asked first (MCP elicitation)."""
         data = parse_value(value, encoding)
-        check_approval(approval)
-        outcome = await app.write(address, characteristic, data, response)
+        with approving(preview, approval):
+            outcome = await app.write(address, characteristic, data, response)
         return WriteResult(
             address=outcome.address,
             characteristic=char_ref(outcome.characteristic),
@@ -630,16 +647,18 @@ def build_server(app: BleApp, manage_app: bool = True) -> MCPServer:
             str | int, Field(description="descriptor UUID like '2902', or handle like '#15'")
         ],
         value: str,
-        approval: Annotated[ElicitationResult[WriteApproval], Resolve(approve_descriptor_write)],
+        preview: Annotated[Preview, Resolve(preview_descriptor_write)],
+        approval: Annotated[ElicitationResult[WriteApproval], Resolve(ask_descriptor_write)],
         encoding: Literal["hex", "utf8", "base64"] = "hex",
         characteristic: Annotated[
             str | int | None, Field(description="the characteristic it belongs to, if ambiguous")
         ] = None,
     ) -> DescriptorWriteResult:
-        """Write a descriptor value (with server.confirm_writes, after the person approves)."""
+        """Write a descriptor value (a CCCD too: that counts as a write); under
+        server.write_policy 'confirm', after the person approves."""
         data = parse_value(value, encoding)
-        check_approval(approval)
-        done = await app.write_descriptor(address, descriptor, data, characteristic)
+        with approving(preview, approval):
+            done = await app.write_descriptor(address, descriptor, data, characteristic)
         desc, char = done.descriptor, done.characteristic
         return DescriptorWriteResult(
             address=done.address,

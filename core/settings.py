@@ -14,9 +14,17 @@ import tomllib
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    create_model,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -38,6 +46,46 @@ NON_SETTING_ENV = frozenset({"MCP_BLE_HARDWARE"})
 def default_config_path() -> Path:
     """The settings file shipped with the package (``config/default.toml`` in the repository)."""
     return Path(str(resources.files("mcp_ble.config") / "default.toml"))
+
+
+class AllowEntry(BaseModel):
+    """One ``[[server.allowlist]]`` pair: writes to ``characteristic`` on ``device`` pass."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    device: str = Field(
+        description="an address ('C4:7C:8D:6A:12:01') or a pattern for the advertised name "
+        "('Lamp-*'); names are chosen by the device, so prefer addresses"
+    )
+    characteristic: str = Field(
+        description="a UUID ('2a06', full), a value handle ('#14'), or 'pair' for pairing; "
+        "a characteristic's descriptors are covered by its entry"
+    )
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, value: str) -> str:
+        from .values import parse_address
+
+        if not value.strip():
+            raise ValueError("device is empty: give an address or a name pattern")
+        try:
+            return parse_address(value)
+        except InvalidInput:
+            return value  # a name pattern
+
+    @field_validator("characteristic")
+    @classmethod
+    def _characteristic(cls, value: str) -> str:
+        from .values import parse_handle, parse_uuid
+
+        if value.strip().lower() == "pair":
+            return "pair"
+        try:
+            handle = parse_handle(value)
+            return f"#{handle}" if handle is not None else parse_uuid(value)
+        except InvalidInput as exc:
+            raise ValueError(f"{exc.what}; or 'pair' for pairing") from None
 
 
 class ServerSettings(BaseModel):
@@ -62,26 +110,37 @@ class ServerSettings(BaseModel):
     max_tracked_devices: int = Field(
         10_000, ge=1, description="devices remembered between scans; the least recent is forgotten"
     )
-    allow_writes: bool = Field(True, description="false makes every write tool refuse")
-    confirm_writes: bool = Field(
-        False,
-        description="ask the person to approve each write through the MCP client (elicitation)",
+    write_policy: Literal["read_only", "confirm", "allowlist", "open"] = Field(
+        "confirm",
+        description="read_only: nothing is written; confirm: the person approves each write "
+        "(MCP elicitation); allowlist: only server.allowlist pairs; open: any write",
     )
-    write_allowlist: list[str] = Field(
+    allowlist: list[AllowEntry] = Field(
         default_factory=list,
-        description="when not empty, only these characteristic UUIDs (and their descriptors) "
-        "may be written",
+        description="(device, characteristic) pairs that may be written without asking: "
+        "device is an address or a name pattern, characteristic a UUID, '#handle' or 'pair'",
     )
+    audit_log: str = Field(
+        "stderr", description="where every write attempt is logged: 'stderr' or a file path"
+    )
+    audit_values: bool = Field(False, description="also log the bytes of each write (hex)")
+    audit_max_bytes: int = Field(
+        10_000_000, ge=10_000, description="rotate the audit file at this size"
+    )
+    audit_backups: int = Field(3, ge=0, le=100, description="rotated audit files kept")
 
-    @field_validator("write_allowlist")
+    @model_validator(mode="before")
     @classmethod
-    def _uuids(cls, value: list[str]) -> list[str]:
-        from .values import parse_uuid
-
-        try:
-            return [parse_uuid(u) for u in value]
-        except InvalidInput as exc:
-            raise ValueError(str(exc)) from None
+    def _replaced_keys(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            old = [k for k in ("allow_writes", "confirm_writes", "write_allowlist") if k in data]
+            if old:
+                raise ValueError(
+                    f"{', '.join('server.' + k for k in old)} no longer exist: use "
+                    'server.write_policy = "read_only", "confirm", "allowlist" or "open" '
+                    "(and server.allowlist for the pairs that may be written)"
+                )
+        return data
 
 
 def _split_list(value: Any) -> Any:

@@ -41,7 +41,13 @@ def make_app(
     environ: dict[str, str] | None = None,
     cli: dict[str, Any] | None = None,
 ) -> BleApp:
-    """An app on the simulated backend (fast time scale), from a settings file built here."""
+    """An app on the simulated backend (fast time scale), from a settings file built here.
+    Writes are open unless ``toml`` sets server.write_policy (tests of other things write)."""
+    if "write_policy" not in toml:
+        if "[server]" in toml:
+            toml = toml.replace("[server]", '[server]\nwrite_policy = "open"', 1)
+        else:
+            toml += '\n[server]\nwrite_policy = "open"\n'
     text = (
         f'backend = "simulated"\n{toml}\n'
         f'[backends.simulated]\nworld = "{world}"\ntime_scale = {time_scale}\n'

@@ -356,17 +356,6 @@ async def test_connect_timeout(tmp_path):
         assert (await ok(c, "ble_connections"))["connections"] == []
 
 
-async def test_writes_can_be_disabled(tmp_path):
-    app = make_app(tmp_path, "[server]\nallow_writes = false\n")
-    async with Client(build_server(app)) as c:
-        await ok(c, "ble_scan", duration_s=2.0)
-        await ok(c, "ble_connect", address=LAMP)
-        text = await error(c, "ble_write", address=LAMP, characteristic="fff1", value="01")
-        assert "allow_writes" in text
-        text = await error(c, "ble_write_descriptor", address=LAMP, descriptor="2901", value="01")
-        assert "allow_writes" in text
-
-
 async def test_metrics_resource_is_valid_prometheus_text(client):
     from prometheus_client.parser import text_string_to_metric_families
 
@@ -402,35 +391,6 @@ async def test_metrics_resource_is_valid_prometheus_text(client):
     assert latency == ["0.001", "0.005", "0.01", "0.05", "0.1", "+Inf"]
     success = families["ble_connection_success"].samples[0].value
     assert success == 1
-
-
-async def test_write_allowlist_covers_characteristics_and_descriptors(tmp_path):
-    app = make_app(tmp_path, '[server]\nwrite_allowlist = ["FFF1"]\n')
-    async with Client(build_server(app)) as c:
-        await ok(c, "ble_scan", duration_s=2.0)
-        await ok(c, "ble_connect", address=LAMP)
-        await ok(c, "ble_write", address=LAMP, characteristic="fff1", value="01")
-        text = await error(
-            c, "ble_write", address=LAMP, characteristic="fff2", value="10", response="false"
-        )
-        assert "fff2 is not allowed" in text and "fff1" in text
-        await ok(c, "ble_connect", address=THERMO)
-        text = await error(
-            c,
-            "ble_write_descriptor",
-            address=THERMO,
-            descriptor="2902",
-            characteristic="2a6e",
-            value="0100",
-        )
-        assert "2a6e (Temperature) is not allowed" in text
-
-
-def test_write_allowlist_rejects_bad_uuids(tmp_path):
-    from mcp_ble.core.errors import ConfigError
-
-    with pytest.raises(ConfigError, match=r"write_allowlist = \['lamp'\]: 'lamp' is not a UUID"):
-        make_app(tmp_path, '[server]\nwrite_allowlist = ["lamp"]\n')
 
 
 GUARDED_WORLD = """
@@ -480,61 +440,6 @@ async def test_services_with_values_in_one_call(tmp_path):
             for s in plain["services"]
             for ch in s["characteristics"]
         )
-
-
-@pytest.mark.parametrize("mode", ["auto", "legacy"])
-async def test_confirm_writes_asks_the_person_first(tmp_path, mode):
-    import mcp.types as types
-
-    asked: list[str] = []
-    answers: list[str] = []
-
-    async def person(context, params):
-        asked.append(params.message)
-        action = answers.pop(0)
-        content = {"approve": action == "accept"} if action in ("accept", "refuse") else None
-        return types.ElicitResult(action="accept" if content else action, content=content)
-
-    app = make_app(tmp_path, "[server]\nconfirm_writes = true\n")
-    async with Client(build_server(app), mode=mode, elicitation_callback=person) as c:
-        await ok(c, "ble_scan", duration_s=2.0)
-        await ok(c, "ble_connect", address=LAMP)
-        answers[:] = ["accept"]
-        await ok(c, "ble_write", address=LAMP, characteristic="fff1", value="01")
-        assert asked[-1] == (f"Allow writing 01 to characteristic fff1 on Desk Lamp ({LAMP})?")
-        for answer in ("decline", "cancel", "refuse"):
-            answers[:] = [answer]
-            text = await error(c, "ble_write", address=LAMP, characteristic="fff1", value="00")
-            assert "not approved; nothing was sent" in text
-        assert (await ok(c, "ble_read", address=LAMP, characteristic="fff1"))["hex"] == "01"
-        answers[:] = ["accept"]
-        await ok(
-            c,
-            "ble_write",
-            address=LAMP,
-            characteristic="fff2",
-            value="hi",
-            encoding="utf8",
-            response="false",
-        )
-        assert asked[-1].endswith(
-            "68 69 ('hi') to characteristic fff2 on Desk Lamp (" + LAMP + ")?"
-        )
-        answers[:] = ["decline"]
-        text = await error(c, "ble_write_descriptor", address=LAMP, descriptor="2901", value="00")
-        assert "not approved" in text and "descriptor 2901" in asked[-1]
-        bad = await error(c, "ble_write", address=LAMP, characteristic="fff1", value="zz")
-        assert "hex digit" in bad and len(asked) == 6  # invalid input is refused, not asked
-
-
-async def test_confirm_writes_without_elicitation_support_is_refused(tmp_path):
-    app = make_app(tmp_path, "[server]\nconfirm_writes = true\n")
-    async with Client(build_server(app)) as c:
-        await ok(c, "ble_scan", duration_s=2.0)
-        await ok(c, "ble_connect", address=LAMP)
-        text = await error(c, "ble_write", address=LAMP, characteristic="fff1", value="01")
-        assert "server.confirm_writes" in text and "cannot ask" in text and "nothing was" in text
-        assert (await ok(c, "ble_read", address=LAMP, characteristic="fff1"))["hex"] == "00"
 
 
 async def test_scan_reports_progress_on_the_backend_clock(tmp_path):

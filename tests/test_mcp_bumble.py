@@ -46,7 +46,10 @@ async def served(tmp_path) -> AsyncIterator[tuple[Client, BleApp]]:
     TestBedBackend.link = LocalLink()
     world = await VirtualWorld(load_world(str(CONTRACT_WORLD)), TestBedBackend.link).start()
     try:
-        config = write_config(tmp_path, 'backend = "bumble-testbed"\nplugins = ["metrics"]\n')
+        config = write_config(
+            tmp_path,
+            'backend = "bumble-testbed"\nplugins = ["metrics"]\n[server]\nwrite_policy = "open"\n',
+        )
         loaded, catalog = load(config, extra_plugins={"testbed": TestBedBackend})
         app = BleApp.create(loaded, catalog)
         async with Client(build_server(app)) as client:

@@ -62,7 +62,9 @@ def flaky_app(tmp_path, **retry) -> tuple[BleApp, type[FlakyPlugin]]:
     values = {"initial_delay_s": 0.01, "backoff_delay_s": 0.02, **retry}
     lines = "".join(f"{key} = {value}\n" for key, value in values.items())
     config = write_config(
-        tmp_path, f'backend = "flaky"\nplugins = ["metrics", "retry"]\n[retry]\n{lines}'
+        tmp_path,
+        f'backend = "flaky"\nplugins = ["metrics", "retry"]\n[server]\nwrite_policy = "open"\n'
+        f"[retry]\n{lines}",
     )
     loaded, catalog = load(config, extra_plugins={"flaky": FlakyPlugin})
     return BleApp.create(loaded, catalog), FlakyPlugin
