@@ -53,7 +53,10 @@ async def test_64k_chunked_write_at_mtu_517(tmp_path, world_517, name, mode):
         backend = but.backend
         backend.start = backend.stop = _noop  # the fixture starts and stops it
         Borrowed.backend = backend
-        toml = 'backend = "borrowed"\nplugins = ["chunking"]\n[server]\nnotification_buffer = 512\n'
+        toml = (
+            'backend = "borrowed"\nplugins = ["chunking"]\n'
+            '[server]\nnotification_buffer = 512\nwrite_policy = "open"\n'
+        )
         if mode == "mtu-with-response":
             toml += '[chunking]\nwith_response = "mtu"\n'
         loaded, catalog = load(write_config(tmp_path, toml), extra_plugins={"b": Borrowed})
