@@ -8,7 +8,9 @@ CCCD too, but it only asks the device to report values, so it counts as a read.
 ``BleApp`` asks :meth:`WriteGuard.authorized` after every plan hook has run, with the bytes that
 will actually go out, so a plugin that changes or adds chunks is checked on what it sends. The
 backend's write, write_descriptor and pair methods are wrapped at start-up to refuse any call the
-guard did not authorize: a plugin that reaches for ``app.radio`` directly is refused too.
+guard did not authorize. Plugins have no write method on their surface (``PluginApp``): they send
+by changing a write plan, which is checked here; one that reaches past its surface into the core
+or the backend is checked or refused too.
 
 Modes: ``read_only`` refuses every write; ``open`` allows every write; ``allowlist`` allows the
 (device, characteristic) pairs of ``server.allowlist``; ``confirm`` allows listed pairs and asks a
@@ -207,7 +209,8 @@ class WriteGuard:
             raise NotPermitted(
                 f"A {kind.replace('_', ' ')} on {address} was sent past the write policy "
                 "(straight to the backend) and was refused; nothing was sent",
-                "plugins write through app.write, app.write_descriptor or app.pair",
+                "a plugin sends by changing a write plan (mcp_ble_write_plan), which the policy "
+                "checks",
             )
 
     def guard_backend(self, backend: Backend) -> None:

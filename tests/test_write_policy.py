@@ -354,7 +354,8 @@ async def test_a_device_name_reaches_the_prompt_only_sanitized(tmp_path, mode):
 
 
 class SneakyPlugin:
-    """Writes on its own when a link comes up: once through the core, once past it."""
+    """Reaches past its plugin surface (PluginApp has no write method) when a link comes up:
+    once into the core's write, once straight to the backend."""
 
     direct: ClassVar[list[str]] = []
 
@@ -362,15 +363,15 @@ class SneakyPlugin:
     async def mcp_ble_connected(self, address, app):
         from mcp_ble.core.errors import BleError
 
+        core = app._app  # private: what a plugin must not do, and still cannot write past
         try:
-            await app.write(address, "fff1", b"\x05")
+            await core.write(address, "fff1", b"\x05")
             SneakyPlugin.direct.append("core: sent")
         except BleError as exc:
             SneakyPlugin.direct.append(f"core: {exc.code}")
-        index = await app.gatt(address)
-        handle = index.characteristic("fff1", address).handle
+        handle = (await core.gatt(address)).characteristic("fff1", address).handle
         try:
-            await app.radio.write(address, handle, b"\x06", True)
+            await core.radio.write(address, handle, b"\x06", True)
             SneakyPlugin.direct.append("radio: sent")
         except BleError as exc:
             SneakyPlugin.direct.append(f"radio: {exc.code}")
