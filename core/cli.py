@@ -219,13 +219,26 @@ def _check_listen(host: str, port: int) -> None:
 async def _serve(app: Any, args: argparse.Namespace) -> int:
     from .server import build_server
 
+    security = None
+    if args.transport == "http":
+        from .http import http_security
+
+        # Refused before anything starts: off loopback without a token is exit code 2.
+        security = http_security(app.settings.server, args.host, args.port)
     # Start the backend before speaking MCP, so a missing adapter fails fast with exit code 2.
     async with app:
-        server = build_server(app, manage_app=False)
-        if args.transport == "http":
-            await server.run_streamable_http_async(host=args.host, port=args.port)
+        if security is not None:
+            server = build_server(
+                app, manage_app=False, token_verifier=security.token_verifier, auth=security.auth
+            )
+            await server.run_streamable_http_async(
+                host=args.host,
+                port=args.port,
+                transport_security=security.transport,
+                session_idle_timeout=app.settings.server.http_session_idle_s,
+            )
         else:
-            await server.run_stdio_async()
+            await build_server(app, manage_app=False).run_stdio_async()
     return 0
 
 

@@ -16,6 +16,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, ParamSpec, TypeVar
 
+from mcp.server.auth.provider import TokenVerifier
+from mcp.server.auth.settings import AuthSettings
 from mcp.server.mcpserver import Context, ElicitationResult, MCPServer, Resolve
 from mcp.server.mcpserver.tools import Tool
 from mcp.server.subscriptions import InMemorySubscriptionBus
@@ -348,9 +350,15 @@ CharacteristicArg = Annotated[
 AddressArg = Annotated[str, Field(description="device address as ble_scan lists it")]
 
 
-def build_server(app: BleApp, manage_app: bool = True) -> MCPServer:
+def build_server(
+    app: BleApp,
+    manage_app: bool = True,
+    token_verifier: TokenVerifier | None = None,
+    auth: AuthSettings | None = None,
+) -> MCPServer:
     """The MCP server for ``app``. With ``manage_app`` the server's lifespan starts and closes
-    the app; pass False when the caller manages it (several sessions on one app)."""
+    the app; pass False when the caller manages it (several sessions on one app).
+    ``token_verifier`` and ``auth`` protect the HTTP transport (core/http.py)."""
 
     @contextlib.asynccontextmanager
     async def lifespan(server: MCPServer) -> AsyncIterator[BleApp]:
@@ -764,6 +772,8 @@ def build_server(app: BleApp, manage_app: bool = True) -> MCPServer:
         lifespan=lifespan,
         subscriptions=bus,
         tools=tools,
+        token_verifier=token_verifier,
+        auth=auth,
     )
     resources.install(mcp, app, bus)
 

@@ -20,6 +20,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    SecretStr,
     ValidationError,
     create_model,
     field_validator,
@@ -128,6 +129,30 @@ class ServerSettings(BaseModel):
         10_000_000, ge=10_000, description="rotate the audit file at this size"
     )
     audit_backups: int = Field(3, ge=0, le=100, description="rotated audit files kept")
+
+    http_token: SecretStr | None = Field(
+        None,
+        description="bearer token every HTTP request must carry; required off loopback "
+        "(environment MCP_BLE_SERVER__HTTP_TOKEN, or http_token_file)",
+    )
+    http_token_file: Path | None = Field(
+        None, description="file holding the bearer token (first line)"
+    )
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="Host header values the HTTP server answers besides loopback and its bind "
+        "address, e.g. 'ble.example.org' or 'ble.example.org:*'",
+    )
+    allowed_origins: list[str] = Field(
+        default_factory=list,
+        description="Origin header values allowed besides loopback, e.g. 'https://ble.example.org'",
+    )
+    http_session_idle_s: float = Field(
+        1800.0,
+        gt=0,
+        description="an HTTP session with no request for this long ends, and what only it "
+        "held (subscriptions, buffers) is released",
+    )
 
     @model_validator(mode="before")
     @classmethod
