@@ -62,6 +62,7 @@ class Subscription:
         "active",
         "address",
         "characteristic",
+        "clock",
         "dropped",
         "ended",
         "ended_at",
@@ -74,7 +75,15 @@ class Subscription:
         "uuid",
     )
 
-    def __init__(self, address: str, char: GattCharacteristic, capacity: int) -> None:
+    def __init__(
+        self,
+        address: str,
+        char: GattCharacteristic,
+        capacity: int,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        #: The app's clock (the backend's): ages of buffers count in the radio's time.
+        self.clock = clock
         self.address = address
         #: The characteristic as discovered when subscribing: results need no lookup later.
         self.characteristic = char
@@ -88,8 +97,8 @@ class Subscription:
         self.ended_at: float | None = None
         self.notes: list[str] = []
         self.event = asyncio.Event()
-        #: ``time.monotonic()`` of the last drain (or of subscribing): abandoned buffers show.
-        self.last_drained = time.monotonic()
+        #: When it was last drained (or subscribed), on ``clock``: abandoned buffers show.
+        self.last_drained = clock()
 
     def push(self, data: bytes) -> None:
         items = self.items
@@ -102,11 +111,11 @@ class Subscription:
     def end(self, why: str) -> None:
         self.active = False
         self.ended = why
-        self.ended_at = time.monotonic()
+        self.ended_at = self.clock()
         self.event.set()
 
     def drain(self, max_items: int) -> list[tuple[float, bytes]]:
-        self.last_drained = time.monotonic()
+        self.last_drained = self.clock()
         out: list[tuple[float, bytes]] = []
         items = self.items
         while items and len(out) < max_items:
@@ -213,7 +222,7 @@ class BleApp:
         #: What plugins see as ``app`` (core/plugin_api.py).
         self.api = PluginApp(self)
         self.hook = self.pm.hook
-        self.tracker = AdvertisementTracker(settings.server.max_tracked_devices)
+        self.tracker = AdvertisementTracker(settings.server.max_tracked_devices, clock=self.now)
         #: The write policy and audit log; every write, descriptor write and pairing passes it.
         self.guard = WriteGuard(settings.server, self.tracker)
         self.connections: dict[str, Connection] = {}
@@ -284,6 +293,11 @@ class BleApp:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
+
+    def now(self) -> float:
+        """Seconds on the backend's clock (simulated time on the simulated backend): device,
+        link and subscription ages count in it, as scan durations and retry waits do."""
+        return self.backend.now() if self.backend is not None else time.monotonic()
 
     @property
     def radio(self) -> Backend:
@@ -493,7 +507,13 @@ class BleApp:
                     app=self,
                 )
                 raise
-            conn = Connection(address, self.radio.mtu(address), attempts=attempts, notes=plan.notes)
+            conn = Connection(
+                address,
+                self.radio.mtu(address),
+                last_used=self.now(),
+                attempts=attempts,
+                notes=plan.notes,
+            )
             self.connections[address] = conn
             await self._event(
                 "mcp_ble_connected",
@@ -558,7 +578,7 @@ class BleApp:
                 f"{address} is not connected",
                 "call ble_connect first" if known else "run ble_scan, then ble_connect",
             )
-        conn.last_used = time.monotonic()
+        conn.last_used = self.now()
         return conn
 
     @_holds_link
@@ -805,7 +825,7 @@ class BleApp:
         self, conn: Connection, char: GattCharacteristic, plan: SubscribePlan
     ) -> Subscription:
         await self._event("mcp_ble_subscribe_plan", plan=plan, app=self)
-        sub = Subscription(conn.address, char, plan.buffer_size)
+        sub = Subscription(conn.address, char, plan.buffer_size, self.now)
         sub.notes = plan.notes
         if self.hook.mcp_ble_notification.get_hookimpls():
             hook = self.hook.mcp_ble_notification

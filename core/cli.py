@@ -255,10 +255,7 @@ async def _scan(app: Any, args: argparse.Namespace) -> int:
     async with app:
         outcome = await app.scan(args.duration, scan_filter)
         simulated = app.radio.info().simulated
-    import time
-
-    now = time.monotonic()
-    rows = [device_out(r, now) for r in outcome.devices]
+        rows = [device_out(r, app.now()) for r in outcome.devices]
     if args.json:
         print(
             json.dumps(

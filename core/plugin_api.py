@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -124,7 +123,7 @@ class PluginApp:
 
     def links(self) -> list[LinkView]:
         """Every link that is up."""
-        app, now = self._app, time.monotonic()
+        app, now = self._app, self._app.now()
         return [
             LinkView(
                 address=c.address,
@@ -139,7 +138,7 @@ class PluginApp:
     def subscriptions(self, address: str | None = None) -> list[SubscriptionView]:
         """Every subscription (or those of one device), active or ended with a buffer left."""
         subs = self._app.subscriptions_of(address)
-        now = time.monotonic()
+        now = self._app.now()
         return [_subscription_view(s, now) for s in subs]
 
     def subscribes_under_way(self) -> list[tuple[str, int]]:
@@ -172,7 +171,7 @@ class PluginApp:
     def drop_ended_subscriptions(self, older_than_s: float) -> int:
         """Drop subscriptions that ended over ``older_than_s`` ago, with whatever they still
         buffered; returns how many."""
-        now = time.monotonic()
+        now = self._app.now()
         stale = [
             s
             for s in self._app.subscriptions_of(None)

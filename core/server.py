@@ -434,7 +434,7 @@ def build_server(
                         f"scanning: {elapsed:.1f} s, {len(app.tracker)} devices known",
                     )
         outcome = task.result()
-        now = time.monotonic()
+        now = app.now()
         return ScanResult(
             devices=[device_out(r, now) for r in outcome.devices],
             matched=outcome.matched,
@@ -450,7 +450,7 @@ def build_server(
         limit: Annotated[int, Field(ge=1, le=10_000)] = 100,
     ) -> DevicesResult:
         """Devices heard recently (within server.recent_s), strongest first, without scanning."""
-        now = time.monotonic()
+        now = app.now()
         return DevicesResult(
             devices=[device_out(r, now) for r in app.devices(limit)], simulated=simulated()
         )
@@ -500,7 +500,7 @@ def build_server(
     async def ble_connections() -> ConnectionsResult:
         """Links that are up, with MTU, age, idle time and subscriptions."""
         now = time.time()
-        mono = time.monotonic()
+        mono = app.now()
         out = []
         for conn in app.connections.values():
             record = app.tracker.get(conn.address)

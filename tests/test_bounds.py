@@ -111,7 +111,10 @@ async def test_unknown_addresses_leave_no_locks(tmp_path):
 
 
 async def test_resource_subscriptions_only_for_buffers_that_exist(tmp_path):
-    app = make_app(tmp_path, "[server]\nscan_duration_s = 1.0\n")
+    # 500 sessions take minutes of simulated time: nobody drains, yet the buffer must stay
+    app = make_app(
+        tmp_path, "[server]\nscan_duration_s = 1.0\n[listeners]\nabandon_after_s = 1e6\n"
+    )
     server = build_server(app, manage_app=False)
     junk = (
         [f"ble://junk/{i}/{'x' * 2000}" for i in range(10)]

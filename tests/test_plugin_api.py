@@ -168,3 +168,16 @@ async def test_every_does_not_drive_a_virtual_clock(tmp_path):
         assert [round(s - start, 6) for s in stamps] == [5.0, 10.0]
     with pytest.raises(ValueError, match="interval_s must be > 0"):
         app.api.every(0, tick)
+
+
+async def test_ages_count_on_the_backends_clock(tmp_path):
+    """On the virtual clock, ten simulated seconds of scanning age a link by ten seconds."""
+    app = make_app(tmp_path, "plugins = []", time_scale=0)
+    async with app:
+        await app.scan(2.0, ScanFilter())
+        await app.connect(UART)
+        await app.subscribe(UART, NUS_TX)
+        await app.scan(10.0, ScanFilter())
+        [link] = app.api.links()
+        [sub] = app.api.subscriptions()
+    assert 10.0 <= link.idle_s < 10.5 and 10.0 <= sub.undrained_s < 10.5
