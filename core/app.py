@@ -48,7 +48,7 @@ from .policy import CCCD, WriteAttempt, WriteGuard
 from .scanning import ScanBroker
 from .settings import CoreSettings, LoadedSettings
 from .tracker import AdvertisementTracker, DeviceRecord
-from .values import MAX_ATTRIBUTE_LEN, parse_address
+from .values import MAX_ATTRIBUTE_LEN, parse_address, shown_number
 
 log = logging.getLogger("mcp_ble")
 T = TypeVar("T")
@@ -428,7 +428,7 @@ class BleApp:
         have been heard (a caller looking for one named device waits for that device only)."""
         if duration_s is not None and not 0 < duration_s <= 300:
             raise InvalidInput(
-                f"duration_s={duration_s} is out of range",
+                f"duration_s={shown_number(duration_s)} is out of range",
                 "scan for more than 0 and at most 300 seconds",
             )
         requested = duration_s
@@ -467,7 +467,8 @@ class BleApp:
         timeout = timeout_s if timeout_s is not None else self.settings.server.connect_timeout_s
         if not 0 < timeout <= 120:
             raise InvalidInput(
-                f"timeout_s={timeout_s} is out of range", "use between 0.1 and 120 seconds"
+                f"timeout_s={shown_number(timeout)} is out of range",
+                "use between 0.1 and 120 seconds",
             )
         async with self._connect_locks.hold(address):
             existing = self.connections.get(address)
@@ -864,9 +865,13 @@ class BleApp:
     ) -> tuple[Subscription, list[tuple[float, bytes]]]:
         """Drain up to ``max_items``; if none are buffered, wait up to ``wait_s`` for one."""
         if not 1 <= max_items <= 10_000:
-            raise InvalidInput(f"max_items={max_items} is out of range", "use 1..10000")
+            raise InvalidInput(
+                f"max_items={shown_number(max_items)} is out of range", "use 1..10000"
+            )
         if not 0 <= wait_s <= 60:
-            raise InvalidInput(f"wait_s={wait_s} is out of range", "use 0..60 seconds")
+            raise InvalidInput(
+                f"wait_s={shown_number(wait_s)} is out of range", "use 0..60 seconds"
+            )
         address = parse_address(address)
         sub = self._find_subscription(address, ref)
         if sub is None:
@@ -882,8 +887,9 @@ class BleApp:
                 async with asyncio.timeout(wait_s):
                     await sub.event.wait()
         items = sub.drain(max_items)
-        if not sub.active and not sub.items:
-            self.subscriptions.pop((sub.address, sub.handle), None)
+        key = (sub.address, sub.handle)
+        if not sub.active and not sub.items and self.subscriptions.get(key) is sub:
+            del self.subscriptions[key]  # not a newer subscription made while we waited
         return sub, items
 
     def _find_subscription(self, address: str, ref: str | int) -> Subscription | None:

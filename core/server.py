@@ -45,7 +45,13 @@ from .models import GattCharacteristic, ScanFilter
 from .sig import company_name, decode, printable_text, short_uuid, uuid_name
 from .tool_errors import tool_errors
 from .tracker import DeviceRecord
-from .values import parse_address, parse_name_filter, parse_uuid, parse_value
+from .values import (
+    parse_address,
+    parse_name_filter,
+    parse_uuid,
+    parse_value,
+    shown_number,
+)
 
 log = logging.getLogger("mcp_ble.server")
 P = ParamSpec("P")
@@ -415,7 +421,7 @@ def build_server(
         )
         if manufacturer_id is not None and not 0 <= manufacturer_id <= 0xFFFF:
             raise InvalidInput(
-                f"manufacturer_id={manufacturer_id} is out of range",
+                f"manufacturer_id={shown_number(manufacturer_id)} is out of range",
                 "company ids are 0..65535 (e.g. 76 for Apple, 89 for Nordic)",
             )
         task = asyncio.create_task(app.scan(duration_s, scan_filter, limit))

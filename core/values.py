@@ -39,6 +39,13 @@ def shown(text: str, limit: int = 40) -> str:
     return f"{cut}... ({len(text)} characters)" if len(text) > limit else cut
 
 
+def shown_number(number: float) -> str:
+    """A number as an error message may quote it: a huge integer by its size, not its digits."""
+    if isinstance(number, int) and number.bit_length() > 64:
+        return f"a {number.bit_length()}-bit number"
+    return shown(str(number))
+
+
 def _bounded(text: str, what: str, example: str, limit: int = MAX_REF_LEN) -> str:
     if len(text) > limit:
         raise InvalidInput(
@@ -92,8 +99,9 @@ def parse_handle(text: str | int) -> int | None:
     ``'#0x0e'``; None if ``text`` is not in handle form (it may then be a UUID)."""
     if isinstance(text, int):
         if not 1 <= text <= 0xFFFF:
-            what = str(text) if text.bit_length() <= 64 else f"of {text.bit_length()} bits"
-            raise InvalidInput(f"handle {what} is out of range", "attribute handles are 1..65535")
+            raise InvalidInput(
+                f"handle {shown_number(text)} is out of range", "attribute handles are 1..65535"
+            )
         return text
     value = _bounded(text, "the attribute reference", "'2a19' or '#14'")
     match = _HANDLE.match(value)

@@ -19,7 +19,7 @@ import pytest
 from mcp.client import Client
 from mcp.shared.exceptions import MCPError
 
-from mcp_ble.core.errors import DeviceNotFound
+from mcp_ble.core.errors import DeviceNotFound, InvalidInput
 from mcp_ble.core.server import build_server
 from mcp_ble.core.values import MAX_REF_LEN, parse_address, parse_handle, parse_value
 
@@ -145,7 +145,7 @@ async def test_resource_subscriptions_only_for_buffers_that_exist(tmp_path):
                         await c.subscribe_resource(uri)
                         assert len(publisher.legacy) >= 1
 
-        grew = await growth(sessions, by_rss=True, warm_up=lambda: sessions(50))
+        grew = await growth(sessions, by_rss=True, warm_up=lambda: sessions(20))
         gc.collect()
         assert len(publisher.legacy) == 0  # released with their sessions
         assert grew < 10 * MB, f"{grew / MB:.1f} MB"
@@ -219,13 +219,18 @@ async def test_bad_input_is_a_clear_error_with_a_code(tmp_path):
 
 
 def test_parsers_refuse_long_text_before_parsing():
-    from mcp_ble.core.errors import InvalidInput
-
     for parse in (parse_address, parse_handle):
         with pytest.raises(InvalidInput, match="too long"):
             parse(" " * (MAX_REF_LEN + 1))
     assert parse_handle("#0014") == 14 and parse_handle("handle:0x0e") == 14
     with pytest.raises(InvalidInput, match="lone surrogate"):
         parse_value("\udc80", "utf8")
-    with pytest.raises(InvalidInput, match="bits"):
+    with pytest.raises(InvalidInput, match="16610-bit number"):
         parse_handle(10**5000)
+
+
+async def test_an_error_quotes_a_huge_number_by_its_size(tmp_path):
+    app = make_app(tmp_path)
+    async with app:
+        with pytest.raises(InvalidInput, match=r"max_items=a 13288-bit number is out of range"):
+            await app.notifications(HRM, "2a37", 10**4000, 0)
