@@ -207,13 +207,15 @@ async def test_concurrent_scans_share_one_radio_scan(tmp_path):
 
 
 async def test_a_later_longer_request_extends_the_radio_scan(tmp_path):
-    app = make_app(tmp_path, "plugins = []")
+    # the virtual clock: at time_scale 0.01 a loaded machine stretched the 0.5 s scan past 1 s
+    app = make_app(tmp_path, "plugins = []", time_scale=0)
     async with app:
         short = asyncio.ensure_future(app.scan(0.5, ScanFilter()))
-        await asyncio.sleep(0.001)
+        await asyncio.sleep(0)  # the short scan starts first
         long = await app.scan(3.0, ScanFilter())
         assert (await short).duration_s < 1.0
         assert long.duration_s >= 3.0 and long.matched == 6
+        assert app.scanner.radio_scans == 1  # the long request joined the short one's scan
 
 
 async def test_requests_beyond_the_limit_wait_for_a_place(tmp_path):
