@@ -20,6 +20,7 @@ from typing import Any, Literal, TypeVar
 from prometheus_client import CollectorRegistry
 
 from .backend import Backend
+from .deadlines import Abandoned, RadioLostDuringCall, bounded
 from .errors import (
     BleError,
     BleTimeout,
@@ -33,7 +34,15 @@ from .errors import (
 from .gatt import GattIndex, label
 from .locks import KeyedLocks
 from .models import GattCharacteristic, GattDescriptor, ScanFilter
-from .plans import ConnectPlan, Operation, OperationKind, ScanPlan, SubscribePlan, WritePlan
+from .plans import (
+    ATT_REQUESTS,
+    ConnectPlan,
+    Operation,
+    OperationKind,
+    ScanPlan,
+    SubscribePlan,
+    WritePlan,
+)
 from .plugin_api import PluginApp
 from .plugin_manager import (
     PluginCatalog,
@@ -51,6 +60,8 @@ from .tracker import AdvertisementTracker, DeviceRecord
 from .values import MAX_ATTRIBUTE_LEN, parse_address, shown_number
 
 log = logging.getLogger("mcp_ble")
+#: How long closing a dead link may take before it is left to the radio.
+CLOSE_LINK_S = 5.0
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -240,6 +251,10 @@ class BleApp:
         self._target_locks: KeyedLocks[tuple[str, int]] = KeyedLocks()
         #: Subscribes under way (reserved before their plan hook runs), oldest first.
         self.subscribing: dict[tuple[str, int], SubscribePlan] = {}
+        #: Backend calls cancelled at their deadline and still cleaning up.
+        self.abandoned = Abandoned()
+        #: Dead links being closed in the background, by address (a new connect waits for it).
+        self._closing: dict[str, asyncio.Task[None]] = {}
         self.adv_hook = False
 
     # ------------------------------------------------------------------ lifecycle
@@ -257,6 +272,7 @@ class BleApp:
         self.guard.guard_backend(self.backend)
         self.backend.on_disconnect = self._on_backend_disconnect
         await self.backend.start()
+        self.backend.health.listeners.append(self._on_radio_state)
         self.adv_hook = bool(self.hook.mcp_ble_advertisement.get_hookimpls())
         self.hook.mcp_ble_register_metrics(registry=self.metrics_registry, app=self.api)
         await self._event("mcp_ble_startup", app=self)
@@ -272,9 +288,11 @@ class BleApp:
             for address in list(self.connections):
                 with contextlib.suppress(Exception):
                     await self.disconnect(address)
+            await self.backend.health.close()
             with contextlib.suppress(Exception):
                 await self.backend.stop()
         self.guard.audit.close()
+        await self.abandoned.close()
 
     async def __aenter__(self) -> BleApp:
         try:
@@ -362,13 +380,17 @@ class BleApp:
             attempt += 1
             op.attempts = attempt
             try:
+                health = self.radio.health
+                if not health.ready:
+                    raise health.unavailable()
                 remaining = op.remaining()
                 if remaining <= 0:
                     raise TimeoutError
-                async with asyncio.timeout(remaining):
-                    result = await call()
+                result = await bounded(call, remaining, health.wait_lost(), self.abandoned, op.kind)
             except TimeoutError:
                 error: BleError = self._timeout(op)
+            except RadioLostDuringCall:
+                error = self.radio.health.unavailable()
             except BleError as exc:
                 error = exc
             except Exception as exc:  # a backend bug must still become a readable error
@@ -381,6 +403,8 @@ class BleApp:
             else:
                 self._finished(op, nbytes(result) if callable(nbytes) else nbytes, None)
                 return result, attempt
+            if isinstance(error, BleTimeout) and op.kind in ATT_REQUESTS:
+                error = self._close_dead_link(op, error)
             delay = self.hook.mcp_ble_retry_delay(operation=op, error=error, attempt=attempt)
             if delay is None or time.monotonic() + delay >= op.deadline:
                 error.attempts = attempt
@@ -415,6 +439,54 @@ class BleApp:
             "the device may be busy or out of range; check ble_connections and try again",
         )
 
+    def _close_dead_link(self, op: Operation, error: BleTimeout) -> BleTimeout:
+        """An ATT request went unanswered (the backend's ATT transaction timeout, or our deadline
+        while it was outstanding): the bearer may carry no further request until it answers
+        (Core spec Vol 3, Part F, 3.3.3), so the link is closed, its subscriptions end and its
+        slot is freed. Returns the error to report, which says so."""
+        address = op.address
+        why = f"link closed: the {op.kind.replace('_', ' ')} got no ATT response"
+        if self.connections.pop(address, None) is None:
+            return error
+        log.warning("%s: %s", address, why)
+        self._end_subscriptions(address, why)
+        self._closing[address] = self.spawn(self._close_link(address, why))
+        closed = BleTimeout(
+            f"{error.what}; the link was closed because the device stopped answering",
+            "call ble_connect to make a new link, then try again",
+        )
+        return closed
+
+    async def _close_link(self, address: str, why: str) -> None:
+        try:
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(CLOSE_LINK_S):
+                    await self.radio.disconnect(address)
+            await self._event(
+                "mcp_ble_disconnected", address=address, reason=why, requested=False, app=self
+            )
+        finally:
+            self._closing.pop(address, None)
+
+    def _on_radio_state(self, state: str, reason: str) -> None:
+        """The backend's radio changed state. A lost radio took every link with it."""
+        if state != "lost":
+            return
+        why = f"radio lost: {reason}"
+        for address in list(self.connections):
+            del self.connections[address]
+            self._end_subscriptions(address, why)
+            self.spawn(
+                self._event(
+                    "mcp_ble_disconnected", address=address, reason=why, requested=False, app=self
+                )
+            )
+
+    def _check_radio(self) -> None:
+        health = self.radio.health
+        if not health.ready:
+            raise health.unavailable()
+
     def _deadline(self) -> float:
         return time.monotonic() + self.settings.server.operation_timeout_s
 
@@ -431,6 +503,7 @@ class BleApp:
                 f"duration_s={shown_number(duration_s)} is out of range",
                 "scan for more than 0 and at most 300 seconds",
             )
+        self._check_radio()
         requested = duration_s
         plan = ScanPlan(
             duration_s=duration_s or self.settings.server.scan_duration_s,
@@ -470,10 +543,15 @@ class BleApp:
                 f"timeout_s={shown_number(timeout)} is out of range",
                 "use between 0.1 and 120 seconds",
             )
+        self._check_radio()
         async with self._connect_locks.hold(address):
             existing = self.connections.get(address)
             if existing is not None:
-                return existing, False
+                if self.radio.is_connected(address):
+                    return existing, False
+                # The radio no longer has the link (its loss went unreported): forget it and
+                # connect anew rather than report a dead link as connected.
+                self._on_backend_disconnect(address, "the radio no longer has the link")
             record = self.tracker.get(address)
             if record is None:
                 raise DeviceNotFound(
@@ -494,6 +572,9 @@ class BleApp:
                     log.info("releasing %s to make room for %s", other, address)
                     await self.disconnect(other)
             op = Operation("connect", address, time.monotonic() + plan.timeout_s)
+            closing = self._closing.get(address)
+            if closing is not None:  # the old link is still being closed: let it finish
+                await asyncio.wait({closing}, timeout=max(op.remaining() - 0.1, 0))
             try:
                 _, attempts = await self._run(
                     op, lambda: self.radio.connect(address, max(op.remaining(), 0.001))
@@ -574,6 +655,7 @@ class BleApp:
         address = parse_address(address)
         conn = self.connections.get(address)
         if conn is None:
+            self._check_radio()
             known = self.tracker.get(address) is not None
             raise NotConnected(
                 f"{address} is not connected",

@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import TypeVar
 
 from .models import Advertisement, BackendInfo, GattService, ScanFilter
+from .radio import RadioHealth
 
 T = TypeVar("T")
 
@@ -52,6 +53,30 @@ class Backend(ABC):
         with this. On the wall clock it is :meth:`sleep`; a simulated clock that jumps to the
         next operation's wake-up lets this wait end only when time passes it anyway."""
         await self.sleep(seconds)
+
+    @property
+    def health(self) -> RadioHealth:
+        """Whether the radio is ``ready``, ``lost`` or ``recovering`` (see :mod:`.radio`)."""
+        health = self.__dict__.get("_health")
+        if health is None:
+            health = self.__dict__["_health"] = RadioHealth()
+        return health
+
+    def radio_lost(self, reason: str) -> None:
+        """Report that the radio went away (transport closed, adapter removed, D-Bus gone).
+        The core ends every link and fails calls at once; :meth:`reacquire` runs with backoff
+        until it succeeds. Call on the event loop."""
+        self.health.lost(reason, self.reacquire, self.sleep_background)
+
+    async def reacquire(self) -> None:
+        """Take the radio again after a loss; raise while it is still absent. The default
+        starts the backend again."""
+        await self.start()
+
+    def is_connected(self, address: str) -> bool:
+        """Whether the link to ``address`` is up as far as the radio knows. The core asks
+        before it reports a link as already connected."""
+        return True
 
     @abstractmethod
     def info(self) -> BackendInfo:

@@ -125,10 +125,22 @@ async def _probe(
     except Exception as exc:
         return Check("backends", name, "problem", f"failed to start: {type(exc).__name__}: {exc}")
     info = backend.info()
+    health = backend.health
     with contextlib.suppress(Exception):
+        await health.close()
         await backend.stop()
+    if not health.ready:
+        return Check(
+            "backends",
+            name,
+            "problem",
+            f"started, but its radio is {health.summary()}",
+            "check the adapter or HCI transport and its cable, then run doctor again",
+        )
     details = ", ".join(f"{k} {v}" for k, v in info.details.items())
-    kind = "serves virtual devices" if info.simulated else "a Bluetooth adapter answered"
+    kind = (
+        "serves virtual devices" if info.simulated else "a Bluetooth adapter answered, radio ready"
+    )
     return Check("backends", name, "ok", f"{kind}" + (f" ({details})" if details else ""))
 
 

@@ -27,6 +27,20 @@ IDEMPOTENT: frozenset[str] = frozenset(
 )
 
 
+#: Operations that are ATT requests on the link: one left unanswered blocks the bearer.
+ATT_REQUESTS: frozenset[str] = frozenset(
+    {
+        "discover",
+        "read",
+        "write",
+        "read_descriptor",
+        "write_descriptor",
+        "subscribe",
+        "unsubscribe",
+    }
+)
+
+
 @dataclass(slots=True)
 class Operation:
     """One core operation. ``deadline`` is a ``time.monotonic()`` value."""

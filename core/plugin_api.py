@@ -145,6 +145,11 @@ class PluginApp:
         """(address, handle) of the subscribes started but not finished, oldest first."""
         return list(self._app.subscribing)
 
+    def radio_state(self) -> str:
+        """``ready``, ``lost`` or ``recovering``: whether the backend's radio is there."""
+        backend = self._app.backend
+        return backend.health.state if backend is not None else "ready"
+
     def tracked_devices(self) -> int:
         """How many devices the tracker holds."""
         return len(self._app.tracker)

@@ -328,6 +328,10 @@ class BackendOut(BaseModel):
 class StatusResult(BaseModel):
     version: str
     backend: BackendOut
+    radio: str = Field(
+        description="ready, or lost/recovering with the reason: while not ready every call "
+        "fails at once with backend_unavailable"
+    )
     simulated: bool
     plugins: list[PluginOut]
     connections: int
@@ -757,6 +761,7 @@ def build_server(
         return StatusResult(
             version=__version__,
             backend=BackendOut(name=info.name, simulated=info.simulated, details=info.details),
+            radio=app.radio.health.summary(),
             simulated=info.simulated,
             plugins=[
                 PluginOut(name=name, origin=app.catalog.origins.get(name, ""), hooks=hooks)

@@ -160,6 +160,12 @@ class MetricsPlugin:
         )
         self.connections = Gauge("ble_connections_active", "Links currently up", registry=r)
         self.tracked = Gauge("ble_tracked_devices", "Devices in the tracker", registry=r)
+        self.radio_state = Gauge(
+            "ble_radio_state",
+            "1 for the radio's current state (ready, lost, recovering), 0 for the others",
+            ["state"],
+            registry=r,
+        )
         self.app = app
 
     @hookimpl
@@ -219,6 +225,9 @@ class MetricsPlugin:
         self.transfer_rate.set(self.rate.rate())
         self.connections.set(len(self.app.links()))
         self.tracked.set(self.app.tracked_devices())
+        current = self.app.radio_state()
+        for state in ("ready", "lost", "recovering"):
+            self.radio_state.labels(state=state).set(1 if state == current else 0)
         subs = self.app.subscriptions()
         self.notifications.set(sum(s.received for s in subs))
         self.notifications_dropped.set(sum(s.dropped for s in subs))

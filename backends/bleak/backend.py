@@ -43,13 +43,15 @@ from mcp_ble.core.models import (
 )
 from mcp_ble.core.values import parse_address
 
-from .errors import attempt_error, connect_error, gatt_error, unavailable
+from .errors import attempt_error, connect_error, gatt_error, radio_gone, unavailable
 
 log = logging.getLogger(__name__)
 
 CCCD = "00002902-0000-1000-8000-00805f9b34fb"
 #: Advertisements buffered between bleak and the core during one scan; beyond this they drop.
 SCAN_BUFFER = 4096
+#: How long the adapter check after an unexplained link loss may take.
+PROBE_S = 2.0
 #: bleak reports this write-without-response size until the MTU exchange is known.
 DEFAULT_PAYLOAD = 20
 
@@ -120,6 +122,7 @@ class BleakBackend(Backend):
         self._devices: dict[str, BLEDevice] = {}
         self._links: dict[str, _Link] = {}
         self.dropped_advertisements = 0
+        self._background: set[asyncio.Task[None]] = set()
 
     def info(self) -> BackendInfo:
         import bleak
@@ -178,9 +181,41 @@ class BleakBackend(Backend):
             ) from None
 
     async def stop(self) -> None:
+        for task in list(self._background):
+            task.cancel()
         for address in list(self._links):
             with contextlib.suppress(Exception):
                 await self.disconnect(address)
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    def _gone(self, exc: BaseException) -> BleError | None:
+        """If ``exc`` means the adapter or BlueZ is gone, report the radio lost (the core ends
+        every link and the backend re-acquires it) and return the error to raise."""
+        reason = radio_gone(exc)
+        if reason is None:
+            return None
+        links, self._links = self._links, {}
+        for link in links.values():
+            self._spawn(self._quietly_disconnect(link))
+        self.radio_lost(reason)
+        return self.health.unavailable()
+
+    def _failed(self, exc: BaseException, address: str, operation: str) -> BleError:
+        return self._gone(exc) or gatt_error(exc, address, operation)
+
+    @staticmethod
+    async def _quietly_disconnect(link: _Link) -> None:
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(PROBE_S):
+                await link.client.disconnect()
+
+    def is_connected(self, address: str) -> bool:
+        link = self._links.get(address)
+        return link is not None and bool(link.client.is_connected)
 
     # ------------------------------------------------------------------ discovery
 
@@ -217,7 +252,7 @@ class BleakBackend(Backend):
         try:
             await scanner.start()
         except Exception as exc:
-            raise gatt_error(exc, "the adapter", "scan") from None
+            raise self._failed(exc, "the adapter", "scan") from None
         try:
             async for adv in until_deadline(queue, duration_s):
                 yield adv
@@ -256,7 +291,7 @@ class BleakBackend(Backend):
                 )
         except _OneAttemptOnly as refused:
             failure, failed_at = failures[0]
-            error = attempt_error(failure, address, timeout_s)
+            error = self._gone(failure) or attempt_error(failure, address, timeout_s)
             # the time bleak-retry-connector spent waiting for the failed link to go down
             error.waited_s = max(0.0, refused.args[0] - failed_at)
             raise error from None
@@ -267,7 +302,7 @@ class BleakBackend(Backend):
                 raise attempt_error(failures[0][0], address, timeout_s) from None
             raise connect_error(TimeoutError(), address, timeout_s) from None
         except Exception as exc:
-            raise connect_error(exc, address, timeout_s) from None
+            raise self._gone(exc) or connect_error(exc, address, timeout_s) from None
         link = _Link(client)
         self._links[address] = link
         await self._wait_for_mtu(link, deadline - loop.time())
@@ -281,7 +316,7 @@ class BleakBackend(Backend):
                 **self._platform_args(),
             )
         except Exception as exc:
-            raise gatt_error(exc, address, "search") from None
+            raise self._failed(exc, address, "search") from None
         if device is None:
             raise DeviceNotFound(
                 f"{address} did not advertise within {min(timeout_s, 10.0):.0f} s",
@@ -315,9 +350,25 @@ class BleakBackend(Backend):
         if link is None or link.client is not client:
             return
         del self._links[address]
-        self.on_disconnect(
-            address, "the device or the radio ended the link (bleak gives no reason)"
-        )
+        self._spawn(self._explain_drop(address))
+
+    async def _explain_drop(self, address: str) -> None:
+        """bleak gives no reason for a lost link: check whether the adapter itself went (start
+        and stop a scan, as ``start`` does). If it did, the radio is lost, which ends every link
+        with that reason; if not, the device or the air dropped this one."""
+        if self.health.ready:
+            try:
+                async with asyncio.timeout(PROBE_S):
+                    scanner = self._scanner(None, None)
+                    await scanner.start()
+                    await scanner.stop()
+            except Exception as exc:
+                if self._gone(exc) is not None:
+                    return
+        if self.health.ready:
+            self.on_disconnect(
+                address, "the device or the radio ended the link (bleak gives no reason)"
+            )
 
     async def disconnect(self, address: str) -> None:
         link = self._links.pop(address, None)
@@ -398,21 +449,21 @@ class BleakBackend(Backend):
         try:
             return bytes(await link.client.read_gatt_char(char))
         except Exception as exc:
-            raise gatt_error(exc, address, "read") from None
+            raise self._failed(exc, address, "read") from None
 
     async def write(self, address: str, handle: int, data: bytes, response: bool) -> None:
         link, char = self._char(address, handle)
         try:
             await link.client.write_gatt_char(char, data, response=response)
         except Exception as exc:
-            raise gatt_error(exc, address, "write") from None
+            raise self._failed(exc, address, "write") from None
 
     async def read_descriptor(self, address: str, handle: int) -> bytes:
         link, desc = self._desc(address, handle)
         try:
             return bytes(await link.client.read_gatt_descriptor(desc))
         except Exception as exc:
-            raise gatt_error(exc, address, "descriptor read") from None
+            raise self._failed(exc, address, "descriptor read") from None
 
     async def write_descriptor(self, address: str, handle: int, data: bytes) -> None:
         link, desc = self._desc(address, handle)
@@ -422,7 +473,7 @@ class BleakBackend(Backend):
         try:
             await link.client.write_gatt_descriptor(desc, data)
         except Exception as exc:
-            raise gatt_error(exc, address, "descriptor write") from None
+            raise self._failed(exc, address, "descriptor write") from None
 
     async def _write_cccd(self, address: str, link: _Link, handle: int, data: bytes) -> None:
         """bleak (and the OS stacks) refuse raw CCCD writes; enabling or disabling
@@ -451,7 +502,7 @@ class BleakBackend(Backend):
                 link.notifying.discard(handle)
             await link.client.start_notify(char, deliver)
         except Exception as exc:
-            raise gatt_error(exc, address, "subscription") from None
+            raise self._failed(exc, address, "subscription") from None
         link.notifying.add(handle)
 
     async def _disable(self, address: str, link: _Link, handle: int) -> None:
@@ -461,7 +512,7 @@ class BleakBackend(Backend):
         try:
             await link.client.stop_notify(char)
         except Exception as exc:
-            raise gatt_error(exc, address, "unsubscription") from None
+            raise self._failed(exc, address, "unsubscription") from None
         finally:
             link.notifying.discard(handle)
 

@@ -99,6 +99,28 @@ def unavailable(exc: BaseException, adapter: str | None) -> BackendUnavailable:
     )
 
 
+def radio_gone(exc: BaseException | None) -> str | None:
+    """Why the radio itself is gone, if ``exc`` says so: the adapter was removed or powered off,
+    bluetoothd went away, or the D-Bus connection to it broke. None for a failure of one
+    operation or link."""
+    from bleak.exc import BleakBluetoothNotAvailableError, BleakDBusError
+
+    if exc is None:
+        return None
+    text = str(exc)
+    if isinstance(exc, BleakBluetoothNotAvailableError):
+        return f"no Bluetooth adapter is available ({_text(exc)})"
+    if isinstance(exc, FileNotFoundError | ConnectionRefusedError | EOFError | BrokenPipeError):
+        return f"the D-Bus connection to BlueZ is gone ({_text(exc)})"
+    if isinstance(exc, BleakDBusError):
+        name = exc.dbus_error
+        if name in ("org.freedesktop.DBus.Error.ServiceUnknown", "org.bluez.Error.NotReady"):
+            return f"BlueZ has no usable adapter ({_text(exc)})"
+    if re.search(r"adapter '[^']*' not found|No Bluetooth adapters", text):
+        return f"the Bluetooth adapter is gone ({_text(exc)})"
+    return radio_gone(exc.__cause__) if exc.__cause__ is not exc else None
+
+
 def connect_error(exc: BaseException, address: str, timeout_s: float) -> BleError:
     """bleak-retry-connector's typed errors (one attempt) as ours; our retry plugin decides."""
     from bleak.exc import BleakBluetoothNotAvailableError

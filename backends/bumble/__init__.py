@@ -33,6 +33,14 @@ class BumbleSettings(BaseModel):
         10.0, gt=0, le=120, description="give up opening the controller after this long"
     )
 
+    att_timeout_s: float = Field(
+        30.0,
+        gt=0,
+        le=30,
+        description="ATT transaction timeout: a request unanswered this long closes the link "
+        "(the Core spec's 30 s; shorter notices a vanished device sooner)",
+    )
+
     @field_validator("address")
     @classmethod
     def _address(cls, value: str | None) -> str | None:
@@ -49,6 +57,7 @@ def _create(settings: BumbleSettings, backends: Any) -> Any:
         address=settings.address,
         mtu=settings.mtu,
         start_timeout_s=settings.start_timeout_s,
+        att_timeout_s=settings.att_timeout_s,
     )
 
 

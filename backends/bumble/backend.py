@@ -45,6 +45,10 @@ log = logging.getLogger(__name__)
 
 #: Advertisements buffered between the radio and the core during one scan; beyond this they drop.
 SCAN_BUFFER = 4096
+#: The ATT transaction timeout (Core spec Vol 3, Part F, 3.3.3).
+ATT_TRANSACTION_TIMEOUT_S = 30.0
+#: How long a connect cancelled at its deadline may go on cleaning up in the background.
+CANCEL_CLEANUP_S = 10.0
 #: HCI errors that mean "no room for another link" (Core Vol 1, Part F).
 OUT_OF_SLOTS_CODES = frozenset({0x07, 0x09, 0x0D})
 PROPERTY_NAMES = (
@@ -125,12 +129,14 @@ class BumbleBackend(Backend):
         address: str | None = None,
         mtu: int = 517,
         start_timeout_s: float = 10.0,
+        att_timeout_s: float = ATT_TRANSACTION_TIMEOUT_S,
         open_transport: TransportOpener | None = None,
     ) -> None:
         self.transport_name = transport
         self.address = address or random_static_address()
         self.requested_mtu = mtu
         self.start_timeout_s = start_timeout_s
+        self.att_timeout_s = att_timeout_s
         self._open_transport = open_transport
         self._transport: Any = None
         self._device: Any = None
@@ -138,6 +144,10 @@ class BumbleBackend(Backend):
         self._peer_addresses: dict[str, Any] = {}
         self._connect_lock = asyncio.Lock()
         self.dropped_advertisements = 0
+        #: Queues of the scans under way: a lost transport ends them with a ``None``.
+        self._scan_queues: set[asyncio.Queue[Advertisement | None]] = set()
+        #: Connect attempts being cancelled after their deadline, finishing in the background.
+        self._cancelling: set[asyncio.Future[Any]] = set()
 
     def info(self) -> BackendInfo:
         details = {"transport": self.transport_name, "address": self.address}
@@ -169,6 +179,9 @@ class BumbleBackend(Backend):
                     self._transport.sink,
                 )
                 await device.power_on()
+        except asyncio.CancelledError:
+            await self._close_transport()
+            raise
         except TimeoutError:
             await self._close_transport()
             raise BackendUnavailable(
@@ -186,6 +199,32 @@ class BumbleBackend(Backend):
                 transport_hint(self.transport_name),
             ) from None
         self._device = device
+        transport = self._transport
+        terminated = getattr(transport.source, "terminated", None)
+        if isinstance(terminated, asyncio.Future):
+            terminated.add_done_callback(lambda _: self._transport_ended(transport))
+
+    def _transport_ended(self, transport: Any) -> None:
+        """The HCI transport closed (dongle unplugged, bridge gone): the radio is lost, and
+        every link and scan with it."""
+        if transport is not self._transport or self._device is None:
+            return  # closed by us
+        self._device = None
+        links, self._links = self._links, {}
+        for link in links.values():
+            link.closing = True  # the core ends them all, with the radio as the reason
+        for queue in self._scan_queues:
+            with contextlib.suppress(asyncio.QueueFull):
+                queue.put_nowait(None)
+        self.radio_lost(f"the HCI transport {self.transport_name} closed")
+
+    async def reacquire(self) -> None:
+        """Open the transport again and power the controller on."""
+        await self._close_transport()
+        await self.start()
+
+    def is_connected(self, address: str) -> bool:
+        return self._device is not None and address in self._links
 
     async def stop(self) -> None:
         for address in list(self._links):
@@ -206,6 +245,8 @@ class BumbleBackend(Backend):
     @property
     def device(self) -> Any:
         if self._device is None:
+            if not self.health.ready:
+                raise self.health.unavailable()
             raise BackendUnavailable(
                 "The bumble backend is not started", "this is a bug: start() was not awaited"
             )
@@ -218,7 +259,7 @@ class BumbleBackend(Backend):
     ) -> AsyncIterator[Advertisement]:
         """Active scan; every advertising report is yielded (the core merges duplicates)."""
         device = self.device
-        queue: asyncio.Queue[Advertisement] = asyncio.Queue(SCAN_BUFFER)
+        queue: asyncio.Queue[Advertisement | None] = asyncio.Queue(SCAN_BUFFER)
 
         def on_advertisement(report: Any) -> None:
             address = report.address.to_string(False)
@@ -232,13 +273,17 @@ class BumbleBackend(Backend):
                 self.dropped_advertisements += 1
 
         device.on("advertisement", on_advertisement)
+        self._scan_queues.add(queue)
         try:
             await device.start_scanning(active=True, filter_duplicates=False)
             async for adv in until_deadline(queue, duration_s):
+                if adv is None:
+                    raise self.health.unavailable()
                 yield adv
         finally:
+            self._scan_queues.discard(queue)
             device.remove_listener("advertisement", on_advertisement)
-            if device.is_scanning:
+            if device is self._device and device.is_scanning:
                 with contextlib.suppress(Exception):
                     await device.stop_scanning()
 
@@ -259,14 +304,21 @@ class BumbleBackend(Backend):
         async with self._connect_lock:  # an HCI controller initiates one LE link at a time
             loop = asyncio.get_running_loop()
             deadline = loop.time() + timeout_s
+            if self._cancelling:  # an abandoned attempt is still being wound down
+                await asyncio.wait(set(self._cancelling), timeout=max(timeout_s - 0.1, 0))
+            device = self.device
+            # Our own deadline, not bumble's: bumble's timeout ends in a cancel command it waits
+            # for, up to 10 s more when the controller does not answer. bumble's connect runs on
+            # in the background after our deadline until the controller confirms the cancel.
+            pending = asyncio.ensure_future(device.connect(peer_address, timeout=None))
             try:
-                connection = await self.device.connect(peer_address, timeout=timeout_s)
+                async with asyncio.timeout(max(deadline - loop.time(), 0.001)):
+                    connection = await asyncio.shield(pending)
             except asyncio.CancelledError:
-                # The caller's deadline passed: tell the controller to stop initiating.
-                with contextlib.suppress(Exception):
-                    await asyncio.shield(self.device.cancel_connection(peer_address))
+                self._cancel_in_background(device, address, pending)
                 raise
             except (core.TimeoutError, TimeoutError):
+                self._cancel_in_background(device, address, pending)
                 raise BleTimeout(
                     f"Connecting to {address} timed out after {timeout_s:.1f} s",
                     "the device may be out of range or no longer advertising",
@@ -281,6 +333,7 @@ class BumbleBackend(Backend):
                     "retry in a moment",
                 ) from None
             link = _Link(connection, Peer(connection))
+            self._bound_att(link.peer)
             connection.on(
                 "disconnection", lambda reason: self._on_disconnection(address, link, reason)
             )
@@ -289,7 +342,9 @@ class BumbleBackend(Backend):
                 async with asyncio.timeout(max(deadline - loop.time(), 0.001)):
                     await link.peer.request_mtu(self.requested_mtu)
             except asyncio.CancelledError:
-                await asyncio.shield(self.disconnect(address))
+                task = asyncio.get_running_loop().create_task(self.disconnect(address))
+                self._cancelling.add(task)
+                task.add_done_callback(self._cancelling.discard)
                 raise
             except TimeoutError:
                 await self.disconnect(address)
@@ -301,6 +356,55 @@ class BumbleBackend(Backend):
             except Exception as exc:
                 await self.disconnect(address)
                 raise self._gatt_error(exc, address, "MTU exchange") from None
+
+    def _cancel_in_background(self, device: Any, address: str, pending: Any) -> None:
+        """Stop the controller initiating, without making the caller wait: the cancel command
+        and a link that completes meanwhile are dealt with in the background."""
+        task = asyncio.get_running_loop().create_task(
+            self._cancel_connect(device, address, pending)
+        )
+        self._cancelling.add(task)
+        task.add_done_callback(self._cancelling.discard)
+
+    async def _cancel_connect(self, device: Any, address: str, pending: Any) -> None:
+        from bumble import hci
+
+        try:
+            async with asyncio.timeout(CANCEL_CLEANUP_S):
+                if not pending.done():
+                    await device.send_command(hci.HCI_LE_Create_Connection_Cancel_Command())
+                connection = await pending  # a failure once the cancel took, or a late link
+            # The controller completed the link before the cancel: it is not ours to keep.
+            await connection.disconnect(hci.HCI_REMOTE_USER_TERMINATED_CONNECTION_ERROR)
+        except BaseException as exc:
+            log.debug("winding down the connect to %s: %r", address, exc)
+            pending.cancel()
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+        finally:
+            if pending.done() and not pending.cancelled():
+                pending.exception()  # retrieved: asyncio must not log it
+
+    def _bound_att(self, peer: Any) -> None:
+        """Apply ``att_timeout_s`` to every ATT transaction of this link's GATT client (bumble's
+        own is a fixed 30 s); an unanswered request raises bumble's ``TimeoutError`` as its own
+        would. Configurable so that tests of dead links need not wait 30 s."""
+        client = peer.gatt_client
+        if self.att_timeout_s >= ATT_TRANSACTION_TIMEOUT_S:
+            return
+        send_request = client.send_request
+        limit = self.att_timeout_s
+
+        async def bounded_request(request: Any) -> Any:
+            from bumble import core
+
+            try:
+                async with asyncio.timeout(limit):
+                    return await send_request(request)
+            except TimeoutError:
+                raise core.TimeoutError(f"ATT timeout for {request.name}") from None
+
+        client.send_request = bounded_request
 
     def _connect_error(self, address: str, code: int | None) -> BleError:
         reason = describe_reason(code) if code is not None else "unknown reason"
@@ -315,6 +419,13 @@ class BumbleBackend(Backend):
         )
 
     def _on_disconnection(self, address: str, link: _Link, reason: int) -> None:
+        transport = self._transport
+        terminated = getattr(getattr(transport, "source", None), "terminated", None)
+        if isinstance(terminated, asyncio.Future) and terminated.done():
+            # bumble flushes every link when its transport closes, before the transport's end
+            # is reported: the link went with the radio.
+            self._transport_ended(transport)
+            return
         if self._links.get(address) is link:
             del self._links[address]
         if not link.closing:

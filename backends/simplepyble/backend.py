@@ -44,7 +44,7 @@ from mcp_ble.core.models import (
 )
 from mcp_ble.core.values import parse_address, parse_uuid
 
-from .errors import operation_error, unavailable
+from .errors import operation_error, radio_gone, unavailable
 from .handoff import ThreadHandoff
 
 log = logging.getLogger(__name__)
@@ -174,6 +174,29 @@ class SimplepybleBackend(Backend):
         adapter.set_callback_on_scan_found(self._on_scan_result)
         adapter.set_callback_on_scan_updated(self._on_scan_result)
 
+    def _failed(self, exc: BaseException, address: str, operation: str) -> BleError:
+        """Our error for ``exc``; if it means the adapter or BlueZ went away, the radio is
+        reported lost first (the core ends every link, and the backend re-acquires it)."""
+        reason = radio_gone(exc)
+        if reason is None:
+            return operation_error(exc, address, operation)
+        links, self._links = self._links, {}
+        for link in links.values():
+            link.closing = True
+            for handoff in link.handoffs.values():
+                handoff.close()
+        self.radio_lost(reason)
+        return self.health.unavailable()
+
+    async def reacquire(self) -> None:
+        """Ask SimpleBLE for the adapter again, on fresh worker threads."""
+        self._shutdown_executor()
+        await self.start()
+
+    def is_connected(self, address: str) -> bool:
+        # SimpleBLE's own is_connected() blocks; its disconnect callback keeps _links current.
+        return address in self._links
+
     def _shutdown_executor(self) -> None:
         if self._executor is not None:
             self._executor.shutdown(wait=False, cancel_futures=True)
@@ -240,7 +263,7 @@ class SimplepybleBackend(Backend):
             try:
                 await self._call(self._adapter.scan_start)
             except Exception as exc:
-                raise operation_error(exc, "the adapter", "scan") from None
+                raise self._failed(exc, "the adapter", "scan") from None
             async for adv in until_deadline(queue, duration_s):
                 yield adv
         finally:
@@ -281,7 +304,7 @@ class SimplepybleBackend(Backend):
                 "the device may be out of range or no longer advertising",
             ) from None
         except Exception as exc:
-            raise operation_error(exc, address, "connect") from None
+            raise self._failed(exc, address, "connect") from None
         link = _Link(peripheral, payload=20)
         self._links[address] = link
         try:
@@ -296,7 +319,7 @@ class SimplepybleBackend(Backend):
             services = await self._call(link.peripheral.services)
             link.payload = int(await self._call(link.peripheral.mtu))
         except Exception as exc:
-            raise operation_error(exc, address, "service discovery") from None
+            raise self._failed(exc, address, "service discovery") from None
         handle = 0
         link.services, link.chars, link.descriptors = [], {}, {}
         for service in services:
@@ -367,7 +390,7 @@ class SimplepybleBackend(Backend):
             try:
                 return await self._call(fn)
             except Exception as exc:
-                raise operation_error(exc, address, operation) from None
+                raise self._failed(exc, address, operation) from None
 
     def _char(self, address: str, handle: int) -> tuple[_Link, _Char]:
         link = self._linked(address)

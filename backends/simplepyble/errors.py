@@ -52,6 +52,25 @@ def unavailable(exc: BaseException) -> BackendUnavailable:
     )
 
 
+#: Texts SimpleBLE carries when the adapter, BlueZ or the D-Bus connection itself went away.
+_RADIO_GONE = (
+    "org.freedesktop.DBus.Error.FileNotFound",
+    "org.freedesktop.DBus.Error.Disconnected",
+    "org.freedesktop.DBus.Error.ServiceUnknown",
+    "org.bluez.Error.NotReady",
+    "system_bus_socket",
+    "No Bluetooth adapters",
+)
+
+
+def radio_gone(exc: BaseException) -> str | None:
+    """Why the radio itself is gone, if ``exc`` says so; None for a failure of one operation."""
+    text = str(exc)
+    if any(marker in text for marker in _RADIO_GONE):
+        return f"the Bluetooth adapter or BlueZ is gone ({_text(exc)})"
+    return None
+
+
 def operation_error(exc: BaseException, address: str, operation: str) -> BleError:
     """A failed read, write, subscription or connection as our error."""
     if isinstance(exc, BleError):

@@ -24,12 +24,20 @@ from bleak.backends.descriptor import BleakGATTDescriptor
 from bleak.backends.device import BLEDevice
 from bleak.backends.scanner import AdvertisementData, BaseBleakScanner
 from bleak.backends.service import BleakGATTService, BleakGATTServiceCollection
-from bleak.exc import BleakDeviceNotFoundError, BleakError, BleakGATTProtocolError
+from bleak.exc import (
+    BleakBluetoothNotAvailableError,
+    BleakBluetoothNotAvailableReason,
+    BleakDeviceNotFoundError,
+    BleakError,
+    BleakGATTProtocolError,
+)
 from bleak.uuids import normalize_uuid_str
 from bumble import att, core
 from bumble.device import Device, Peer
 from bumble.hci import HCI_REMOTE_USER_TERMINATED_CONNECTION_ERROR, Address
 from bumble.link import LocalLink
+from bumble.transport import open_transport
+from bumble.transport.common import TransportLostError
 
 from mcp_ble.backends.bumble.advertising import decode, uuid_from_le
 
@@ -52,30 +60,92 @@ def _uuid(bumble_uuid: Any) -> str:
 
 
 class BumbleCentral:
-    """One bumble central device on the link, shared by the scanner and client classes."""
+    """One bumble central device on the link, shared by the scanner and client classes.
 
-    def __init__(self, link: LocalLink, address: str = "F0:00:00:00:00:01") -> None:
+    With ``transport`` (``tcp-client:HOST:PORT``) the central is an HCI controller in another
+    process instead. When that transport closes, the central behaves as BlueZ does when its
+    adapter is unplugged: every link reports a disconnection, calls fail with bleak's "No
+    Bluetooth adapters found." until the adapter is back, and it comes back on its own once the
+    controller answers again."""
+
+    def __init__(
+        self,
+        link: LocalLink | None,
+        address: str = "F0:00:00:00:00:01",
+        transport: str | None = None,
+    ) -> None:
         self.link = link
         self.address = address
+        self.transport_name = transport
         self.device: Any = None
+        self.clients: set[BumbleBleakClient] = set()
         self._scanners = 0
+        self._transport: Any = None
+        self._reopen: asyncio.Task[None] | None = None
 
     async def start(self) -> BumbleCentral:
-        transport = LinkTransport(self.link, "bleak-central")
-        self.device = Device.with_hci(
-            "bleak", Address(self.address), transport.source, transport.sink
-        )
-        await self.device.power_on()
+        if self.transport_name is None:
+            assert self.link is not None
+            transport: Any = LinkTransport(self.link, "bleak-central")
+        else:
+            transport = await open_transport(self.transport_name)
+        device = Device.with_hci("bleak", Address(self.address), transport.source, transport.sink)
+        await device.power_on()
+        self._transport, self.device = transport, device
+        if self.transport_name is not None:
+            transport.source.terminated.add_done_callback(lambda _: self._lost(transport))
         return self
 
+    def _lost(self, transport: Any) -> None:
+        if transport is not self._transport:
+            return
+        self.device, self._scanners = None, 0
+        for client in list(self.clients):
+            client._on_disconnection(0x08)
+        self._reopen = asyncio.get_running_loop().create_task(self._come_back())
+
+    async def _come_back(self) -> None:
+        """BlueZ adds the adapter again when the dongle is plugged back in."""
+        with contextlib.suppress(Exception):
+            await self._transport.close()
+        while True:
+            await asyncio.sleep(0.2)
+            with contextlib.suppress(Exception):
+                await self.start()
+                return
+
+    def require(self) -> Any:
+        """The device, or bleak's error for a system without an adapter (BlueZ's manager)."""
+        if self.device is None:
+            raise BleakBluetoothNotAvailableError(
+                "No Bluetooth adapters found.", BleakBluetoothNotAvailableReason.NO_BLUETOOTH
+            )
+        return self.device
+
+    async def close(self) -> None:
+        if self._reopen is not None:
+            self._reopen.cancel()
+        if self.device is not None:
+            await self.stop()
+        transport, self._transport = self._transport, None
+        if transport is not None and self.transport_name is not None:
+            with contextlib.suppress(Exception):
+                await transport.close()
+
     async def start_scanning(self) -> None:
+        self.require()
         self._scanners += 1
         if self._scanners == 1:
-            await self.device.start_scanning(active=True, filter_duplicates=False)
+            try:
+                await self.device.start_scanning(active=True, filter_duplicates=False)
+            except TransportLostError:
+                self._scanners = 0
+                self.device = None  # what BlueZ says once the adapter is gone
+                self.require()
 
     async def stop_scanning(self) -> None:
         self._scanners = max(0, self._scanners - 1)
-        if self._scanners == 0 and self.device.is_scanning:
+        if self._scanners == 0 and self.device is not None and self.device.is_scanning:
             await self.device.stop_scanning()
 
     async def stop(self) -> None:
@@ -101,11 +171,12 @@ class BumbleBleakScanner(BaseBleakScanner):
 
     async def start(self) -> None:
         self.seen_devices = {}
-        self.central.device.on("advertisement", self._on_advertisement)
+        self._device = self.central.require()
+        self._device.on("advertisement", self._on_advertisement)
         await self.central.start_scanning()
 
     async def stop(self) -> None:
-        self.central.device.remove_listener("advertisement", self._on_advertisement)
+        self._device.remove_listener("advertisement", self._on_advertisement)
         await self.central.stop_scanning()
 
     def _on_advertisement(self, report: Any) -> None:
@@ -159,7 +230,7 @@ class BumbleBleakClient(BaseBleakClient):
         if self._peer_address is None:
             raise BleakDeviceNotFoundError(self.address, f"Device {self.address} was not found")
         try:
-            connection = await self.central.device.connect(
+            connection = await self.central.require().connect(
                 self._peer_address, timeout=self._timeout
             )
         except core.TimeoutError:
@@ -168,6 +239,7 @@ class BumbleBleakClient(BaseBleakClient):
             raise BleakError(f"connection failed: {exc}") from None
         self._connection = connection
         self._peer = Peer(connection)
+        self.central.clients.add(self)
         connection.on("disconnection", self._on_disconnection)
         try:
             if pair:
@@ -219,6 +291,9 @@ class BumbleBleakClient(BaseBleakClient):
         return collection
 
     def _on_disconnection(self, reason: int) -> None:
+        self.central.clients.discard(self)
+        if self._connection is None:
+            return
         self._connection = None
         if self._mtu_task is not None:
             self._mtu_task.cancel()

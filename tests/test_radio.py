@@ -1,0 +1,138 @@
+"""Radio health: the state machine, the core's reaction to a lost radio, and how the bleak and
+simplepyble backends tell a gone adapter from a failed operation. (Over real HCI between
+processes, for bumble and bleak, see test_faults_tcp.py.)"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+from bleak.exc import (
+    BleakBluetoothNotAvailableError,
+    BleakBluetoothNotAvailableReason,
+    BleakDBusError,
+    BleakError,
+)
+from mcp.client import Client
+
+from mcp_ble.backends.bleak.errors import radio_gone as bleak_radio_gone
+from mcp_ble.backends.simplepyble.errors import radio_gone as simplepyble_radio_gone
+from mcp_ble.core import radio
+from mcp_ble.core.radio import RadioHealth
+from mcp_ble.core.server import build_server
+
+from helpers import failure, make_app, ok
+
+HRM = "C4:7C:8D:6A:12:01"
+
+
+async def test_lost_radio_is_reacquired_with_backoff():
+    health = RadioHealth()
+    seen: list[tuple[str, str]] = []
+    health.listeners.append(lambda state, reason: seen.append((state, reason)))
+    waits: list[float] = []
+    tries = 0
+    back = asyncio.Event()
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+
+    async def reacquire() -> None:
+        nonlocal tries
+        tries += 1
+        if tries < 6:
+            raise OSError("connection refused")
+        back.set()
+
+    signal = health.wait_lost()
+    health.lost("transport closed", reacquire, sleep)
+    health.lost("reported twice", reacquire, sleep)  # the same loss: no second recovery
+    assert signal.done() and signal.result() == "transport closed"
+    error = health.unavailable()
+    assert error.code == "backend_unavailable" and "transport closed" in str(error)
+    await asyncio.wait_for(back.wait(), 5)
+    await asyncio.sleep(0)
+    assert health.ready and health.losses == 1 and tries == 6
+    assert waits == [0.25, 0.5, 1.0, 2.0, 4.0, 5.0]
+    assert [s for s, _ in seen] == ["lost", "recovering", "ready"]
+    assert not health.wait_lost().done()  # a fresh signal for the next loss
+
+
+async def test_the_core_fails_fast_and_ends_links_while_the_radio_is_lost(tmp_path, monkeypatch):
+    monkeypatch.setattr(radio, "RECOVERY_FIRST_S", 0.01)
+    app = make_app(tmp_path, 'plugins = ["metrics"]')
+    async with Client(build_server(app)) as client:
+        await ok(client, "ble_scan", duration_s=2.0)
+        await ok(client, "ble_connect", address=HRM)
+        await ok(client, "ble_subscribe", address=HRM, characteristic="2a37")
+        backend = app.radio
+        present = asyncio.Event()
+
+        async def reacquire() -> None:
+            if not present.is_set():
+                raise OSError("no adapter")
+
+        monkeypatch.setattr(backend, "reacquire", reacquire)
+        backend.radio_lost("adapter removed")
+        status = await ok(client, "ble_status")
+        assert status["radio"].endswith("adapter removed") and status["connections"] == 0
+        for tool, args in (
+            ("ble_read", {"address": HRM, "characteristic": "2a19"}),
+            ("ble_connect", {"address": HRM}),
+            ("ble_scan", {"duration_s": 1.0}),
+        ):
+            started = time.monotonic()
+            text, info = await failure(client, tool, **args)
+            assert info["code"] == "backend_unavailable", text
+            assert time.monotonic() - started < 0.5
+        ended = await ok(client, "ble_notifications", address=HRM, characteristic="2a37")
+        assert ended["active"] is False and ended["ended"] == "radio lost: adapter removed"
+
+        present.set()
+        for _ in range(200):
+            if (await ok(client, "ble_status"))["radio"] == "ready":
+                break
+            await asyncio.sleep(0.01)
+        assert (await ok(client, "ble_status"))["radio"] == "ready"
+        again = await ok(client, "ble_connect", address=HRM)
+        assert again["already_connected"] is False
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        BleakBluetoothNotAvailableError(
+            "No Bluetooth adapters found.", BleakBluetoothNotAvailableReason.NO_BLUETOOTH
+        ),
+        FileNotFoundError(2, "No such file", "/run/dbus/system_bus_socket"),
+        EOFError(),
+        BleakError("adapter 'hci1' not found"),
+        BleakDBusError("org.bluez.Error.NotReady", ["Resource Not Ready"]),
+    ],
+    ids=["no-adapter", "no-dbus", "dbus-eof", "adapter-removed", "powered-off"],
+)
+def test_bleak_failures_that_mean_the_radio_is_gone(exc):
+    assert bleak_radio_gone(exc) is not None
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        BleakError("Not connected"),
+        BleakDBusError("org.bluez.Error.InProgress", []),
+        TimeoutError(),
+        BleakDBusError("org.bluez.Error.Failed", ["Operation failed with ATT error: 0x0e"]),
+    ],
+    ids=["link", "in-progress", "timeout", "att"],
+)
+def test_bleak_failures_of_one_operation_are_not_a_lost_radio(exc):
+    assert bleak_radio_gone(exc) is None
+
+
+def test_simplepyble_failures_that_mean_the_radio_is_gone():
+    gone = RuntimeError("org.freedesktop.DBus.Error.ServiceUnknown: org.bluez was not provided")
+    assert simplepyble_radio_gone(gone) is not None
+    assert simplepyble_radio_gone(RuntimeError("org.bluez.Error.NotReady: Resource Not Ready"))
+    assert simplepyble_radio_gone(RuntimeError("org.bluez.Error.Failed: Not connected")) is None
+    assert simplepyble_radio_gone(RuntimeError("ATT error: 0x0e")) is None
