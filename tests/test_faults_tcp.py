@@ -98,7 +98,7 @@ async def bed(tmp_path: Any, backend: str) -> AsyncIterator[Bed]:
         device.wait_for_line("advertising")
         server = (
             f'plugins = ["metrics"]\n[server]\noperation_timeout_s = {OPERATION_TIMEOUT_S}\n'
-            "scan_duration_s = 1.0\n"
+            'scan_duration_s = 1.0\nwrite_policy = "open"\n'
         )
         if backend == "bumble":
             text = (
