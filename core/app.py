@@ -24,6 +24,7 @@ from .deadlines import Abandoned, RadioLostDuringCall, bounded
 from .errors import (
     BleError,
     BleTimeout,
+    ConfigError,
     DeviceNotFound,
     InvalidInput,
     NotConnected,
@@ -49,6 +50,7 @@ from .plugin_manager import (
     RegisteredBackends,
     build_plugin_manager,
     call_in_order,
+    check_hook_rules,
     hooks_of,
     inject_settings,
     instantiate,
@@ -327,6 +329,11 @@ class BleApp:
         """Register one more plugin on this app (the MCP layer adds its resource publisher this
         way). Hot-path hooks take effect for scans and subscriptions started afterwards."""
         self.pm.register(plugin, name=name)
+        try:
+            check_hook_rules(self.pm, plugin)
+        except ConfigError as exc:
+            self.pm.unregister(plugin)
+            raise ConfigError(f"plugin '{name}' cannot be added: {exc}") from None
         self.plugins.append((name, plugin))
         self.adv_hook = bool(self.hook.mcp_ble_advertisement.get_hookimpls())
 

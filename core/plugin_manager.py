@@ -267,6 +267,10 @@ def build_plugin_manager(
     pm = new_plugin_manager()
     for name, plugin in reversed(plugins):
         pm.register(plugin, name=name)
+    try:
+        pm.check_pending()  # the catalog refused unknown hooks already; this keeps it so
+    except PluginValidationError as exc:
+        raise ConfigError(" ".join(str(exc).split())) from None
     if trace:
         pm.add_hookcall_monitoring(_trace_before, _trace_after)
     return pm

@@ -242,3 +242,16 @@ async def test_a_refusal_stops_later_plugins_and_a_bug_does_not(tmp_path, caplog
         with pytest.raises(NotPermitted, match="scans are off here"):
             await app.scan(0.05, ScanFilter())
         assert dict(app.plugins)["records"].seen == 0  # type: ignore[attr-defined]
+
+
+async def test_a_plugin_added_at_run_time_is_held_to_the_same_rules(tmp_path):
+    app = make_app(tmp_path, "plugins = []")
+
+    class Late:
+        @hookimpl
+        def mcp_ble_notificaton(self, data):
+            pass
+
+    with pytest.raises(ConfigError, match="plugin 'late' cannot be added: it implements unknown"):
+        app.add_plugin("late", Late())
+    assert "late" not in dict(app.plugins) and app.pm.get_plugin("late") is None
