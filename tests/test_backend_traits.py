@@ -143,3 +143,17 @@ def test_auto_order_is_validated(tmp_path):
     for order, message in (("[]", "at least one"), ('["auto"]', "cannot try itself")):
         with pytest.raises(ConfigError, match=message):
             load(write_config(tmp_path, f"[backends.auto]\norder = {order}\n"))
+
+
+async def test_auto_shows_the_chosen_backends_radio_health(tmp_path):
+    app = make(
+        tmp_path,
+        'backend = "auto"\nplugins = []\n[backends.auto]\norder = ["labradio", "labsim"]\n',
+    )
+    async with app:
+        auto = app.radio
+        assert isinstance(auto, AutoBackend)
+        assert auto.health is auto.active.health and auto.health.state == "ready"
+        auto.active.radio_lost("adapter unplugged")
+        assert auto.health.state != "ready"
+        assert app.api.radio_state() != "ready"

@@ -15,6 +15,7 @@ from typing import TextIO
 from mcp_ble.core.backend import Backend, NotifyCallback
 from mcp_ble.core.errors import BackendUnavailable
 from mcp_ble.core.models import Advertisement, BackendInfo, GattService, ScanFilter
+from mcp_ble.core.radio import RadioHealth
 
 Candidate = tuple[str, Callable[[], Backend]]
 
@@ -51,6 +52,14 @@ class AutoBackend(Backend):
             else f"auto: {self._candidates[0][0]} started"
         )
         return BackendInfo(info.name, info.simulated, {**info.details, "selected_by": chosen})
+
+    @property
+    def health(self) -> RadioHealth:
+        """The chosen backend's radio: a lost adapter shows through auto too."""
+        return self._active.health if self._active is not None else super().health
+
+    def is_connected(self, address: str) -> bool:
+        return self._active is not None and self._active.is_connected(address)
 
     def now(self) -> float:
         return self._active.now() if self._active is not None else super().now()
