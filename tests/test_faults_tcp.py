@@ -224,6 +224,8 @@ async def test_deadlines_hold_when_the_controller_stops_answering(tmp_path, back
         try:
             _, took = await fails(c, "ble_connect", "timeout", address=DEVICE, timeout_s=3)
             assert took < 3.5, took
+            _, took = await fails(c, "ble_scan", "timeout", duration_s=1.0)
+            assert took < 1.5, took
         finally:
             b.controllers.signal(signal.SIGCONT)
         # The abandoned attempt winds down in the background; the server goes on.

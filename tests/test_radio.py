@@ -14,17 +14,26 @@ from bleak.exc import (
     BleakDBusError,
     BleakError,
 )
+from bumble.link import LocalLink
 from mcp.client import Client
 
 from mcp_ble.backends.bleak.errors import radio_gone as bleak_radio_gone
+from mcp_ble.backends.bumble.backend import BumbleBackend
 from mcp_ble.backends.simplepyble.errors import radio_gone as simplepyble_radio_gone
+from mcp_ble.backends.simulated.world import load_world
 from mcp_ble.core import radio
+from mcp_ble.core.app import BleApp
+from mcp_ble.core.hookspecs import hookimpl
 from mcp_ble.core.radio import RadioHealth
 from mcp_ble.core.server import build_server
 
-from helpers import failure, make_app, ok
+from backends import CONTRACT_WORLD
+from helpers import failure, load, make_app, ok, write_config
+from testbed.link import opener
+from testbed.peripherals import VirtualWorld
 
 HRM = "C4:7C:8D:6A:12:01"
+SENSOR = "C0:FF:EE:00:00:01"
 
 
 async def test_lost_radio_is_reacquired_with_backoff():
@@ -136,3 +145,41 @@ def test_simplepyble_failures_that_mean_the_radio_is_gone():
     assert simplepyble_radio_gone(RuntimeError("org.bluez.Error.NotReady: Resource Not Ready"))
     assert simplepyble_radio_gone(RuntimeError("org.bluez.Error.Failed: Not connected")) is None
     assert simplepyble_radio_gone(RuntimeError("ATT error: 0x0e")) is None
+
+
+class _TestBed:
+    link: LocalLink | None = None
+
+    @hookimpl
+    def mcp_ble_register_backends(self, register):
+        register(
+            "bumble-testbed",
+            lambda settings, app: BumbleBackend(
+                "link:test-bed", open_transport=opener(_TestBed.link)
+            ),
+        )
+
+
+async def test_a_link_the_radio_no_longer_has_is_not_reported_connected(tmp_path):
+    """A link lost without a report (a backend that missed the event) is checked with the
+    backend before ble_connect calls it 'already connected': a new link is made instead."""
+    _TestBed.link = LocalLink()
+    world = await VirtualWorld(load_world(str(CONTRACT_WORLD)), _TestBed.link).start()
+    try:
+        config = write_config(tmp_path, 'backend = "bumble-testbed"\nplugins = []\n')
+        loaded, catalog = load(config, extra_plugins={"testbed": _TestBed})
+        app = BleApp.create(loaded, catalog)
+        async with Client(build_server(app)) as client:
+            await ok(client, "ble_scan", duration_s=1.0)
+            await ok(client, "ble_connect", address=SENSOR)
+            app.radio.on_disconnect = lambda address, reason: None  # the report goes missing
+            await world.drop_link(SENSOR)
+            for _ in range(100):
+                if not app.radio.is_connected(SENSOR):
+                    break
+                await asyncio.sleep(0.01)
+            again = await ok(client, "ble_connect", address=SENSOR)
+            assert again["connected"] is True and again["already_connected"] is False
+            await ok(client, "ble_services", address=SENSOR)
+    finally:
+        await world.stop()

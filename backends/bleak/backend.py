@@ -28,6 +28,7 @@ from mcp_ble.core.backend import Backend, NotifyCallback, until_deadline
 from mcp_ble.core.errors import (
     BackendUnavailable,
     BleError,
+    BleTimeout,
     DeviceNotFound,
     GattError,
     NotConnected,
@@ -50,6 +51,8 @@ log = logging.getLogger(__name__)
 CCCD = "00002902-0000-1000-8000-00805f9b34fb"
 #: Advertisements buffered between bleak and the core during one scan; beyond this they drop.
 SCAN_BUFFER = 4096
+#: How long the end of a scan waits for the stack to confirm it stopped scanning.
+STOP_GRACE_S = 0.3
 #: How long the adapter check after an unexplained link loss may take.
 PROBE_S = 2.0
 #: bleak reports this write-without-response size until the MTU exchange is known.
@@ -249,16 +252,33 @@ class BleakBackend(Backend):
 
         uuids = [scan_filter.service_uuid] if scan_filter.service_uuid else None
         scanner = self._scanner(on_detection, uuids)
+        loop = asyncio.get_running_loop()
+        end = loop.time() + duration_s
         try:
-            await scanner.start()
+            async with asyncio.timeout(duration_s):
+                await scanner.start()
+        except TimeoutError:
+            raise BleTimeout(
+                f"The Bluetooth stack did not start scanning within {duration_s:g} s",
+                "the adapter may be stuck (Linux: sudo systemctl restart bluetooth)",
+            ) from None
         except Exception as exc:
             raise self._failed(exc, "the adapter", "scan") from None
         try:
-            async for adv in until_deadline(queue, duration_s):
+            async for adv in until_deadline(queue, max(end - loop.time(), 0.0)):
                 yield adv
         finally:
-            with contextlib.suppress(Exception):
-                await scanner.stop()
+            # Not past the scan's end: a stack that does not answer gets the stop in the
+            # background.
+            stopping = loop.create_task(self._stop_scanner(scanner))
+            self._background.add(stopping)
+            stopping.add_done_callback(self._background.discard)
+            await asyncio.wait({stopping}, timeout=STOP_GRACE_S)
+
+    @staticmethod
+    async def _stop_scanner(scanner: Any) -> None:
+        with contextlib.suppress(Exception):
+            await scanner.stop()
 
     # ------------------------------------------------------------------ connection
 

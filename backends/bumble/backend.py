@@ -49,6 +49,8 @@ SCAN_BUFFER = 4096
 ATT_TRANSACTION_TIMEOUT_S = 30.0
 #: How long a connect cancelled at its deadline may go on cleaning up in the background.
 CANCEL_CLEANUP_S = 10.0
+#: How long the end of a scan waits for the controller to confirm it stopped scanning.
+STOP_GRACE_S = 0.3
 #: HCI errors that mean "no room for another link" (Core Vol 1, Part F).
 OUT_OF_SLOTS_CODES = frozenset({0x07, 0x09, 0x0D})
 PROPERTY_NAMES = (
@@ -148,6 +150,8 @@ class BumbleBackend(Backend):
         self._scan_queues: set[asyncio.Queue[Advertisement | None]] = set()
         #: Connect attempts being cancelled after their deadline, finishing in the background.
         self._cancelling: set[asyncio.Future[Any]] = set()
+        #: Scan stops the controller has not confirmed yet.
+        self._stopping: set[asyncio.Future[Any]] = set()
 
     def info(self) -> BackendInfo:
         details = {"transport": self.transport_name, "address": self.address}
@@ -274,9 +278,18 @@ class BumbleBackend(Backend):
 
         device.on("advertisement", on_advertisement)
         self._scan_queues.add(queue)
+        loop = asyncio.get_running_loop()
+        end = loop.time() + duration_s
         try:
-            await device.start_scanning(active=True, filter_duplicates=False)
-            async for adv in until_deadline(queue, duration_s):
+            try:
+                async with asyncio.timeout(duration_s):
+                    await device.start_scanning(active=True, filter_duplicates=False)
+            except TimeoutError:
+                raise BleTimeout(
+                    f"The HCI controller did not start scanning within {duration_s:g} s",
+                    "it may be stuck: unplug and replug it, or run 'mcp-ble doctor'",
+                ) from None
+            async for adv in until_deadline(queue, max(end - loop.time(), 0.0)):
                 if adv is None:
                     raise self.health.unavailable()
                 yield adv
@@ -284,8 +297,13 @@ class BumbleBackend(Backend):
             self._scan_queues.discard(queue)
             device.remove_listener("advertisement", on_advertisement)
             if device is self._device and device.is_scanning:
-                with contextlib.suppress(Exception):
-                    await device.stop_scanning()
+                # Not past the scan's end: a controller that does not answer gets the stop
+                # command in the background.
+                stopping = loop.create_task(device.stop_scanning())
+                self._stopping.add(stopping)
+                stopping.add_done_callback(self._stopping.discard)
+                stopping.add_done_callback(lambda t: t.cancelled() or t.exception())
+                await asyncio.wait({stopping}, timeout=STOP_GRACE_S)
 
     # ------------------------------------------------------------------ connection
 

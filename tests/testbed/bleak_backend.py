@@ -142,6 +142,9 @@ class BumbleCentral:
                 self._scanners = 0
                 self.device = None  # what BlueZ says once the adapter is gone
                 self.require()
+            except BaseException:
+                self._scanners -= 1
+                raise
 
     async def stop_scanning(self) -> None:
         self._scanners = max(0, self._scanners - 1)
