@@ -116,34 +116,30 @@ class PluginCatalog:
                 detail = "; ".join(str(exc).splitlines()[1:])
                 raise ConfigError(f"it does not match the hook spec: {detail}") from None
             check_hook_rules(pm, instance)
+            model = getattr(plugin, "settings_model", None)
+            if model is not None:
+                _check_settings_model(model, "its settings_model")
+                if name in RESERVED_SECTIONS or name in self.sections:
+                    owner = self.section_owner.get(name, "the core")
+                    raise ConfigError(
+                        f"its settings section [{name}] is already used by {owner}; install the "
+                        "plugin under another entry-point name"
+                    )
+            backends = self._collect(name, pm)
         except ConfigError as exc:
             self.broken[name] = str(exc)
             return
-        model = getattr(plugin, "settings_model", None)
-        if model is not None and not (isinstance(model, type) and issubclass(model, BaseModel)):
-            self.broken[name] = (
-                f"its settings_model must be a pydantic BaseModel class, not {model!r}"
-            )
-            return
         self.plugins[name] = plugin
         self.origins[name] = origin
-        self._collect(name, pm)
+        self.backends.update(backends)
         if model is not None:
-            self._add_section(name, model)
+            self.sections[name] = model
+            self.section_owner[name] = name
 
-    def _add_section(self, name: str, model: type[BaseModel]) -> None:
-        """The plugin's settings section, named after it."""
-        if name in RESERVED_SECTIONS or name in self.sections:
-            owner = self.section_owner.get(name, "the core")
-            raise ConfigError(
-                f"plugin '{name}' declares settings section [{name}], which {owner} already "
-                f"uses; install the plugin under another entry-point name"
-            )
-        self.sections[name] = model
-        self.section_owner[name] = name
-
-    def _collect(self, name: str, pm: pluggy.PluginManager) -> None:
-        """Call the plugin's registration hooks (only those, only on it)."""
+    def _collect(self, name: str, pm: pluggy.PluginManager) -> dict[str, BackendRegistration]:
+        """Call the plugin's registration hooks (only those, only on it); what it registers,
+        or ConfigError if any of it is wrong."""
+        found: dict[str, BackendRegistration] = {}
 
         def register_backend(
             backend_name: str,
@@ -152,23 +148,33 @@ class PluginCatalog:
             description: str = "",
             traits: BackendTraits | None = None,
         ) -> None:
+            what = f"backend '{backend_name}'"
             if traits is not None and not isinstance(traits, BackendTraits):
                 raise ConfigError(
-                    f"plugin '{name}' registers backend '{backend_name}' with traits={traits!r}; "
+                    f"it registers {what} with traits={traits!r}; "
                     "pass a mcp_ble.core.traits.BackendTraits"
                 )
+            if settings is not None:
+                _check_settings_model(settings, f"{what}'s settings")
+            if backend_name in found:
+                raise ConfigError(f"it registers {what} twice")
             if backend_name in self.backends:
                 other = self.backends[backend_name].plugin
-                raise ConfigError(
-                    f"plugin '{name}' registers backend '{backend_name}', "
-                    f"which plugin '{other}' already registered"
-                )
-            self.backends[backend_name] = BackendRegistration(
+                raise ConfigError(f"it registers {what}, which plugin '{other}' already registered")
+            found[backend_name] = BackendRegistration(
                 backend_name, factory, settings, description, name, traits or BackendTraits()
             )
 
         for impl in pm.hook.mcp_ble_register_backends.get_hookimpls():
-            impl.function(register=register_backend)
+            try:
+                impl.function(register=register_backend)
+            except ConfigError:
+                raise
+            except Exception as exc:
+                raise ConfigError(
+                    f"its mcp_ble_register_backends failed: {type(exc).__name__}: {exc}"
+                ) from None
+        return found
 
     def resolve(self, backend: str, enabled: Iterable[str]) -> list[tuple[str, object]]:
         """The plugins an app with this backend and these enabled plugins registers, in order."""
@@ -226,6 +232,19 @@ class RegisteredBackends:
             raise ConfigError(
                 f"backend '{name}' is not a known backend; available: {', '.join(self.names())}"
             ) from None
+
+
+def _check_settings_model(model: object, what: str) -> None:
+    """A settings model is a pydantic class whose every field has a default: each section is
+    validated whenever the settings load, whether or not its plugin or backend runs."""
+    if not (isinstance(model, type) and issubclass(model, BaseModel)):
+        raise ConfigError(f"{what} must be a pydantic BaseModel class, not {model!r}")
+    required = [field for field, info in model.model_fields.items() if info.is_required()]
+    if required:
+        raise ConfigError(
+            f"{what} ({model.__name__}) has settings without a default: {', '.join(required)}; "
+            "give each a default (and fail where it is used if it is still unset)"
+        )
 
 
 def _normalize(name: str) -> str:

@@ -6,6 +6,7 @@ import io
 from typing import Any
 
 import pytest
+from pydantic import BaseModel
 
 from mcp_ble.backends.auto.backend import AutoBackend
 from mcp_ble.backends.simulated.backend import SimulatedBackend
@@ -104,8 +105,9 @@ def test_traits_must_be_backend_traits(tmp_path):
         def mcp_ble_register_backends(self, register: Any) -> None:
             register("wrong", _world, traits={"simulated": True})
 
-    with pytest.raises(ConfigError, match=r"pass a mcp_ble\.core\.traits\.BackendTraits"):
-        load(extra_plugins={"wrong": Wrong})
+    _, catalog = load(extra_plugins={"wrong": Wrong})  # the others still load
+    assert "pass a mcp_ble.core.traits.BackendTraits" in catalog.broken["wrong"]
+    assert "wrong" not in catalog.backends
 
 
 def make(tmp_path, toml: str) -> BleApp:
@@ -157,3 +159,44 @@ async def test_auto_shows_the_chosen_backends_radio_health(tmp_path):
         auto.active.radio_lost("adapter unplugged")
         assert auto.health.state != "ready"
         assert app.api.radio_state() != "ready"
+
+
+class NeedsAValue:
+    class Settings(BaseModel):
+        path: str  # no default: would fail every settings load, plugin enabled or not
+
+    settings_model = Settings
+
+
+class RegistersTwice:
+    @hookimpl
+    def mcp_ble_register_backends(self, register: Any) -> None:
+        register("labsim", _world)
+
+
+class RaisesInRegistration:
+    @hookimpl
+    def mcp_ble_register_backends(self, register: Any) -> None:
+        raise RuntimeError("driver missing")
+
+
+@pytest.mark.parametrize(
+    ("plugin", "why"),
+    [
+        (NeedsAValue, "its settings_model (Settings) has settings without a default: path"),
+        (RegistersTwice, "it registers backend 'labsim', which plugin 'lab' already registered"),
+        (
+            RaisesInRegistration,
+            "its mcp_ble_register_backends failed: RuntimeError: driver missing",
+        ),
+    ],
+)
+def test_a_broken_plugin_is_kept_out_and_the_rest_loads(tmp_path, plugin, why):
+    loaded, catalog = load(extra_plugins={"lab": LabBackends, "bad": plugin})
+    assert catalog.broken["bad"].startswith(why)
+    assert "bad" not in catalog.plugins and catalog.backends["labsim"].plugin == "lab"
+    assert loaded.settings.backend  # the settings still load
+    config = write_config(tmp_path, 'plugins = ["bad"]\n')
+    loaded, catalog = load(config, extra_plugins={"lab": LabBackends, "bad": plugin})
+    with pytest.raises(ConfigError, match="plugin 'bad' cannot be loaded: it"):
+        BleApp.create(loaded, catalog)
