@@ -255,3 +255,20 @@ async def test_a_plugin_added_at_run_time_is_held_to_the_same_rules(tmp_path):
     with pytest.raises(ConfigError, match="plugin 'late' cannot be added: it implements unknown"):
         app.add_plugin("late", Late())
     assert "late" not in dict(app.plugins) and app.pm.get_plugin("late") is None
+
+
+async def test_tryfirst_moves_an_implementation_to_the_front(tmp_path):
+    class Eager:
+        @hookimpl(tryfirst=True)
+        async def mcp_ble_scan_plan(self, plan):
+            await asyncio.sleep(0)
+            plan.note("eager")
+
+    app = make_app(
+        tmp_path,
+        'plugins = ["first", "eager"]',
+        extra_plugins={"first": ClampSecond, "eager": Eager},
+    )
+    async with app:
+        outcome = await app.scan(2.0, ScanFilter())
+    assert outcome.plan.notes == ["eager", "second clamped to 0.5"]
