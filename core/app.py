@@ -57,6 +57,7 @@ from .plugin_manager import (
 )
 from .policy import CCCD, WriteAttempt, WriteGuard
 from .scanning import ScanBroker
+from .sessions import Sessions, current_owner
 from .settings import CoreSettings, LoadedSettings
 from .tracker import AdvertisementTracker, DeviceRecord
 from .values import MAX_ATTRIBUTE_LEN, parse_address, shown_number
@@ -84,6 +85,8 @@ class Subscription:
         "items",
         "last_drained",
         "notes",
+        "owner",
+        "peers",
         "received",
         "uuid",
     )
@@ -94,10 +97,17 @@ class Subscription:
         char: GattCharacteristic,
         capacity: int,
         clock: Callable[[], float] = time.monotonic,
+        owner: str | None = None,
+        peers: list[Subscription] | None = None,
     ) -> None:
         #: The app's clock (the backend's): ages of buffers count in the radio's time.
         self.clock = clock
         self.address = address
+        #: The MCP session that made it (core/sessions.py); None outside any session.
+        self.owner = owner
+        #: Every session's subscription fed by the same radio subscription, this one included.
+        self.peers: list[Subscription] = peers if peers is not None else []
+        self.peers.append(self)
         #: The characteristic as discovered when subscribing: results need no lookup later.
         self.characteristic = char
         self.handle = char.handle
@@ -241,7 +251,11 @@ class BleApp:
         self.connections: dict[str, Connection] = {}
         #: Operations under way per address (connects included); the pool never releases these.
         self.in_flight: dict[str, int] = {}
+        #: One subscription per characteristic: the one the radio feeds (its peers, other
+        #: sessions' subscriptions to the same characteristic, are fed with it).
         self.subscriptions: dict[tuple[str, int], Subscription] = {}
+        #: Who holds what, per MCP session (core/sessions.py).
+        self.sessions = Sessions()
         self.metrics_registry = CollectorRegistry(auto_describe=True)
         self.backend: Backend | None = None
         self.scans_run = 0
@@ -555,6 +569,7 @@ class BleApp:
             existing = self.connections.get(address)
             if existing is not None:
                 if self.radio.is_connected(address):
+                    self.sessions.use_link(address)
                     return existing, False
                 # The radio no longer has the link (its loss went unreported): forget it and
                 # connect anew rather than report a dead link as connected.
@@ -604,6 +619,7 @@ class BleApp:
                 notes=plan.notes,
             )
             self.connections[address] = conn
+            self.sessions.use_link(address)
             await self._event(
                 "mcp_ble_connected",
                 address=address,
@@ -619,6 +635,7 @@ class BleApp:
         conn = self.connections.pop(address, None)
         if conn is None:
             return False
+        self.sessions.link_dropped(address)
         self._end_subscriptions(address, "disconnected by request")
         try:
             await self.radio.disconnect(address)
@@ -636,6 +653,7 @@ class BleApp:
         """Backends call this on the loop when a link drops without our asking."""
         if self.connections.pop(address, None) is None:
             return
+        self.sessions.link_dropped(address)
         self._end_subscriptions(address, f"link lost: {reason}")
         self.spawn(
             self._event(
@@ -649,14 +667,41 @@ class BleApp:
                 sub.end(why)
 
     def subscriptions_of(self, address: str | None) -> list[Subscription]:
-        """The subscriptions (active, or ended with a buffer left) of one device, or all."""
-        subs = list(self.subscriptions.values())
-        return subs if address is None else [s for s in subs if s.address == address]
+        """The subscriptions (active, or ended with a buffer left) of one device, or all, of
+        every MCP session."""
+        return self.sessions.on_link(address)
 
     def discard_subscription(self, sub: Subscription) -> None:
         """Forget an ended subscription and whatever it still buffered."""
-        if self.subscriptions.get((sub.address, sub.handle)) is sub:
-            del self.subscriptions[(sub.address, sub.handle)]
+        self.sessions.forget(sub, self.subscriptions)
+
+    async def leave(self, address: str) -> tuple[bool, int]:
+        """``ble_disconnect`` for the current MCP session: its subscriptions on the link end;
+        the link goes down unless other sessions use it. Returns (was connected, sessions
+        still using it)."""
+        address = parse_address(address)
+        if address not in self.connections:
+            return False, 0
+        owner = current_owner()
+        for sub in self.sessions.of(owner):
+            if sub.address == address and sub.active:
+                await self._drop_subscription(sub, "disconnected by request")
+        others = self.sessions.leave_link(address, owner)
+        if others:
+            return True, others
+        return await self.disconnect(address), 0
+
+    async def release_session(self, owner: str | None) -> None:
+        """A session ended: end its subscriptions (the radio subscription too when no other
+        session shares it), drop its buffers, stop counting it on links (the pool closes links
+        left idle)."""
+        for sub in self.sessions.of(owner):
+            if sub.active:
+                with contextlib.suppress(BleError):
+                    await self._drop_subscription(sub, "the MCP session ended")
+            self.sessions.forget(sub, self.subscriptions)
+        for address in list(self.sessions.link_users):
+            self.sessions.leave_link(address, owner)
 
     def connection(self, address: str) -> Connection:
         address = parse_address(address)
@@ -890,10 +935,25 @@ class BleApp:
         # One subscribe, unsubscribe or descriptor write per characteristic at a time: two
         # concurrent subscribes write the CCCD once, and the second is told it was already done.
         async with self._target_locks.hold(key):
+            mine = self.sessions.mine(*key)
+            if mine is not None and mine.active:
+                return mine, False
+            conn = self.connection(address)  # the link may have gone while we waited
             existing = self.subscriptions.get(key)
             if existing is not None and existing.active:
-                return existing, False
-            conn = self.connection(address)  # the link may have gone while we waited
+                # Another session receives this characteristic: share its radio subscription
+                # (no second CCCD write), with a buffer of this session's own.
+                sub = Subscription(
+                    conn.address,
+                    char,
+                    existing.items.maxlen or self.settings.server.notification_buffer,
+                    self.now,
+                    current_owner(),
+                    existing.peers,
+                )
+                sub.notes = list(existing.notes)
+                self.sessions.add(sub)
+                return sub, True
             plan = SubscribePlan(
                 conn.address, char.handle, char.uuid, self.settings.server.notification_buffer
             )
@@ -905,6 +965,7 @@ class BleApp:
             finally:
                 del self.subscribing[key]
             self.subscriptions[key] = sub
+            self.sessions.add(sub)
         if self.connections.get(conn.address) is not conn:
             # The CCCD write completed, then the link dropped before we registered: it is a
             # done subscription that has already ended; ble_notifications reports why.
@@ -915,17 +976,23 @@ class BleApp:
         self, conn: Connection, char: GattCharacteristic, plan: SubscribePlan
     ) -> Subscription:
         await self._event("mcp_ble_subscribe_plan", plan=plan, app=self)
-        sub = Subscription(conn.address, char, plan.buffer_size, self.now)
+        sub = Subscription(conn.address, char, plan.buffer_size, self.now, current_owner())
         sub.notes = plan.notes
+        peers = sub.peers  # every session's buffer on this radio subscription
+
         if self.hook.mcp_ble_notification.get_hookimpls():
             hook = self.hook.mcp_ble_notification
-            push = sub.push
 
             def on_data(data: bytes) -> None:
-                push(data)
+                for peer in peers:
+                    peer.push(data)
                 hook(address=sub.address, handle=sub.handle, data=data)
         else:
-            on_data = sub.push
+
+            def on_data(data: bytes) -> None:
+                for peer in peers:
+                    peer.push(data)
+
         op = Operation("subscribe", conn.address, self._deadline(), char.handle)
         await self._run(op, lambda: self.radio.start_notify(conn.address, char.handle, on_data))
         return sub
@@ -936,18 +1003,35 @@ class BleApp:
         key = (parse_address(address), char.handle)
         async with self._target_locks.hold(key):
             conn = self.connection(address)
-            sub = self.subscriptions.get(key)
+            sub = self.sessions.mine(*key)
             if sub is None or not sub.active:
                 raise NotSubscribed(
-                    f"{conn.address} characteristic {label(char.uuid)} has no active subscription",
-                    "ble_subscribe first; ble_status lists current subscriptions",
+                    f"{conn.address} characteristic {label(char.uuid)} has no active subscription "
+                    "in this session",
+                    "ble_subscribe first; ble_connections lists this session's subscriptions",
                 )
-            op = Operation("unsubscribe", conn.address, self._deadline(), char.handle)
-            await self._run(op, lambda: self.radio.stop_notify(conn.address, char.handle))
-            sub.end("unsubscribed")
-            if self.subscriptions.get(key) is sub:
-                del self.subscriptions[key]
+            await self._stop_subscription(sub, "unsubscribed")
         return sub
+
+    async def _stop_subscription(self, sub: Subscription, why: str) -> None:
+        """End ``sub`` and forget it; the radio stops only when no other session's
+        subscription shares it. The caller holds the characteristic's lock."""
+        if not any(p.active for p in sub.peers if p is not sub):
+            op = Operation("unsubscribe", sub.address, self._deadline(), sub.handle)
+            await self._run(op, lambda: self.radio.stop_notify(sub.address, sub.handle))
+        sub.end(why)
+        self.sessions.forget(sub, self.subscriptions)
+
+    async def _drop_subscription(self, sub: Subscription, why: str) -> None:
+        async with self._target_locks.hold((sub.address, sub.handle)):
+            if sub.active:
+                await self._stop_subscription(sub, why)
+
+    async def end_subscriptions(self, address: str, handle: int) -> None:
+        """End every session's subscription to one characteristic (plugins: abandoned ones)."""
+        for sub in [s for s in self.sessions.on_link(address) if s.handle == handle]:
+            if sub.active:
+                await self._drop_subscription(sub, "unsubscribed")
 
     async def notifications(
         self, address: str, ref: str | int, max_items: int, wait_s: float
@@ -965,7 +1049,7 @@ class BleApp:
         sub = self._find_subscription(address, ref)
         if sub is None:
             char = await self.characteristic(address, ref)
-            sub = self.subscriptions.get((address, char.handle))
+            sub = self.sessions.mine(address, char.handle)
         if sub is None:
             raise NotSubscribed(
                 f"{address} has no subscription for characteristic {ref}",
@@ -976,9 +1060,9 @@ class BleApp:
                 async with asyncio.timeout(wait_s):
                     await sub.event.wait()
         items = sub.drain(max_items)
-        key = (sub.address, sub.handle)
-        if not sub.active and not sub.items and self.subscriptions.get(key) is sub:
-            del self.subscriptions[key]  # not a newer subscription made while we waited
+        if not sub.active and not sub.items:
+            # forget() leaves a newer subscription made while we waited alone
+            self.sessions.forget(sub, self.subscriptions)
         return sub, items
 
     def _find_subscription(self, address: str, ref: str | int) -> Subscription | None:
@@ -987,7 +1071,8 @@ class BleApp:
 
         handle = parse_handle(ref)
         if handle is not None:
-            return self.subscriptions.get((address, handle))
+            return self.sessions.mine(address, handle)
         uuid = parse_uuid(str(ref))
-        found = [s for s in self.subscriptions_of(address) if s.uuid == uuid]
+        owner = current_owner()
+        found = [s for s in self.sessions.of(owner) if s.address == address and s.uuid == uuid]
         return found[0] if len(found) == 1 else None

@@ -1,11 +1,12 @@
 """The audit log: one JSON line per write attempt, allowed or refused.
 
-Fields: ``time`` (ISO 8601 UTC), ``session`` (the MCP session, when the write came through one),
-``device``, ``kind`` (characteristic, descriptor, cccd, pair), ``characteristic`` (UUID) and
-``handle``, ``descriptor`` (UUID, for descriptor writes), ``length`` (bytes), ``policy``
-(``server.write_policy``), ``decision`` (why it was allowed or refused), ``outcome`` (``sent``,
-``refused`` or ``failed``) with ``error`` (the error code) on failure, and ``value`` (hex) only
-with ``server.audit_values = true``. Written to stderr or to a file rotated by size.
+Fields: ``time`` (ISO 8601 UTC), ``session`` (the MCP session's id, core/sessions.py; None
+outside a session), ``device``, ``kind`` (characteristic, descriptor, cccd, pair),
+``characteristic`` (UUID) and ``handle``, ``descriptor`` (UUID, for descriptor writes),
+``length`` (bytes), ``policy`` (``server.write_policy``), ``decision`` (why it was allowed or
+refused), ``outcome`` (``sent``, ``refused`` or ``failed``) with ``error`` (the error code) on
+failure, and ``value`` (hex) only with ``server.audit_values = true``. Written to stderr or to a
+file rotated by size.
 """
 
 from __future__ import annotations

@@ -166,8 +166,9 @@ class PluginApp:
         return await self._app.disconnect(address)
 
     async def end_subscription(self, address: str, handle: int) -> None:
-        """Unsubscribe, as ``ble_unsubscribe`` does; buffered notifications stay readable."""
-        await self._app.unsubscribe(address, handle)
+        """End the subscriptions to one characteristic, every MCP session's (the radio
+        subscription stops)."""
+        await self._app.end_subscriptions(address, handle)
 
     def forget_devices_older_than(self, seconds: float) -> int:
         """Drop devices not heard for ``seconds`` from the tracker; returns how many."""

@@ -115,7 +115,7 @@ def install(mcp: MCPServer, app: BleApp, bus: InMemorySubscriptionBus) -> Notifi
                 f"'{shown(address)}/{shown(handle)}' names no notification buffer; read the "
                 "URI ble_subscribe returned"
             )
-        sub = app.subscriptions.get(key)
+        sub = app.sessions.mine(*key)  # only this session's buffer (core/sessions.py)
         if sub is None:
             raise ResourceError(
                 f"No subscription for {key[0]} handle {handle}; call ble_subscribe first"
@@ -156,7 +156,7 @@ def install(mcp: MCPServer, app: BleApp, bus: InMemorySubscriptionBus) -> Notifi
                 f"'{shown(uri)}' is not a resource of this server; subscribe to the URI "
                 "ble_subscribe returned (ble://notifications/{address}/{handle})",
             )
-        if key not in app.subscriptions:
+        if app.sessions.mine(*key) is None:
             raise MCPError(
                 INVALID_PARAMS,
                 f"No subscription for {key[0]} handle {key[1]}; call ble_subscribe first",
@@ -167,7 +167,7 @@ def install(mcp: MCPServer, app: BleApp, bus: InMemorySubscriptionBus) -> Notifi
         uri = existing(str(params.uri))
         uris = publisher.legacy.setdefault(session_connection(ctx), set())
         # What a client holds is bounded by the buffers that still exist.
-        uris -= {u for u in uris if _key(u) not in app.subscriptions}
+        uris -= {u for u in uris if (k := _key(u)) is None or app.sessions.mine(*k) is None}
         uris.add(uri)
         return EmptyResult()
 

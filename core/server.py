@@ -42,6 +42,8 @@ from .compat import BleMCPServer
 from .errors import BleError, InvalidInput
 from .gatt import label
 from .models import GattCharacteristic, ScanFilter
+from .session_middleware import session_owner_middleware
+from .sessions import current_owner
 from .sig import company_name, decode, printable_text, short_uuid, uuid_name
 from .tool_errors import tool_errors
 from .tracker import DeviceRecord
@@ -169,6 +171,9 @@ class PairResult(BaseModel):
 class DisconnectResult(BaseModel):
     address: str
     was_connected: bool
+    other_sessions: int = Field(
+        0, description="other MCP sessions still using the link: it stays up for them"
+    )
 
 
 class SubscriptionOut(BaseModel):
@@ -185,7 +190,10 @@ class ConnectionOut(BaseModel):
     mtu: int
     connected_for_s: float
     idle_s: float
-    subscriptions: list[SubscriptionOut]
+    subscriptions: list[SubscriptionOut] = Field(description="this MCP session's subscriptions")
+    other_sessions_subscriptions: int = Field(
+        0, description="active subscriptions other MCP sessions hold on this link"
+    )
 
 
 class ConnectionsResult(BaseModel):
@@ -487,9 +495,13 @@ def build_server(
     @tool(LINK)
     @tool_errors
     async def ble_disconnect(address: AddressArg) -> DisconnectResult:
-        """Disconnect; buffered notifications of its subscriptions stay readable until drained."""
-        was = await app.disconnect(address)
-        return DisconnectResult(address=parse_address(address), was_connected=was)
+        """Disconnect; buffered notifications of its subscriptions stay readable until drained.
+        A link another MCP session still uses stays up for it (this session's subscriptions on
+        it end)."""
+        was, others = await app.leave(address)
+        return DisconnectResult(
+            address=parse_address(address), was_connected=was, other_sessions=others
+        )
 
     @tool(WRITE)
     @tool_errors
@@ -515,6 +527,7 @@ def build_server(
         for conn in app.connections.values():
             record = app.tracker.get(conn.address)
             subs = app.subscriptions_of(conn.address)
+            mine = [s for s in subs if s.owner == current_owner()]
             out.append(
                 ConnectionOut(
                     address=conn.address,
@@ -522,7 +535,10 @@ def build_server(
                     mtu=conn.mtu,
                     connected_for_s=round(now - conn.connected_at, 3),
                     idle_s=round(mono - conn.last_used, 3),
-                    subscriptions=[subscription_out(app, s) for s in subs],
+                    subscriptions=[subscription_out(app, s) for s in mine],
+                    other_sessions_subscriptions=sum(
+                        s.active for s in subs if s.owner != current_owner()
+                    ),
                 )
             )
         return ConnectionsResult(connections=out)
@@ -785,6 +801,7 @@ def build_server(
         tools=tools,
         token_verifier=token_verifier,
         auth=auth,
+        middleware=[session_owner_middleware(app)],
     )
     resources.install(mcp, app, bus)
 

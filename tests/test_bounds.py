@@ -142,12 +142,15 @@ async def test_resource_subscriptions_only_for_buffers_that_exist(tmp_path):
                             assert "not a resource" in str(refused.value) or (
                                 "call ble_subscribe first" in str(refused.value)
                             )
+                        # A resource subscription needs this session's own buffer.
+                        await ok(c, "ble_subscribe", address=HRM, characteristic="2a37")
                         await c.subscribe_resource(uri)
                         assert len(publisher.legacy) >= 1
 
         grew = await growth(sessions, by_rss=True, warm_up=lambda: sessions(20))
         gc.collect()
         assert len(publisher.legacy) == 0  # released with their sessions
+        assert len(app.sessions.owned) == 1  # their buffers too; the first client's stays
         assert grew < 10 * MB, f"{grew / MB:.1f} MB"
 
 

@@ -3,22 +3,16 @@ with a wrong one, Host and Origin checks on every bind address, the token never 
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import os
 import subprocess
-import sys
-from collections.abc import AsyncIterator
 
 import httpx2
+from http_server import CLI, FAST, clean_env, free_port, serving
 from mcp.client import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 
 from helpers import write_config
 
-CLI = [sys.executable, "-m", "mcp_ble.core.cli"]
-FAST = '[backends.simulated]\nworld = "demo"\ntime_scale = 0.01\n'
 TOKEN = "s3cret-token-for-the-test-0123456789"
 INITIALIZE = {
     "jsonrpc": "2.0",
@@ -31,48 +25,6 @@ INITIALIZE = {
     },
 }
 HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
-
-
-def free_port(host: str) -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MCP_BLE_")}
-    return {**env, **extra}
-
-
-@contextlib.asynccontextmanager
-async def serving(
-    tmp_path, host: str, env: dict[str, str], settings: str = ""
-) -> AsyncIterator[tuple[str, list[bytes]]]:
-    config = write_config(tmp_path, FAST + settings)
-    port = free_port(host)
-    server = await asyncio.create_subprocess_exec(
-        *CLI, "serve", "--config", str(config), "--backend", "simulated",
-        "--transport", "http", "--host", host, "--port", str(port),
-        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE, env=env,
-    )  # fmt: skip
-    err: list[bytes] = []
-    try:
-        for _ in range(400):
-            try:
-                _, writer = await asyncio.open_connection(host, port)
-                writer.close()
-                break
-            except OSError:
-                assert server.returncode is None, "the server exited"
-                await asyncio.sleep(0.05)
-        yield f"http://{host}:{port}/mcp", err
-    finally:
-        server.terminate()
-        _, stderr = await server.communicate()
-        err.append(stderr)
 
 
 def serve_exits(tmp_path, host: str, env: dict[str, str], settings: str = ""):

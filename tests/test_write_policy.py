@@ -224,6 +224,8 @@ async def test_confirm_asks_before_every_kind_of_write(tmp_path, path, answer, m
             assert backend.sent == []
     [line] = audit_lines(audit)
     assert line["policy"] == "confirm" and line["device"] == LOCK
+    # a 2025-11-25 session has an id; 2026-07-28 has no sessions
+    assert (line["session"] is None) == (mode == "auto")
     assert line["decision"] == {"accept": "approved", "decline": "declined"}.get(
         answer, "cannot_ask"
     )
