@@ -104,20 +104,22 @@ def install(mcp: MCPServer, app: BleApp, bus: InMemorySubscriptionBus) -> Notifi
         mime_type="application/json",
     )
     async def notifications_resource(address: str, handle: str) -> str:
-        from mcp.server.mcpserver.exceptions import ResourceError
+        # Not found is invalid params (-32602) to the SDK; any other ResourceError would be
+        # an internal error (-32603), which a bad URI is not.
+        from mcp.server.mcpserver.exceptions import ResourceNotFoundError
 
         key = None
         if handle.isdecimal() and len(handle) <= 5:
             with contextlib.suppress(BleError):
                 key = (parse_address(address), int(handle))
         if key is None:
-            raise ResourceError(
+            raise ResourceNotFoundError(
                 f"'{shown(address)}/{shown(handle)}' names no notification buffer; read the "
                 "URI ble_subscribe returned"
             )
         sub = app.sessions.mine(*key)  # only this session's buffer (core/sessions.py)
         if sub is None:
-            raise ResourceError(
+            raise ResourceNotFoundError(
                 f"No subscription for {key[0]} handle {handle}; call ble_subscribe first"
             )
         latest = list(sub.items)[-LATEST:]

@@ -237,3 +237,17 @@ async def test_an_error_quotes_a_huge_number_by_its_size(tmp_path):
     async with app:
         with pytest.raises(InvalidInput, match=r"max_items=a 13288-bit number is out of range"):
             await app.notifications(HRM, "2a37", 10**4000, 0)
+
+
+async def test_reading_a_buffer_that_does_not_exist_is_invalid_params(tmp_path):
+    async with client_on_demo(tmp_path) as c:
+        for uri in (
+            f"ble://notifications/{HRM}/3",
+            f"ble://notifications/{HRM}/99999999999999999999",
+            "ble://notifications/xx/3",
+            "ble://notifications/" + " " * 1000 + "/3",
+        ):
+            with pytest.raises(MCPError) as refused:
+                await c.read_resource(uri)
+            assert refused.value.code == -32602, uri
+            assert len(refused.value.message) < 300
