@@ -172,7 +172,9 @@ def mcp_ble_subscribe_plan(plan: SubscribePlan, app: PluginApp) -> None:
 def mcp_ble_write_plan(plan: WritePlan, app: PluginApp) -> None:
     """A characteristic write is about to be sent. ``plan.chunks`` starts as one chunk; a plugin
     may split it (for example into ``plan.mtu - 3`` byte pieces for write without response).
-    Synchronous or async."""
+    Synchronous or async. It may run twice for one write: once to show a person exactly what
+    will be sent (``server.write_policy = "confirm"``), then for the write itself, which is sent
+    only if the bytes are the same; so decide the same way both times and keep side effects out."""
 
 
 @hookspec

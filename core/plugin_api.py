@@ -43,6 +43,8 @@ class LinkView:
     busy: bool
     #: Subscriptions on it that still receive.
     active_subscriptions: int
+    #: MCP sessions using it (core/sessions.py); 0 once the last one has ended or left.
+    sessions: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +133,7 @@ class PluginApp:
                 idle_s=now - c.last_used,
                 busy=c.address in app.in_flight,
                 active_subscriptions=sum(s.active for s in app.subscriptions_of(c.address)),
+                sessions=len(app.sessions.link_users.get(c.address, ())),
             )
             for c in list(app.connections.values())
         ]

@@ -43,14 +43,15 @@ class ConnectionPool:
         self.settings = settings
 
     def evictions(self, links: list[LinkView], needed: int = 1) -> list[str]:
-        """Least recently used first, links without subscriptions before those with."""
+        """Least recently used first; links no MCP session uses before the others, and links
+        without subscriptions before those with."""
         excess = len(links) + needed - self.settings.max_connections
         if excess <= 0:
             return []
         # A link with an operation under way is never released: that operation would fail.
         ranked = sorted(
             (link for link in links if not link.busy),
-            key=lambda link: (link.active_subscriptions > 0, -link.idle_s),
+            key=lambda link: (link.sessions > 0, link.active_subscriptions > 0, -link.idle_s),
         )
         return [link.address for link in ranked[:excess]]
 

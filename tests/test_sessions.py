@@ -127,3 +127,15 @@ async def test_sessions_in_process_share_links_not_buffers(tmp_path):
         # the legacy session ended: its subscription is gone, and with it the radio's
         assert app.sessions.owned == {} and app.subscriptions == {}
         assert app.connections  # the link stays for the pool to close when idle
+        [hrm] = app.api.links()
+        assert hrm.sessions == 0 and hrm.active_subscriptions == 0
+
+
+def test_pool_releases_links_no_session_uses_first():
+    from mcp_ble.core.plugin_api import LinkView
+    from mcp_ble.plugins.pool import ConnectionPool, PoolSettings
+
+    pool = ConnectionPool(PoolSettings(max_connections=2))
+    used = LinkView("A", 23, idle_s=100.0, busy=False, active_subscriptions=0, sessions=1)
+    unused = LinkView("B", 23, idle_s=1.0, busy=False, active_subscriptions=0, sessions=0)
+    assert pool.evictions([used, unused]) == ["B"]  # though A is the least recently used

@@ -146,5 +146,8 @@ def test_demo_runs_a_real_client_session(tmp_path):
     assert "battery: {'battery_level_percent': 87}" in out
     assert "heart rate notifications (bpm): [" in out
     assert "UART echoed: hello from mcp-ble" in out
+    # write_policy "confirm": the person is asked, on screen, before the UART write
+    assert "[server asks the person] Allow writing 18 bytes" in out
+    assert 'text "hello from mcp-ble" to characteristic' in out and "[person] approve: yes" in out
     assert "ERROR (as the agent sees it)" in out and "has no characteristic 2a99" in out
     assert "ble_connection_success_total 3.0" in out
