@@ -486,7 +486,9 @@ def _explain(
             lines.append(f"{where}: unknown key '{dotted}'{hint}")
         else:
             found, value = _lookup({**file_data, **env_data, **cli_data}, loc)
-            shown = f" = {value!r}" if found else ""
+            # Never echo a secret (server.http_token), nor a whole table that may hold one.
+            secret = "token" in dotted or isinstance(value, dict)
+            shown = f" = {value!r}" if found and not secret else ""
             message = error["msg"].removeprefix("Value error, ")
             lines.append(f"{where}: {dotted}{shown}: {message}")
     return "\n".join(lines)

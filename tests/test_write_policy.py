@@ -410,6 +410,16 @@ def test_old_write_settings_name_the_new_key(tmp_path):
         assert "\n" not in message
 
 
+def test_settings_errors_never_echo_the_http_token(tmp_path):
+    secret = "do-not-print-me-0123456789"
+    with pytest.raises(ConfigError) as caught:
+        make_app(tmp_path, f'[server]\nhttp_token = "{secret}"\nallow_writes = true\n')
+    assert "server.write_policy" in str(caught.value) and secret not in str(caught.value)
+    with pytest.raises(ConfigError) as caught:
+        make_app(tmp_path, "[server]\nhttp_token = 12345678901234567890\n")
+    assert "server.http_token" in str(caught.value) and "1234567890" not in str(caught.value)
+
+
 def test_bad_allowlist_entries_are_config_errors(tmp_path):
     with pytest.raises(ConfigError, match="'lamp' is not a UUID"):
         make_app(tmp_path, '[server]\nallowlist = [{ device = "*", characteristic = "lamp" }]\n')
