@@ -50,7 +50,7 @@ MTU_TARGET = "BE:0C:00:00:00:02"
 #: Candidate ATT MTUs: 23 is the default, 247 fills one 251-byte LL packet with Data Length
 #: Extension, and 517 carries a 512-byte attribute (Core spec Vol 3, Part F, 3.2.9) in one PDU.
 MTU_CANDIDATES = (23, 185, 244, 247, 517)
-GROUPS = ("discovery", "connection", "transfer", "mtu", "load", "micro")
+GROUPS = ("discovery", "connection", "transfer", "mtu", "load", "micro", "tokens")
 
 #: (comparison, bound): the project's targets for the server's own cost.
 TARGETS: dict[str, tuple[str, float]] = {
@@ -732,6 +732,27 @@ class Suite:
             Result("mcp_flat_read_overhead_ratio", flat / trivial, "x", simulated=False),
         ]
 
+    # ------------------------------------------------------------ tokens
+
+    async def tokens(self) -> None:
+        """What one agent session on the demo world reads, in characters, beside each ceiling
+        (see :mod:`mcp_ble.core.bench_tokens`)."""
+        from .app import BleApp
+        from .bench_tokens import CEILINGS, ceiling_of, token_session
+
+        self.progress.step("tokens: one agent session on the demo world")
+        settings = self.loaded.settings.model_copy(deep=True)
+        sim = settings.backend_settings("simulated")
+        sim.world = "demo"
+        sim.time_scale = 0.01  # notifications flow while the session waits for one
+        if hasattr(sim, "seed"):
+            sim.seed = None  # the demo world's own seed: the same session every run
+        async with BleApp(settings, self.catalog, self.loaded) as app:
+            figures = await token_session(app)
+        for name in CEILINGS:
+            TARGETS[name] = ("<=", ceiling_of(name, figures))
+            self.results.append(Result(name, figures[name], "chars", simulated=False))
+
 
 STEPS = {
     "discovery": 2,
@@ -740,6 +761,7 @@ STEPS = {
     "mtu": 1,
     "load": 1,
     "micro": 4,
+    "tokens": 1,
 }
 
 
@@ -800,7 +822,7 @@ def table(results: list[Result]) -> str:
                 r.unit,
                 _fmt(r.ideal),
                 "-" if ratio is None else f"{ratio:.3f}",
-                "simulated" if r.simulated else "real",
+                "simulated" if r.simulated else ("-" if r.unit == "chars" else "real"),
                 r.target(),
             )
         )

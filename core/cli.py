@@ -244,7 +244,7 @@ async def _serve(app: Any, args: argparse.Namespace) -> int:
 
 async def _scan(app: Any, args: argparse.Namespace) -> int:
     from .models import ScanFilter
-    from .server import device_out
+    from .outputs import device_out
     from .values import parse_uuid
 
     scan_filter = ScanFilter(
@@ -257,11 +257,7 @@ async def _scan(app: Any, args: argparse.Namespace) -> int:
         simulated = app.radio.info().simulated
         rows = [device_out(r, app.now()) for r in outcome.devices]
     if args.json:
-        print(
-            json.dumps(
-                {"simulated": simulated, "devices": [r.model_dump() for r in rows]}, indent=2
-            )
-        )
+        print(json.dumps({"simulated": simulated, "devices": [r.dump() for r in rows]}, indent=2))
         return 0
     print(
         f"{len(rows)} devices in {outcome.duration_s:.1f} s "
@@ -269,8 +265,8 @@ async def _scan(app: Any, args: argparse.Namespace) -> int:
     )
     table = [("ADDRESS", "RSSI", "NAME", "SERVICES", "MANUFACTURER")]
     for r in rows:
-        services = ", ".join(s.name or s.short or s.uuid for s in r.services)
-        makers = ", ".join(m.company or f"0x{m.company_id:04x}" for m in r.manufacturer_data)
+        services = ", ".join(r.services or ())
+        makers = ", ".join(r.manufacturer_data or ())
         table.append((r.address, str(r.rssi), r.name or "-", services or "-", makers or "-"))
     _print_table(table)
     for note in outcome.plan.notes:

@@ -13,6 +13,10 @@ What it relies on:
 - ``MCPServer._tool_manager.get_tool(name)`` finds a registered tool, and
   ``MCPServer._prompt_manager.get_prompt(name)`` a prompt (used to answer an unknown name with
   JSON-RPC -32602 before the SDK turns it into a tool result or an error with code 0).
+- ``Tool.from_function`` builds a tool whose ``parameters`` (the advertised input schema) and
+  ``fn_metadata.output_schema`` (the advertised output schema) may be replaced by equivalent,
+  leaner schemas: arguments are validated by the pydantic model, results by the output model,
+  never by these JSON schemas; ``fn`` may be replaced by a wrapper with the same signature.
 - ``MCPServer._lowlevel_server.add_request_handler`` registers a handler for a request the
   high-level server has no hook for (2025-11-25 ``resources/subscribe``).
 """
@@ -24,10 +28,12 @@ from typing import Any
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
+from mcp.server.mcpserver.tools import Tool
 from mcp.shared.exceptions import MCPError
-from mcp.types import INVALID_PARAMS
+from mcp.types import INVALID_PARAMS, ToolAnnotations
 from pydantic import BaseModel, ValidationError
 
+from .outputs import lean_schema
 from .tool_errors import invalid_arguments
 
 SDK_CHECKED = "2.3.0"
@@ -83,6 +89,18 @@ class BleMCPServer(MCPServer[Any]):
         return await super().get_prompt(name, arguments, context)
 
 
+def make_tool(fn: Callable[..., Any], annotations: ToolAnnotations) -> Tool:
+    """A tool for ``fn`` with lean schemas (no titles, no null branches, no ``$ref``) and its
+    docstring on one line."""
+    made = Tool.from_function(fn, annotations=annotations)
+    made.description = " ".join((made.description or "").split())
+    made.parameters = lean_schema(made.parameters)
+    schema = made.fn_metadata.output_schema
+    if schema is not None:
+        made.fn_metadata.output_schema = lean_schema(schema, output=True)
+    return made
+
+
 def add_request_handler(
     mcp: MCPServer[Any],
     method: str,
@@ -100,4 +118,4 @@ def session_connection(ctx: Any) -> Any:
     return ctx.session._connection
 
 
-__all__ = ["SDK_CHECKED", "BleMCPServer", "add_request_handler", "session_connection"]
+__all__ = ["SDK_CHECKED", "BleMCPServer", "add_request_handler", "make_tool", "session_connection"]

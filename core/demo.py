@@ -1,7 +1,9 @@
 """``mcp-ble demo``: a real MCP client session against ``mcp-ble serve`` over stdio.
 
 The client is the MCP SDK's own; the server runs as a subprocess exactly as a desktop MCP client
-would start it. The transcript shows each tool call and a short reading of its result.
+would start it. Every step prints the call, then one line of what came back: the text the agent
+reads (compact JSON, shortened when long), or the error as the agent sees it. A step is one
+``Transcript.call``; a new step is one more call in ``session``.
 """
 
 from __future__ import annotations
@@ -21,28 +23,56 @@ ENV_SENSING, TEMPERATURE, HUMIDITY = "181a", "2a6e", "2a6f"
 NUS = "6e400001-b5a3-f393-e0a9-e50e24dcca9e"
 NUS_RX = "6e400002-b5a3-f393-e0a9-e50e24dcca9e"
 NUS_TX = "6e400003-b5a3-f393-e0a9-e50e24dcca9e"
+WIDTH = 150  # characters of a result line before it is shortened
+
+
+def shorten(text: str, width: int = WIDTH) -> str:
+    """``text`` on one line, cut to ``width`` with the full length said when it is longer."""
+    text = " ".join(text.split())
+    if len(text) <= width:
+        return text
+    return f"{text[: width - 20]}... ({len(text)} chars)"
 
 
 class Transcript:
+    """Runs the steps: each prints the call and one line of what came back."""
+
     def __init__(self, client: Client) -> None:
         self.client = client
         self.started = time.monotonic()
+        self.steps = 0
 
     async def call(self, tool: str, **arguments: Any) -> dict[str, Any]:
         shown = ", ".join(f"{k}={v!r}" for k, v in arguments.items())
+        print(f"\n> {tool}({shown})")
         t0 = time.monotonic()
         result = await self.client.call_tool(tool, arguments)
         ms = (time.monotonic() - t0) * 1000
-        print(f"\n> {tool}({shown})  [{ms:.0f} ms]")
+        self.steps += 1
+        text = getattr(result.content[0], "text", "") if result.content else ""
         if result.is_error:
-            text = getattr(result.content[0], "text", "")
-            print(f"  ERROR (as the agent sees it): {text}")
+            print(f"< ({ms:.0f} ms) ERROR (as the agent sees it): {shorten(text)}")
             return {}
+        print(f"< ({ms:.0f} ms) {shorten(text)}")
         return result.structured_content or {}
 
+    async def read_resource(self, uri: str, wanted: tuple[str, ...]) -> None:
+        t0 = time.monotonic()
+        result = await self.client.read_resource(uri)
+        ms = (time.monotonic() - t0) * 1000
+        self.steps += 1
+        text = getattr(result.contents[0], "text", "")
+        lines = [line for line in text.splitlines() if line.startswith(wanted)]
+        print(f"\n> resources/read {uri}")
+        print(
+            f"< ({ms:.0f} ms) {len(text.splitlines())} lines of Prometheus text; "
+            + "; ".join(lines)
+        )
 
-def _say(text: str) -> None:
-    print(f"  {text}")
+
+def say(text: str) -> None:
+    """A note for the person watching (not something the server returned)."""
+    print(f"  # {text}")
 
 
 async def approve_on_screen(context: Any, params: Any) -> types.ElicitResult:
@@ -56,7 +86,8 @@ async def approve_on_screen(context: Any, params: Any) -> types.ElicitResult:
 async def run_demo(
     config: Path | None = None, backend: str | None = None, plugins: str | None = None
 ) -> int:
-    args = ["-m", "mcp_ble.core.cli", "serve", "--backend", backend or "simulated"]
+    backend = backend or "simulated"
+    args = ["-m", "mcp_ble.core.cli", "serve", "--backend", backend]
     if config is not None:
         args += ["--config", str(config)]
     if plugins is not None:
@@ -65,104 +96,79 @@ async def run_demo(
     # file says): the demo client answers the question on screen.
     env = {**os.environ, "MCP_BLE_SERVER__WRITE_POLICY": "confirm"}
     params = StdioServerParameters(command=sys.executable, args=args, env=env)
-    print("mcp-ble demo: the MCP SDK client drives `mcp-ble serve` over stdio")
+    if backend == "simulated":
+        print(
+            "mcp-ble demo: SIMULATED devices. The Bluetooth devices below are virtual (the "
+            "simulated backend's demo world), not real hardware."
+        )
+    else:
+        print(f"mcp-ble demo on the {backend} backend: real Bluetooth devices near this machine.")
+    print("The MCP SDK client drives `mcp-ble serve` over stdio, as a desktop client would.")
+    print("Each step: > the call, < what came back (the text the agent reads).")
     async with Client(params, elicitation_callback=approve_on_screen) as client:
         t = Transcript(client)
-        tools = await client.list_tools()
-        print(f"server offers {len(tools.tools)} tools: {', '.join(x.name for x in tools.tools)}")
-
-        status = await t.call("ble_status")
-        backend_info = status["backend"]
-        _say(
-            f"backend: {backend_info['name']} (simulated: {status['simulated']}), plugins: "
-            f"{', '.join(p['name'] for p in status['plugins'])}"
-        )
-
-        scan = await t.call("ble_scan", duration_s=2.0)
-        for d in scan["devices"]:
-            services = ", ".join(s["name"] or s["short"] or s["uuid"] for s in d["services"])
-            makers = ", ".join(m["company"] or str(m["company_id"]) for m in d["manufacturer_data"])
-            _say(
-                f"{d['address']}  {d['rssi']:>4} dBm  {d['name'] or '-':<20} "
-                f"{services or '-'}{'  [' + makers + ']' if makers else ''}"
-            )
-
-        def find(service: str) -> str | None:
-            for d in scan["devices"]:
-                if (
-                    any(service in (s["short"], s["uuid"]) for s in d["services"])
-                    and d["connectable"]
-                ):
-                    return d["address"]
-            return None
-
-        hrm = find(HRS)
-        if hrm:
-            conn = await t.call("ble_connect", address=hrm)
-            _say(f"connected, MTU {conn.get('mtu')}")
-            tree = await t.call("ble_services", address=hrm)
-            for s in tree.get("services", []):
-                chars = ", ".join(
-                    c["name"] or c["short"] or c["uuid"] for c in s["characteristics"]
-                )
-                _say(f"{s['name'] or s['uuid']}: {chars}")
-            battery = await t.call("ble_read", address=hrm, characteristic=BATTERY)
-            _say(f"battery: {battery['decoded']}")
-            location = await t.call("ble_read", address=hrm, characteristic=LOCATION)
-            _say(f"sensor location: {location['decoded']}")
-            await t.call("ble_subscribe", address=hrm, characteristic=HRM)
-            got: list[int] = []
-            for _ in range(3):
-                batch = await t.call(
-                    "ble_notifications", address=hrm, characteristic=HRM, max_items=10, wait_s=3
-                )
-                got += [n["value"]["decoded"]["heart_rate_bpm"] for n in batch["notifications"]]
-                if len(got) >= 3:
-                    break
-            _say(f"heart rate notifications (bpm): {got}")
-
-        thermo = find(ENV_SENSING)
-        if thermo:
-            await t.call("ble_connect", address=thermo)
-            temperature = await t.call("ble_read", address=thermo, characteristic=TEMPERATURE)
-            humidity = await t.call("ble_read", address=thermo, characteristic=HUMIDITY)
-            _say(f"temperature {temperature['decoded']}, humidity {humidity['decoded']}")
-
-        uart = find(NUS)
-        if uart:
-            await t.call("ble_connect", address=uart)
-            await t.call("ble_subscribe", address=uart, characteristic=NUS_TX)
-            message = "hello from mcp-ble"
-            wrote = await t.call(
-                "ble_write", address=uart, characteristic=NUS_RX, value=message, encoding="utf8"
-            )
-            _say(
-                f"wrote {wrote.get('bytes_written')} bytes "
-                f"(with response: {wrote.get('with_response')})"
-            )
-            echoed = await t.call(
-                "ble_notifications", address=uart, characteristic=NUS_TX, wait_s=2
-            )
-            _say(
-                "UART echoed: " + "".join(n["value"]["text"] or "" for n in echoed["notifications"])
-            )
-
-        print("\nA mistake, to show what an agent gets back:")
-        await t.call("ble_read", address=hrm or "00:00:00:00:00:00", characteristic="2a99")
-
-        metrics = await client.read_resource("ble://metrics")
-        text = getattr(metrics.contents[0], "text", "")
-        wanted = (
-            "ble_connection_success_total ",
-            "ble_devices_found_total ",
-            "ble_transfer_latency_seconds_count ",
-        )
-        print("\n> resources/read ble://metrics (excerpt)")
-        for line in text.splitlines():
-            if line.startswith(wanted):
-                _say(line)
-
-        for conn in (await t.call("ble_connections"))["connections"]:
-            await t.call("ble_disconnect", address=conn["address"])
-        print(f"\ndemo finished in {time.monotonic() - t.started:.1f} s")
+        await session(t)
+        print(f"\ndemo finished: {t.steps} steps in {time.monotonic() - t.started:.1f} s")
     return 0
+
+
+async def session(t: Transcript) -> None:
+    """The demo's steps, in order."""
+    tools = await t.client.list_tools()
+    print(f"\n> tools/list\n< {len(tools.tools)} tools: {', '.join(x.name for x in tools.tools)}")
+
+    status = await t.call("ble_status")
+    if status.get("simulated"):
+        say("simulated=true: the server says so too, so an agent knows these are not real")
+
+    scan = await t.call("ble_scan", duration_s=2.0)
+    devices = scan.get("devices", [])
+
+    def find(service: str) -> str | None:
+        for d in devices:
+            uuids = [s.split(" ", 1)[0] for s in d.get("services", [])]
+            if service in uuids and d.get("connectable", True):
+                return str(d["address"])
+        return None
+
+    hrm = find(HRS)
+    if hrm:
+        await t.call("ble_connect", address=hrm)
+        await t.call("ble_services", address=hrm)
+        await t.call("ble_read", address=hrm, characteristic=BATTERY)
+        await t.call("ble_read", address=hrm, characteristic=LOCATION)
+        await t.call("ble_subscribe", address=hrm, characteristic=HRM)
+        await t.call("ble_notifications", address=hrm, characteristic=HRM, max_items=3, wait_s=3)
+
+    thermo = find(ENV_SENSING)
+    if thermo:
+        await t.call("ble_connect", address=thermo)
+        await t.call("ble_read", address=thermo, characteristic=TEMPERATURE)
+        await t.call("ble_read", address=thermo, characteristic=HUMIDITY)
+
+    uart = find(NUS)
+    if uart:
+        await t.call("ble_connect", address=uart)
+        await t.call("ble_subscribe", address=uart, characteristic=NUS_TX)
+        await t.call(
+            "ble_write",
+            address=uart,
+            characteristic=NUS_RX,
+            value="hello from mcp-ble",
+            encoding="utf8",
+        )
+        await t.call("ble_notifications", address=uart, characteristic=NUS_TX, wait_s=2)
+
+    say("a mistake, to show what an agent gets back:")
+    await t.call("ble_read", address=hrm or "00:00:00:00:00:00", characteristic="2a99")
+
+    await t.read_resource(
+        "ble://metrics",
+        ("ble_connection_success_total ", "ble_devices_found_total "),
+    )
+
+    for conn in (await t.call("ble_connections")).get("connections", []):
+        await t.call("ble_disconnect", address=conn["address"])
+
+
+__all__ = ["run_demo", "shorten"]

@@ -21,15 +21,16 @@ import weakref
 from typing import Any
 
 from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.exceptions import ResourceNotFoundError
 from mcp.server.subscriptions import InMemorySubscriptionBus, ResourceUpdated
 from mcp.shared.exceptions import MCPError
 from mcp.types import INVALID_PARAMS, EmptyResult, SubscribeRequestParams, UnsubscribeRequestParams
 
-from .app import BleApp
+from .app import BleApp, Subscription
 from .compat import add_request_handler, session_connection
 from .errors import BleError
 from .hookspecs import hookimpl
-from .sig import decode, printable_text, short_uuid, uuid_name
+from .outputs import uuid_label, value_fields
 from .values import parse_address, shown
 
 log = logging.getLogger("mcp_ble.resources")
@@ -47,6 +48,22 @@ def _key(uri: str) -> tuple[str, int] | None:
     """(address, handle) of a URI this server made (canonical already)."""
     match = _URI.match(uri)
     return (match.group(1), int(match.group(2))) if match else None
+
+
+def notification_body(sub: Subscription) -> str:
+    """The resource's JSON, compact and lean like tool results: the characteristic's UUID (the
+    URI names the device and handle), counts, why it ended if it has, and the latest values."""
+    body: dict[str, Any] = {
+        "uuid": uuid_label(sub.uuid),
+        "buffered": len(sub.items),
+        "received": sub.received,
+    }
+    if sub.dropped:
+        body["dropped"] = sub.dropped
+    if not sub.active:
+        body["ended"] = sub.ended or "ended"
+    body["latest"] = [value_fields(sub.uuid, data) for _, data in list(sub.items)[-LATEST:]]
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False)
 
 
 class NotificationPublisher:
@@ -104,46 +121,25 @@ def install(mcp: MCPServer, app: BleApp, bus: InMemorySubscriptionBus) -> Notifi
         mime_type="application/json",
     )
     async def notifications_resource(address: str, handle: str) -> str:
-        # Not found is invalid params (-32602) to the SDK; any other ResourceError would be
-        # an internal error (-32603), which a bad URI is not.
-        from mcp.server.mcpserver.exceptions import ResourceNotFoundError
-
         key = None
         if handle.isdecimal() and len(handle) <= 5:
             with contextlib.suppress(BleError):
                 key = (parse_address(address), int(handle))
         if key is None:
-            raise ResourceNotFoundError(
-                f"'{shown(address)}/{shown(handle)}' names no notification buffer; read the "
-                "URI ble_subscribe returned"
+            # A malformed URI is an invalid parameter of resources/read: JSON-RPC -32602.
+            raise MCPError(
+                code=INVALID_PARAMS,
+                message=f"Malformed resource URI 'ble://notifications/{shown(address)}/"
+                f"{shown(handle)}': expected ble://notifications/<address>/<handle>, as "
+                "ble_subscribe returns it",
             )
         sub = app.sessions.mine(*key)  # only this session's buffer (core/sessions.py)
         if sub is None:
+            # Not found: -32602, as the SDK answers for an unknown resource.
             raise ResourceNotFoundError(
-                f"No subscription for {key[0]} handle {handle}; call ble_subscribe first"
+                f"No subscription for {key[0]} handle {key[1]}; call ble_subscribe first"
             )
-        latest = list(sub.items)[-LATEST:]
-        return json.dumps(
-            {
-                "address": sub.address,
-                "handle": sub.handle,
-                "uuid": sub.uuid,
-                "short": short_uuid(sub.uuid),
-                "name": uuid_name(sub.uuid),
-                "active": sub.active,
-                "buffered": len(sub.items),
-                "received": sub.received,
-                "dropped": sub.dropped,
-                "latest": [
-                    {
-                        "hex": data.hex(),
-                        "text": printable_text(data),
-                        "decoded": decode(sub.uuid, data),
-                    }
-                    for _, data in latest
-                ],
-            }
-        )
+        return notification_body(sub)
 
     def existing(uri: str) -> str:
         """``uri`` if it names a notification buffer that exists; else a JSON-RPC error."""

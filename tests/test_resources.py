@@ -35,9 +35,9 @@ async def test_listen_stream_receives_resource_updated(tmp_path):
                     assert event.uri == uri
                     break
         content = json.loads((await client.read_resource(uri)).contents[0].text)
-        assert content["active"] is True and content["received"] >= 1
-        assert content["name"] == "Heart Rate Measurement"
-        assert "heart_rate_bpm" in content["latest"][-1]["decoded"]
+        assert "ended" not in content and content["received"] >= 1
+        assert content["uuid"] == "2a37"
+        assert "heart_rate_bpm" in content["latest"][-1]
         # reading the resource drains nothing
         drained = await client.call_tool(
             "ble_notifications", {"address": HRM, "characteristic": "2a37", "max_items": 1000}

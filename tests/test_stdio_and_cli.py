@@ -44,7 +44,7 @@ async def test_stdio_subprocess_session(tmp_path):
             read = await client.call_tool(
                 "ble_read", {"address": device["address"], "characteristic": "2a6f"}
             )
-            assert "humidity_percent" in read.structured_content["decoded"]
+            assert "humidity_percent" in read.structured_content
             bad = await client.call_tool("ble_read", {"address": "nope", "characteristic": "2a6f"})
             assert bad.is_error and "is not a Bluetooth address" in bad.content[0].text
             status = await client.call_tool("ble_status", {})
@@ -142,12 +142,20 @@ def test_demo_runs_a_real_client_session(tmp_path):
     proc = run_cli("demo", "--config", str(config))
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
-    assert "server offers 15 tools" in out
-    assert "battery: {'battery_level_percent': 87}" in out
-    assert "heart rate notifications (bpm): [" in out
-    assert "UART echoed: hello from mcp-ble" in out
+    assert out.startswith("mcp-ble demo: SIMULATED devices.")
+    assert "< 15 tools: ble_scan" in out
+    assert ' {"hex":"57","battery_level_percent":87}' in out
     # write_policy "confirm": the person is asked, on screen, before the UART write
     assert "[server asks the person] Allow writing 18 bytes" in out
     assert 'text "hello from mcp-ble" to characteristic' in out and "[person] approve: yes" in out
-    assert "ERROR (as the agent sees it)" in out and "has no characteristic 2a99" in out
+    assert '"heart_rate_bpm":' in out
+    assert '"text":"hello from mcp-ble"' in out
+    assert "ERROR (as the agent sees it): attribute_not_found:" in out
+    assert "has no characteristic 2a99" in out
+    # every step prints the call and then one line of what came back (the person's approval,
+    # indented, may come between)
+    lines = [line for line in out.splitlines() if not line.startswith("  [")]
+    calls = [i for i, line in enumerate(lines) if line.startswith("> ")]
+    assert len(calls) >= 20
+    assert all(lines[i + 1].startswith("< ") for i in calls)
     assert "ble_connection_success_total 3.0" in out

@@ -42,19 +42,19 @@ CASES = [
         "write",
         "ble_write",
         {"address": UART, "characteristic": NUS_RX, "value": "reboot", "encoding": "utf8"},
-        "bytes_written",
+        "bytes",
     ),
     (
         "read_descriptor",
         "ble_read_descriptor",
         {"address": HRM, "descriptor": "2902", "characteristic": "2a37"},
-        "value",
+        "hex",
     ),
     (
         "write_descriptor",
         "ble_write_descriptor",
         {"address": HRM, "descriptor": "2902", "characteristic": "2a37", "value": "0100"},
-        "bytes_written",
+        "bytes",
     ),
     ("start_notify", "ble_subscribe", {"address": HRM, "characteristic": "2a37"}, "resource"),
 ]
@@ -71,13 +71,14 @@ async def test_a_completed_operation_is_reported_done_though_the_link_drops(
         drop_after(app.radio, method)
         done = await ok(c, tool, **args)
         assert done[field] is not None
-        assert done["address"] == args["address"].upper()
+        if tool == "ble_subscribe":  # the one result that names the device: canonically
+            assert args["address"].upper() in done["resource"]
         # The drop shows on the next call.
         text = await error(c, "ble_read", address=args["address"], characteristic="2a19")
         assert "not connected" in text
         if tool == "ble_subscribe":
             got = await ok(c, "ble_notifications", address=HRM, characteristic="2a37", wait_s=0)
-            assert got["active"] is False and "link lost" in got["ended"]
+            assert "link lost" in got["ended"]
 
 
 async def test_an_unsubscribe_the_device_acknowledged_is_reported_done(tmp_path):
@@ -88,5 +89,5 @@ async def test_an_unsubscribe_the_device_acknowledged_is_reported_done(tmp_path)
         await ok(c, "ble_subscribe", address=HRM, characteristic="2a37")
         drop_after(app.radio, "stop_notify")
         done = await ok(c, "ble_unsubscribe", address=HRM, characteristic="2a37")
-        assert done["address"] == HRM and done["characteristic"]
+        assert done["received"] >= 0
         assert not app.connections and not app.subscriptions

@@ -1,0 +1,373 @@
+"""What the tools return: lean result models, the builders that fill them, and their schemas.
+
+Every character of a result is paid for by the agent in tokens, so a result says only what the
+call's arguments do not already say, and leaves out what is empty: a field that is absent means
+"none" (no name, no notes, nothing dropped), never "unknown". Optional fields are ``None`` in
+Python and omitted on the wire; the output schemas list them as optional (not as nullable).
+
+A value (``ble_read``, a notification, a descriptor, ``read_values``) is one flat object: ``hex``
+(the raw bytes), ``text`` when the bytes are text, and for well-known characteristics the decoded
+fields, each named with its unit (``battery_level_percent``, ``heart_rate_bpm``,
+``temperature_c``). A value that decodes to numbers has no text copy (battery 0x57 is 87 %, not
+"W"), and a value that is exactly its text has no hex copy.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from .models import GattCharacteristic, GattService
+from .sig import STRING_CHARACTERISTICS, company_name, decode, short_uuid, uuid_name
+from .tracker import DeviceRecord
+
+
+class Lean(BaseModel):
+    """A result model; ``dump`` leaves out every field that is ``None``."""
+
+    def dump(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", exclude_none=True)
+
+
+def uuid_label(uuid: str) -> str:
+    """How results name a UUID: the 16-bit form for SIG UUIDs ('180d'), else the full UUID.
+    Either form is accepted back as an argument."""
+    return short_uuid(uuid) or uuid
+
+
+def named(uuid: str) -> str:
+    """'180d Heart Rate': the UUID as results name it, then its name when it has one."""
+    name = uuid_name(uuid)
+    return f"{uuid_label(uuid)} {name}" if name else uuid_label(uuid)
+
+
+def company_label(company_id: int) -> str:
+    """'89 Nordic Semiconductor ASA': the company id as ble_scan(manufacturer_id=) takes it,
+    then its name from the Bluetooth SIG's list when known."""
+    name = company_name(company_id)
+    return f"{company_id} {name}" if name else str(company_id)
+
+
+# --------------------------------------------------------------------------- values
+
+
+class Value(Lean):
+    """The raw bytes, their text, and the decoded fields of well-known characteristics (extra
+    keys such as ``battery_level_percent``)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    hex: str | None = Field(None, description="the bytes; absent when text holds them exactly")
+    text: str | None = None
+
+
+def value_fields(uuid: str, data: bytes) -> dict[str, Any]:
+    """The flat fields of a value (see the module docstring)."""
+    decoded = decode(uuid, data)
+    fields: dict[str, Any] = {}
+    text: str | None = None
+    if decoded is not None:
+        decoded = dict(decoded)
+        text = decoded.pop("text", None)
+        if "error" in decoded:
+            decoded["decode_error"] = decoded.pop("error")
+    elif short_uuid(uuid) not in STRING_CHARACTERISTICS and len(data) >= 2:
+        # An unknown characteristic: one byte is as likely a number as a letter, so text is
+        # shown from two printable characters on.
+        text = _printable(data)
+    if text is None or text.encode() != data:
+        fields["hex"] = data.hex()
+    if text is not None:
+        fields["text"] = text
+    fields.update({k: v for k, v in (decoded or {}).items() if v is not None})
+    return fields
+
+
+def _printable(data: bytes) -> str | None:
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    stripped = text.rstrip("\x00")
+    if stripped and all(ch.isprintable() or ch in "\r\n\t" for ch in stripped):
+        return stripped
+    return None
+
+
+def value_out(uuid: str, data: bytes) -> Value:
+    return Value(**value_fields(uuid, data))
+
+
+# --------------------------------------------------------------------------- discovery
+
+
+class DeviceOut(Lean):
+    address: str
+    name: str | None = None
+    rssi: int = Field(description="dBm")
+    tx_power: int | None = None
+    connectable: bool | None = Field(None, description="false: does not accept connections")
+    seen_s_ago: float | None = None
+    services: list[str] | None = Field(None, description="'180d Heart Rate': UUID, then name")
+    manufacturer_data: dict[str, str] | None = Field(
+        None, description="'89 Nordic Semiconductor ASA': hex (company id, then name)"
+    )
+    service_data: dict[str, str] | None = Field(None, description="service UUID: hex")
+
+
+def device_out(record: DeviceRecord, now: float | None = None) -> DeviceOut:
+    """A device as results show it; ``now`` (``BleApp.now()``, the backend's clock) adds how
+    long ago it was heard."""
+    return DeviceOut(
+        address=record.address,
+        name=record.name or None,
+        rssi=record.rssi,
+        tx_power=record.tx_power,
+        connectable=None if record.connectable else False,
+        seen_s_ago=None if now is None else round(max(0.0, now - record.last_seen), 1),
+        services=[named(u) for u in record.service_uuids] or None,
+        manufacturer_data={
+            company_label(cid): data.hex() for cid, data in record.manufacturer_data.items()
+        }
+        or None,
+        service_data={uuid_label(u): data.hex() for u, data in record.service_data.items()} or None,
+    )
+
+
+class ScanResult(Lean):
+    devices: list[DeviceOut] = Field(description="strongest first")
+    matched: int | None = Field(None, description="devices matching, when more than listed")
+    duration_s: float
+    simulated: bool | None = Field(None, description="true: virtual devices, not hardware")
+    notes: list[str] | None = Field(None, description="what plugins changed, and why")
+
+
+class DevicesResult(Lean):
+    devices: list[DeviceOut]
+    simulated: bool | None = None
+
+
+# --------------------------------------------------------------------------- links
+
+
+class ConnectResult(Lean):
+    mtu: int = Field(description="ATT MTU; a write without response carries mtu-3 bytes")
+    already_connected: bool | None = None
+    attempts: int | None = Field(None, description="when more than one was needed")
+    notes: list[str] | None = None
+
+
+class PairResult(Lean):
+    paired: bool
+
+
+class DisconnectResult(Lean):
+    was_connected: bool
+    other_sessions: int | None = Field(
+        None, description="other MCP sessions still using the link: it stays up for them"
+    )
+
+
+class SubscriptionOut(Lean):
+    characteristic: str
+    handle: int
+    buffered: int
+    received: int
+    dropped: int | None = None
+    ended: str | None = None
+
+
+class ConnectionOut(Lean):
+    address: str
+    name: str | None = None
+    mtu: int
+    connected_for_s: float
+    idle_s: float
+    subscriptions: list[SubscriptionOut] | None = Field(
+        None, description="this MCP session's subscriptions"
+    )
+    other_sessions_subscriptions: int | None = Field(
+        None, description="active subscriptions other MCP sessions hold on this link"
+    )
+
+
+class ConnectionsResult(Lean):
+    connections: list[ConnectionOut]
+
+
+class BackendOut(Lean):
+    name: str
+    details: dict[str, str] | None = None
+
+
+class StatusResult(Lean):
+    version: str
+    backend: BackendOut
+    radio: str = Field(description="ready, or lost/recovering and why (calls then fail at once)")
+    simulated: bool
+    plugins: dict[str, list[str]] = Field(description="name: the hooks it implements")
+    connections: int
+    subscriptions: int
+    scans_run: int
+    radio_scans: int = Field(description="concurrent ble_scan requests share one")
+    tracked_devices: int
+    uptime_s: float
+
+
+# --------------------------------------------------------------------------- GATT
+
+
+class CharacteristicOut(Lean):
+    uuid: str
+    name: str | None = None
+    handle: int = Field(description="value handle: characteristic='#<handle>'")
+    properties: list[str]
+    descriptors: list[str] | None = None
+    value: Value | None = None
+    error: str | None = Field(None, description="why reading it failed")
+
+
+class ServiceOut(Lean):
+    uuid: str
+    name: str | None = None
+    characteristics: list[CharacteristicOut]
+
+
+class ServicesResult(Lean):
+    services: list[ServiceOut]
+
+
+def service_out(
+    service: GattService, values: dict[int, Value], errors: dict[int, str]
+) -> ServiceOut:
+    return ServiceOut(
+        uuid=uuid_label(service.uuid),
+        name=uuid_name(service.uuid),
+        characteristics=[characteristic_out(c, values, errors) for c in service.characteristics],
+    )
+
+
+def characteristic_out(
+    char: GattCharacteristic, values: dict[int, Value], errors: dict[int, str]
+) -> CharacteristicOut:
+    return CharacteristicOut(
+        uuid=uuid_label(char.uuid),
+        name=uuid_name(char.uuid),
+        handle=char.handle,
+        properties=list(char.properties),
+        descriptors=[uuid_label(d.uuid) for d in char.descriptors] or None,
+        value=values.get(char.handle),
+        error=errors.get(char.handle),
+    )
+
+
+class ReadResult(Value):
+    """The value, flat; plus the characteristic's UUID when it was named by handle."""
+
+    uuid: str | None = None
+
+
+class WriteResult(Lean):
+    bytes: int
+    with_response: bool
+    chunks: int | None = Field(None, description="writes it took, when more than one")
+    notes: list[str] | None = None
+
+
+class DescriptorReadResult(Value):
+    """The value, flat; plus the descriptor's handle and, when the call did not name it, the
+    characteristic it belongs to."""
+
+    handle: int
+    characteristic: str | None = None
+
+
+class DescriptorWriteResult(Lean):
+    bytes: int
+    handle: int
+    characteristic: str | None = None
+
+
+# --------------------------------------------------------------------------- notifications
+
+
+class SubscribeResult(Lean):
+    resource: str = Field(description="subscribe to it to be told when values arrive")
+    buffer_size: int = Field(description="notifications kept; older ones are dropped")
+    already_subscribed: bool | None = None
+    notes: list[str] | None = None
+
+
+class UnsubscribeResult(Lean):
+    received: int
+    dropped: int | None = None
+    undelivered: int | None = Field(None, description="buffered ones discarded")
+
+
+class NotificationOut(Lean):
+    """One notification: when it arrived, then its value, flat (like ``Value``)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    ms: int = Field(description="arrival, milliseconds after start")
+    hex: str | None = None
+    text: str | None = None
+
+
+class NotificationsResult(Lean):
+    start: str | None = Field(None, description="arrival of the first, ISO 8601 UTC")
+    notifications: list[NotificationOut]
+    remaining: int | None = Field(None, description="still buffered")
+    received: int = Field(description="since subscribing")
+    dropped: int | None = Field(None, description="lost to a full buffer")
+    ended: str | None = Field(None, description="why the subscription ended")
+
+
+# --------------------------------------------------------------------------- schemas
+
+
+def lean_schema(schema: dict[str, Any], output: bool = False) -> dict[str, Any]:
+    """A JSON schema as clients should get it: no ``$ref``/``$defs`` indirection, no ``title``,
+    optional fields written as optional rather than as ``anyOf [X, null]`` (our results omit
+    them instead of sending null), and no ``type`` arrays: every node has one ``type`` or an
+    ``anyOf`` of single-typed branches, the portable spelling. An ``output`` schema also drops
+    descriptions and defaults: the tool's description and the field names say what a result
+    holds, and a default never appears in a result."""
+    defs = schema.get("$defs", {})
+
+    def walk(node: Any, nested: bool = False) -> Any:
+        if isinstance(node, list):
+            return [walk(item, nested) for item in node]
+        if not isinstance(node, dict):
+            return node
+        if "$ref" in node and str(node["$ref"]).startswith("#/$defs/"):
+            target = walk(defs[node["$ref"].removeprefix("#/$defs/")], nested)
+            return {**target, **{k: walk(v, nested) for k, v in node.items() if k != "$ref"}}
+        out: dict[str, Any] = {}
+        for key, value in node.items():
+            if output and key == "required" and nested:
+                continue  # only the result object's own fields are listed as required
+            if key in ("$defs", "title"):
+                continue
+            if key == "default" and (value is None or output):
+                continue
+            if output and key == "description" and isinstance(value, str):
+                continue
+            if key == "additionalProperties" and value is True:
+                continue  # the JSON Schema default
+            if key == "properties":
+                out[key] = {name: walk(sub, True) for name, sub in value.items()}
+            else:
+                out[key] = walk(value, True)
+        options = out.get("anyOf")
+        if isinstance(options, list):
+            rest = [o for o in options if o != {"type": "null"}]
+            if len(rest) == 1:
+                del out["anyOf"]
+                out = {**rest[0], **out}
+            else:
+                out["anyOf"] = rest
+        return out
+
+    return walk(schema)  # type: ignore[no-any-return]

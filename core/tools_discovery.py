@@ -1,0 +1,83 @@
+"""Discovery tools: ``ble_scan`` and ``ble_devices``."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Annotated
+
+from mcp.server.mcpserver import Context
+from pydantic import Field
+
+from .errors import InvalidInput
+from .models import ScanFilter
+from .outputs import DevicesResult, ScanResult, device_out
+from .toolkit import READ_ONLY, app_of, tool
+from .values import parse_name_filter, parse_uuid, shown_number
+
+
+@tool(READ_ONLY)
+async def ble_scan(
+    ctx: Context,
+    duration_s: Annotated[float | None, Field(description="seconds; default from settings")] = None,
+    name: Annotated[str | None, Field(description="part of the name, any case")] = None,
+    service_uuid: Annotated[
+        str | None, Field(description="advertised service, e.g. '180d'")
+    ] = None,
+    min_rssi: Annotated[int | None, Field(description="dBm, e.g. -80")] = None,
+    manufacturer_id: Annotated[
+        int | None, Field(description="SIG company id, e.g. 89 (Nordic)")
+    ] = None,
+    limit: Annotated[int, Field(ge=1, le=1000, description="stop once this many match")] = 50,
+) -> ScanResult:
+    """Scan for advertising devices, strongest first, with company and SIG service names.
+    Devices found stay known to ble_connect."""
+    app = app_of(ctx)
+    scan_filter = ScanFilter(
+        name=parse_name_filter(name),
+        service_uuid=parse_uuid(service_uuid) if service_uuid else None,
+        min_rssi=min_rssi,
+        manufacturer_id=manufacturer_id,
+    )
+    if manufacturer_id is not None and not 0 <= manufacturer_id <= 0xFFFF:
+        raise InvalidInput(
+            f"manufacturer_id={shown_number(manufacturer_id)} is out of range",
+            "company ids are 0..65535 (e.g. 76 for Apple, 89 for Nordic)",
+        )
+    task = asyncio.create_task(app.scan(duration_s, scan_filter, limit))
+    # Seconds on the backend's clock; the total is known only when the caller fixed it
+    # (plugins such as adaptive_scan choose the length otherwise).
+    clock = app.radio.now
+    started = clock()
+    while not task.done():
+        await asyncio.wait({task}, timeout=1.0)
+        if not task.done():
+            elapsed = clock() - started
+            with contextlib.suppress(Exception):
+                await ctx.report_progress(
+                    min(elapsed, duration_s) if duration_s else elapsed,
+                    duration_s,
+                    f"scanning: {elapsed:.1f} s, {len(app.tracker)} devices known",
+                )
+    outcome = task.result()
+    return ScanResult(
+        devices=[device_out(r) for r in outcome.devices],
+        matched=outcome.matched if outcome.matched > len(outcome.devices) else None,
+        duration_s=round(outcome.duration_s, 2),
+        simulated=app.radio.info().simulated or None,
+        notes=outcome.plan.notes or None,
+    )
+
+
+@tool(READ_ONLY)
+async def ble_devices(
+    ctx: Context,
+    limit: Annotated[int, Field(ge=1, le=10_000, description="most devices")] = 100,
+) -> DevicesResult:
+    """Devices heard recently, strongest first, without scanning."""
+    app = app_of(ctx)
+    now = app.now()
+    return DevicesResult(
+        devices=[device_out(r, now) for r in app.devices(limit)],
+        simulated=app.radio.info().simulated or None,
+    )
