@@ -92,7 +92,7 @@ async def test_padded_addresses_and_names_are_refused_not_kept(tmp_path):
         assert grew < 10 * MB, f"{grew / MB:.1f} MB"
         # The server still serves, and the normal spellings still work.
         assert (await ok(c, "ble_read", address=f" {HRM.lower()} ", characteristic=" 2a19 "))[
-            "decoded"
+            "battery_level_percent"
         ]
 
 
@@ -214,10 +214,10 @@ async def test_bad_input_is_a_clear_error_with_a_code(tmp_path):
             assert error_code(result) in {"invalid_input", "value_too_long"}, (tool, args)
             assert len(result.content[0].text) < 1000
         # A handle written with leading zeros is a handle.
-        battery = await ok(c, "ble_read", address=HRM, characteristic="2a19")
-        padded = f"#{battery['handle']:04d}"
+        battery = await ok(c, "ble_read", address=HRM, characteristic="#9")  # Battery Level
+        padded = f"#{9:04d}"
         again = await ok(c, "ble_read", address=HRM, characteristic=padded)
-        assert again["handle"] == battery["handle"] and again["name"] == "Battery Level"
+        assert again["uuid"] == battery["uuid"] == "2a19"
         assert (await ok(c, "ble_status"))["connections"] == 1
 
 
