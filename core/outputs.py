@@ -196,6 +196,12 @@ class ConnectionsResult(Lean):
     connections: list[ConnectionOut]
 
 
+class PluginOut(Lean):
+    name: str
+    hooks: list[str]
+    origin: str | None = Field(None, description="where a plugin not built in comes from")
+
+
 class BackendOut(Lean):
     name: str
     details: dict[str, str] | None = None
@@ -206,7 +212,7 @@ class StatusResult(Lean):
     backend: BackendOut
     radio: str = Field(description="ready, or lost/recovering and why (calls then fail at once)")
     simulated: bool
-    plugins: dict[str, list[str]] = Field(description="name: the hooks it implements")
+    plugins: list[PluginOut]
     connections: int
     subscriptions: int
     scans_run: int

@@ -19,6 +19,7 @@ from .outputs import (
     ConnectResult,
     DisconnectResult,
     PairResult,
+    PluginOut,
     StatusResult,
     SubscriptionOut,
     uuid_label,
@@ -105,6 +106,11 @@ async def ble_connections(ctx: Context) -> ConnectionsResult:
     return connections_out(app_of(ctx))
 
 
+def third_party(origin: str | None) -> str | None:
+    """A plugin's origin, when it is not built in (built-ins need no introduction)."""
+    return None if not origin or origin.startswith("built-in") else origin
+
+
 @tool(READ_ONLY)
 async def ble_status(ctx: Context) -> StatusResult:
     """Backend (simulated or not), plugins with their hooks, link, subscription and scan
@@ -116,7 +122,10 @@ async def ble_status(ctx: Context) -> StatusResult:
         backend=BackendOut(name=info.name, details=info.details or None),
         radio=app.radio.health.summary(),
         simulated=info.simulated,
-        plugins=dict(app.plugin_hooks()),
+        plugins=[
+            PluginOut(name=name, hooks=hooks, origin=third_party(app.catalog.origins.get(name)))
+            for name, hooks in app.plugin_hooks()
+        ],
         connections=len(app.connections),
         subscriptions=sum(1 for s in app.subscriptions.values() if s.active),
         scans_run=app.scans_run,

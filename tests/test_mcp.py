@@ -133,7 +133,8 @@ async def test_connect_read_services_and_decoders(client):
     status = await ok(client, "ble_status")
     assert status["connections"] == 2 and status["simulated"] is True
     assert status["backend"]["name"] == "simulated"
-    plugins = status["plugins"]
+    plugins = {p["name"]: p["hooks"] for p in status["plugins"]}
+    assert not any("origin" in p for p in status["plugins"])  # all built in
     assert "mcp_ble_retry_delay" in plugins["retry"]
     assert "mcp_ble_register_metrics" in plugins["metrics"]
     assert (await ok(client, "ble_disconnect", address=HRM))["was_connected"] is True

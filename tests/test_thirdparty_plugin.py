@@ -111,7 +111,7 @@ async def test_replay_end_to_end_through_mcp(installed, tmp_path):
         reads = []
         for _ in range(3):
             read = await client.call_tool("ble_read", {"address": THERMO, "characteristic": "2a6e"})
-            reads.append(read.structured_content["decoded"]["temperature_c"])
+            reads.append(read.structured_content["temperature_c"])
         assert reads == [23.14, 23.24, 23.24]  # the recorded values; the last one repeats
         sub = await client.call_tool("ble_subscribe", {"address": THERMO, "characteristic": "2a6e"})
         assert not sub.is_error, sub.content[0].text
@@ -120,13 +120,13 @@ async def test_replay_end_to_end_through_mcp(installed, tmp_path):
             got = await client.call_tool(
                 "ble_notifications", {"address": THERMO, "characteristic": "2a6e"}
             )
-            values += [n["value"]["hex"] for n in got.structured_content["notifications"]]
+            values += [n["hex"] for n in got.structured_content["notifications"]]
             if len(values) >= 2:
                 break
         assert values == ["e803", "e903"]
         status = (await client.call_tool("ble_status", {})).structured_content
         assert status["backend"]["name"] == "replay" and status["simulated"] is True
-        origins = {p["name"]: p["origin"] for p in status["plugins"]}
+        origins = {p["name"]: p.get("origin", "built-in") for p in status["plugins"]}
         assert origins["scan_budget"].endswith("from mcp-ble-replay")
 
 
