@@ -26,7 +26,7 @@ READ_ONLY = ToolAnnotations(read_only_hint=True)
 LINK = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=True)
 WRITE = ToolAnnotations(read_only_hint=False, destructive_hint=True)
 
-CharacteristicArg = Annotated[str | int, Field(description="UUID ('2a19', full) or handle ('#14')")]
+CharacteristicArg = Annotated[str | int, Field(description="UUID or handle ('#14')")]
 #: A device address as ble_scan lists it (described once, on ble_connect: the name says it).
 AddressArg = str
 

@@ -50,8 +50,8 @@ async def ble_services(
     refresh: Annotated[bool, Field(description="discover again, not from cache")] = False,
     read_values: Annotated[bool, Field(description="also read every readable value")] = False,
 ) -> ServicesResult:
-    """The GATT tree: services, characteristics with properties, value handles and descriptors.
-    read_values adds each readable value (or why its read failed)."""
+    """The GATT tree: services and characteristics with properties, value handles,
+    descriptors; read_values adds each readable value or its read error."""
     app = app_of(ctx)
     index = await app.gatt(address, refresh)
     values: dict[int, Value] = {}
@@ -96,8 +96,8 @@ async def ble_write(
         Field(description="auto: with response if the characteristic allows"),
     ] = "auto",
 ) -> WriteResult:
-    """Write a characteristic (up to 512 bytes with response, MTU-3 without). Under
-    server.write_policy 'confirm' the person is asked first."""
+    """Write a characteristic: up to 512 bytes with response, MTU-3 without. May ask the
+    person first (server.write_policy)."""
     data = parse_value(value, encoding)
     with approving(preview, approval):
         outcome = await app_of(ctx).write(address, characteristic, data, response)
@@ -116,7 +116,7 @@ async def ble_read_descriptor(
     descriptor: DescriptorArg,
     characteristic: OwnerArg = None,
 ) -> DescriptorReadResult:
-    """Read a descriptor (e.g. 2902 notification config, 2901 user description)."""
+    """Read a descriptor, e.g. 2902 (notify config), 2901 (description)."""
     done = await app_of(ctx).read_descriptor(address, descriptor, characteristic)
     return DescriptorReadResult(
         **value_fields(done.descriptor.uuid, done.data),
@@ -136,8 +136,7 @@ async def ble_write_descriptor(
     encoding: Encoding = "hex",
     characteristic: OwnerArg = None,
 ) -> DescriptorWriteResult:
-    """Write a descriptor (a CCCD too: that counts as a write); may ask the person first, like
-    ble_write."""
+    """Write a descriptor (a CCCD too); may ask the person first, like ble_write."""
     data = parse_value(value, encoding)
     with approving(preview, approval):
         done = await app_of(ctx).write_descriptor(address, descriptor, data, characteristic)

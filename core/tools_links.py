@@ -59,8 +59,8 @@ async def ble_pair(
     preview: Annotated[Preview, Resolve(preview_pair)],
     approval: Annotated[ElicitationResult[WriteApproval], Resolve(ask_pair)],
 ) -> PairResult:
-    """Pair (bond) with a connected device, when a read or write answers Insufficient
-    Authentication. Counts as a write: under write_policy 'confirm' the person is asked."""
+    """Pair (bond) with a connected device that answers Insufficient Authentication. Counts
+    as a write (may ask the person first)."""
     with approving(preview, approval):
         await app_of(ctx).pair(address)
     return PairResult(paired=True)

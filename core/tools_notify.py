@@ -23,7 +23,7 @@ from .toolkit import LINK, READ_ONLY, AddressArg, CharacteristicArg, app_of, too
 async def ble_subscribe(
     ctx: Context, address: AddressArg, characteristic: CharacteristicArg
 ) -> SubscribeResult:
-    """Start buffering notifications/indications; drain them with ble_notifications."""
+    """Buffer notifications/indications; drain them with ble_notifications."""
     sub, new = await app_of(ctx).subscribe(address, characteristic)
     return SubscribeResult(
         resource=resources.notification_uri(sub.address, sub.handle),
@@ -37,7 +37,7 @@ async def ble_subscribe(
 async def ble_unsubscribe(
     ctx: Context, address: AddressArg, characteristic: CharacteristicArg
 ) -> UnsubscribeResult:
-    """Stop notifications for a characteristic and discard what is still buffered."""
+    """Stop notifications; what is still buffered is discarded."""
     sub = await app_of(ctx).unsubscribe(address, characteristic)
     return UnsubscribeResult(
         received=sub.received, dropped=sub.dropped or None, undelivered=len(sub.items) or None

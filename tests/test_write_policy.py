@@ -297,7 +297,7 @@ async def test_allowlist_by_address_name_pattern_and_handle(tmp_path):
     async with Client(build_server(app2)) as c:
         await start(c, LOCK)
         tree = await ok(c, "ble_services", address=LOCK)
-        fff1 = next(ch for ch in tree["services"][0]["characteristics"] if ch["short"] == "fff1")
+        fff1 = next(ch for ch in tree["services"][0]["characteristics"] if ch["uuid"] == "fff1")
         assert fff1["handle"] == 3
         await ok(c, "ble_write", address=LOCK, characteristic="fff1", value="01")
 
