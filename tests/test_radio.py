@@ -96,7 +96,7 @@ async def test_the_core_fails_fast_and_ends_links_while_the_radio_is_lost(tmp_pa
             assert info["code"] == "backend_unavailable", text
             assert time.monotonic() - started < 0.5
         ended = await ok(client, "ble_notifications", address=HRM, characteristic="2a37")
-        assert ended["active"] is False and ended["ended"] == "radio lost: adapter removed"
+        assert ended["ended"] == "radio lost: adapter removed"
 
         present.set()
         for _ in range(200):
@@ -105,7 +105,7 @@ async def test_the_core_fails_fast_and_ends_links_while_the_radio_is_lost(tmp_pa
             await asyncio.sleep(0.01)
         assert (await ok(client, "ble_status"))["radio"] == "ready"
         again = await ok(client, "ble_connect", address=HRM)
-        assert again["already_connected"] is False
+        assert "already_connected" not in again
 
 
 @pytest.mark.parametrize(
