@@ -233,7 +233,7 @@ async def test_deadlines_hold_when_the_controller_stops_answering(tmp_path, back
             b.controllers.signal(signal.SIGCONT)
         # What was abandoned winds down in the background; the server goes on.
         again = await ok(c, "ble_connect", address=DEVICE, timeout_s=10)
-        assert again["connected"] is True and again["already_connected"] is False
+        assert "mtu" in again and "already_connected" not in again
         await ok(c, "ble_read", address=DEVICE, characteristic=BATTERY)
 
 

@@ -43,7 +43,7 @@ async def test_two_http_clients_keep_their_own_state(tmp_path):
             text = await error(b, "ble_unsubscribe", address=HRM, characteristic="2a37")
             assert text.startswith("not_subscribed")
             seen = link(await ok(b, "ble_connections"), HRM)
-            assert seen["subscriptions"] == [] and seen["other_sessions_subscriptions"] == 1
+            assert "subscriptions" not in seen and seen["other_sessions_subscriptions"] == 1
             try:
                 await b.read_resource(sub["resource"])
                 raise AssertionError("B read A's buffer")
@@ -52,19 +52,19 @@ async def test_two_http_clients_keep_their_own_state(tmp_path):
 
             # B's disconnect leaves the link up for A.
             left = await ok(b, "ble_disconnect", address=HRM)
-            assert left == {"address": HRM, "was_connected": True, "other_sessions": 1}
+            assert left == {"was_connected": True, "other_sessions": 1}
             got = await ok(a, "ble_notifications", address=HRM, characteristic="2a37", wait_s=3)
-            assert got["notifications"] and got["active"]
+            assert got["notifications"] and "ended" not in got
             mine = link(await ok(a, "ble_connections"), HRM)
-            assert len(mine["subscriptions"]) == 1 and mine["other_sessions_subscriptions"] == 0
+            assert len(mine["subscriptions"]) == 1 and "other_sessions_subscriptions" not in mine
 
             # Both subscribed: one radio subscription, a buffer each; A leaving keeps B's.
             await ok(b, "ble_connect", address=HRM)
             again = await ok(b, "ble_subscribe", address=HRM, characteristic="2a37")
-            assert again["already_subscribed"] is False
+            assert "already_subscribed" not in again
             await ok(a, "ble_unsubscribe", address=HRM, characteristic="2a37")
             got = await ok(b, "ble_notifications", address=HRM, characteristic="2a37", wait_s=3)
-            assert got["notifications"] and got["active"]
+            assert got["notifications"] and "ended" not in got
             await ok(b, "ble_unsubscribe", address=HRM, characteristic="2a37")
 
             # A third client subscribes, then its transport drops (no DELETE): when its
@@ -76,18 +76,21 @@ async def test_two_http_clients_keep_their_own_state(tmp_path):
                 await ok(c, "ble_connect", address=THERMO)
                 await ok(c, "ble_subscribe", address=THERMO, characteristic="2a6e")
                 await ok(c, "ble_subscribe", address=HRM, characteristic="2a37")
-            assert link(await ok(a, "ble_connections"), THERMO)["other_sessions_subscriptions"] == 1
+            assert (
+                link(await ok(a, "ble_connections"), THERMO).get("other_sessions_subscriptions")
+                == 1
+            )
 
             async def released() -> bool:
                 links = await ok(a, "ble_connections")
                 return (
-                    link(links, THERMO)["other_sessions_subscriptions"] == 0
-                    and link(links, HRM)["other_sessions_subscriptions"] == 0
+                    link(links, THERMO).get("other_sessions_subscriptions", 0) == 0
+                    and link(links, HRM).get("other_sessions_subscriptions", 0) == 0
                 )
 
             await until(released)
             got = await ok(a, "ble_notifications", address=HRM, characteristic="2a37", wait_s=3)
-            assert got["notifications"] and got["active"]
+            assert got["notifications"] and "ended" not in got
 
         # B ended its session normally (DELETE) too: only A's subscription was left, and A's
         # end releases it: a new client sees no subscription on the links.
@@ -95,7 +98,9 @@ async def test_two_http_clients_keep_their_own_state(tmp_path):
 
             async def all_released() -> bool:
                 links = await ok(d, "ble_connections")
-                return all(c["other_sessions_subscriptions"] == 0 for c in links["connections"])
+                return all(
+                    c.get("other_sessions_subscriptions", 0) == 0 for c in links["connections"]
+                )
 
             await until(all_released)
 
@@ -120,10 +125,10 @@ async def test_sessions_in_process_share_links_not_buffers(tmp_path):
                 got = await ok(
                     modern2, "ble_notifications", address=HRM, characteristic="2a37", wait_s=3
                 )
-                assert got["active"]
+                assert "ended" not in got
                 await ok(modern2, "ble_unsubscribe", address=HRM, characteristic="2a37")
             got = await ok(a, "ble_notifications", address=HRM, characteristic="2a37", wait_s=3)
-            assert got["notifications"] and got["active"]
+            assert got["notifications"] and "ended" not in got
         # the legacy session ended: its subscription is gone, and with it the radio's
         assert app.sessions.owned == {} and app.subscriptions == {}
         assert app.connections  # the link stays for the pool to close when idle
