@@ -55,6 +55,13 @@ from .clock import IdleMode, ScaledClock, SimClock, Timer, VirtualClock
 from .link import Link, LinkStats
 from .world import CCCD, USER_DESCRIPTION, Characteristic, Device, ValueSource, World
 
+#: A stream's tick that runs later than this many connection events (and ``SHED_LAG_MIN_S``)
+#: behind simulated time sheds the older part of what fell due: the host cannot keep up.
+SHED_LAG_EVENTS = 4
+SHED_LAG_MIN_S = 0.02
+#: Notifications handed to subscribers per turn of the event loop, per link.
+DELIVERIES_PER_TURN = 256
+
 
 @dataclass
 class SimCharacteristic:
@@ -881,22 +888,47 @@ class SimulatedBackend(Backend):
 
     def _tick(self, device: SimDevice, link: Link, sim: SimCharacteristic, stream: Stream) -> None:
         """Generate the notifications that fell due; fast streams are batched per connection
-        event (their timing on the air comes from the link, not from this tick)."""
+        event (their timing on the air comes from the link, not from this tick).
+
+        The work of one tick is bounded, whatever the rate: while the peripheral's buffers are
+        full, every notification due before the first buffer frees is dropped in one step (as
+        its notify call would fail; its value is not generated). A tick that runs late because
+        the host cannot keep up with simulated time (a storm at a fast time scale) sheds what
+        fell due before its last few connection events, counted as dropped and as shed."""
         if device.link is not link or device.streams.get(sim.handle) is not stream:
             return
         now = self.clock.now()
+        horizon = now + 1e-12
+        shed_before = now - max(SHED_LAG_EVENTS * link.interval, SHED_LAG_MIN_S)
         payload = link.mtu - 3
-        while stream.next_t <= now + 1e-12:
+        faults = device.spec.faults
+        queue = link.notify_queue
+        stats = link.stats
+        while stream.next_t <= horizon:
             t = stream.next_t
-            self._notify(device, link, sim, sim.source.sample(t)[:payload], t)
             rate = self._rate(device, sim, t)
             if rate <= 0:
-                faults = device.spec.faults
                 if faults.notify_storm_hz and faults.notify_storm_at_s > t:
                     stream.next_t = faults.notify_storm_at_s
                     continue
                 device.streams.pop(sim.handle, None)
                 return
+            while queue and queue[0] <= t:
+                queue.popleft()
+            late = t < shed_before
+            if late or len(queue) >= link.tx_buffers:
+                until = shed_before if late else queue[0]
+                if faults.notify_storm_hz and t < faults.notify_storm_at_s:
+                    until = min(until, faults.notify_storm_at_s)  # the rate changes there
+                # Those before ``until`` (at least this one), but none beyond ``now``.
+                count = math.ceil((until - t) * rate - 1e-9)
+                count = max(1, min(count, math.floor(max(0.0, now - t) * rate + 1e-9) + 1))
+                stats.notifications_dropped += count
+                if late:
+                    stats.notifications_shed += count
+                stream.next_t = t + count / rate
+                continue
+            self._notify(device, link, sim, sim.source.sample(t)[:payload], t)
             stream.next_t = t + 1 / rate
         at = max(stream.next_t, now + link.interval)
         stream.timer = self.clock.call_at(at, self._tick, device, link, sim, stream)
@@ -920,16 +952,33 @@ class SimulatedBackend(Backend):
         if indicate:
             link.indication_free_at = link.next_event_after(delivered) + 1e-6
         queue.append(delivered)
-        # Not tracked for cancelling: a delivery checks that its link is still the device's.
-        self.clock.call_at(delivered, self._deliver, device, link, sim.handle, data)
+        link.deliveries.append((delivered, sim.handle, data))
+        if link.delivery_timer is None:
+            link.delivery_timer = self.clock.call_at(delivered, self._deliver, device, link)
 
-    def _deliver(self, device: SimDevice, link: Link, handle: int, data: bytes) -> None:
+    def _deliver(self, device: SimDevice, link: Link) -> None:
+        """Hand the notifications that have arrived to their subscribers, in order: one timer
+        per link, at most ``DELIVERIES_PER_TURN`` per turn of the event loop."""
+        link.delivery_timer = None
         if device.link is not link:
+            link.deliveries.clear()
             return
-        callback = device.subscribers.get(handle)
-        if callback is not None:
-            link.stats.notifications_delivered += 1
-            callback(data)
+        pending = link.deliveries
+        now = self.clock.now() + 1e-12
+        for _ in range(DELIVERIES_PER_TURN):
+            if not pending or pending[0][0] > now:
+                break
+            _, handle, data = pending.popleft()
+            callback = device.subscribers.get(handle)
+            if callback is not None:
+                link.stats.notifications_delivered += 1
+                callback(data)
+            if device.link is not link:  # a subscriber's callback may end the link
+                pending.clear()
+                return
+        if pending:
+            at = max(pending[0][0], self.clock.now())
+            link.delivery_timer = self.clock.call_at(at, self._deliver, device, link)
 
     def _echo(
         self, device: SimDevice, link: Link, target_uuid: str, data: bytes, at: float

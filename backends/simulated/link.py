@@ -31,6 +31,8 @@ class LinkStats:
     retransmissions: int = 0
     notifications_delivered: int = 0
     notifications_dropped: int = 0
+    #: Of the dropped: due while the host ran behind simulated time (never generated).
+    notifications_shed: int = 0
 
 
 class Cursor:
@@ -115,6 +117,9 @@ class Link:
         self.in_flight: deque[float] = deque()
         #: Delivery times of notifications queued at the peripheral.
         self.notify_queue: deque[float] = deque()
+        #: (arrival time, handle, value) of notifications on the air, in arrival order.
+        self.deliveries: deque[tuple[float, int, bytes]] = deque()
+        self.delivery_timer: Timer | None = None
         self.indication_free_at = 0.0
         self.lost_at = math.inf
         self.lost_reason = ""
@@ -148,3 +153,7 @@ class Link:
         for timer in self.timers:
             timer.cancel()
         self.timers.clear()
+        if self.delivery_timer is not None:
+            self.delivery_timer.cancel()
+            self.delivery_timer = None
+        self.deliveries.clear()
