@@ -183,3 +183,50 @@ async def test_a_connect_that_blocks_past_its_timeout_is_undone(fake):
         assert not peripheral.is_connected()
     finally:
         await backend.stop()
+
+
+async def test_a_gone_bluez_is_a_lost_radio_that_is_reacquired(fake, monkeypatch):
+    """BlueZ going away mid-session (SimpleBLE's D-Bus error text) marks the radio lost, drops
+    the links, and the backend takes the adapter again once BlueZ answers."""
+    from mcp_ble.core import radio
+
+    monkeypatch.setattr(radio, "RECOVERY_FIRST_S", 0.01)
+    backend = SimplepybleBackend(fake)
+    await backend.start()
+    try:
+        async for _ in backend.scan(0.3, ScanFilter()):
+            pass
+        await backend.connect(SENSOR, 5)
+        gone = "org.freedesktop.DBus.Error.ServiceUnknown: The name org.bluez was not provided"
+        present = threading.Event()
+        real_scan_start = fake.Adapter.scan_start
+        real_get_adapters = fake.Adapter.get_adapters
+
+        def scan_start(self: Any) -> None:
+            if not present.is_set():
+                raise RuntimeError(gone)
+            real_scan_start(self)
+
+        def get_adapters() -> Any:
+            if not present.is_set():
+                raise RuntimeError(gone)
+            return real_get_adapters()
+
+        monkeypatch.setattr(fake.Adapter, "scan_start", scan_start)
+        monkeypatch.setattr(fake.Adapter, "get_adapters", staticmethod(get_adapters))
+        with pytest.raises(BackendUnavailable, match="BlueZ is gone"):
+            async for _ in backend.scan(0.3, ScanFilter()):
+                pass
+        assert backend.health.state in ("lost", "recovering")
+        assert not backend.is_connected(SENSOR)
+        present.set()
+        for _ in range(300):
+            if backend.health.ready:
+                break
+            await asyncio.sleep(0.01)
+        assert backend.health.ready
+        async for _ in backend.scan(0.3, ScanFilter()):
+            pass
+    finally:
+        await backend.health.close()
+        await backend.stop()
