@@ -598,9 +598,17 @@ class BleApp:
             if closing is not None:  # the old link is still being closed: let it finish
                 await asyncio.wait({closing}, timeout=max(op.remaining() - 0.1, 0))
             try:
-                _, attempts = await self._run(
-                    op, lambda: self.radio.connect(address, max(op.remaining(), 0.001))
+                # A backend that pairs while connecting (bleak's pair_on_connect) changes bonds:
+                # that is pairing, so it passes the write policy first.
+                pairing = (
+                    self.guard.authorized(WriteAttempt("pair", address))
+                    if getattr(self.radio, "pair_on_connect", False)
+                    else contextlib.nullcontext()
                 )
+                async with pairing:
+                    _, attempts = await self._run(
+                        op, lambda: self.radio.connect(address, max(op.remaining(), 0.001))
+                    )
             except BleError as exc:
                 await self._event(
                     "mcp_ble_connect_failed",

@@ -172,7 +172,7 @@ def approving(preview: Preview, outcome: ElicitationResult[WriteApproval]) -> It
                 False,
                 "not_asked",
                 NotPermitted(
-                    f"Writing {attempt.target()} on {attempt.address} needs a person's approval "
+                    f"{attempt.sentence()} needs a person's approval "
                     "(server.write_policy = 'confirm'), and the person was not asked about this "
                     "write (it differs from what they were shown, or a plugin made it); "
                     "nothing was sent",

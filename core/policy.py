@@ -56,6 +56,16 @@ class WriteAttempt:
     descriptor_handle: int | None = None
     chunks: int = 1
 
+    def describe(self) -> str:
+        if self.kind == "pair":
+            return f"pairing with {self.address}"
+        return f"writing {self.target()} on {self.address}"
+
+    def sentence(self) -> str:
+        """:meth:`describe` as the start of a sentence."""
+        text = self.describe()
+        return text[0].upper() + text[1:]
+
     def target(self) -> str:
         if self.kind == "pair":
             return "pairing"
@@ -130,7 +140,7 @@ class WriteGuard:
                 "read_only",
                 NotPermitted(
                     f"This server is read-only (server.write_policy = 'read_only'): "
-                    f"{attempt.target()} on {attempt.address} was not written",
+                    f"{attempt.describe()} was refused; nothing was sent",
                     how_to_allow(policy),
                 ),
             )
@@ -141,8 +151,8 @@ class WriteGuard:
                 False,
                 "not_allowlisted",
                 NotPermitted(
-                    f"{attempt.target()} on {attempt.address} is not in server.allowlist "
-                    "(server.write_policy = 'allowlist'); nothing was sent",
+                    f"{attempt.sentence()} is refused: the pair is not in "
+                    "server.allowlist (server.write_policy = 'allowlist'); nothing was sent",
                     how_to_allow(policy),
                 ),
             )
@@ -152,10 +162,10 @@ class WriteGuard:
                 False,
                 "not_asked",
                 NotPermitted(
-                    f"Writing {attempt.target()} on {attempt.address} needs a person's approval "
-                    "(server.write_policy = 'confirm'), and this write was not made by a write "
-                    "tool a person could be asked about (a plugin or background task made it); "
-                    "nothing was sent",
+                    f"{attempt.sentence()} needs a person's approval "
+                    "(server.write_policy = 'confirm'), and it was not asked for by a write tool "
+                    "a person could be asked about (a plugin, a background task, or pairing "
+                    "while connecting asked for it); nothing was sent",
                     how_to_allow(policy),
                 ),
             )

@@ -14,7 +14,7 @@ from mcp.client import Client
 from mcp_ble.backends.simulated.backend import SimulatedBackend
 from mcp_ble.backends.simulated.world import load_world
 from mcp_ble.core.app import BleApp
-from mcp_ble.core.errors import ConfigError
+from mcp_ble.core.errors import ConfigError, NotPermitted
 from mcp_ble.core.hookspecs import hookimpl
 from mcp_ble.core.models import ScanFilter
 from mcp_ble.core.plans import WritePlan
@@ -282,7 +282,7 @@ async def test_allowlist_by_address_name_pattern_and_handle(tmp_path):
         text = await error(c, "ble_write", address=EVIL, characteristic="fff1", value="01")
         assert "not in server.allowlist" in text
         text = await error(c, "ble_pair", address=EVIL)
-        assert "pairing on" in text and "not in server.allowlist" in text
+        assert f"Pairing with {EVIL} is refused" in text and "not in server.allowlist" in text
     decisions = [(x["kind"], x["decision"]) for x in audit_lines(audit)]
     assert decisions == [
         ("characteristic", "allowlisted"),
@@ -439,3 +439,24 @@ async def test_audit_file_rotates_by_size(tmp_path):
     rotated = sorted(p.name for p in tmp_path.glob("audit.jsonl*"))
     assert rotated[:2] == ["audit.jsonl", "audit.jsonl.1"]
     assert all(p.stat().st_size <= 10_000 for p in tmp_path.glob("audit.jsonl*"))
+
+
+async def test_pairing_while_connecting_passes_the_policy(tmp_path):
+    """A backend that pairs while connecting (bleak's pair_on_connect) is pairing: under
+    confirm no person was asked, so the connect is refused before the radio is touched."""
+    listed = f'allowlist = [{{ device = "{LOCK}", characteristic = "pair" }}]'
+    for server, connects in (("", False), (listed, True), ('write_policy = "open"', True)):
+        app, audit = policy_app(tmp_path, server)
+        async with app:
+            assert RecordingPlugin.backend is not None
+            RecordingPlugin.backend.pair_on_connect = True  # type: ignore[attr-defined]
+            await app.scan(0.5, ScanFilter())
+            if connects:
+                await app.connect(LOCK)
+            else:
+                with pytest.raises(NotPermitted, match=f"Pairing with {LOCK} needs a person"):
+                    await app.connect(LOCK)
+                assert LOCK not in app.connections
+        line = audit_lines(audit)[-1]
+        assert line["kind"] == "pair"
+        assert line["outcome"] == ("sent" if connects else "refused")

@@ -119,6 +119,11 @@ class AutoBackend(Backend):
     def scan(self, duration_s: float, scan_filter: ScanFilter) -> AsyncIterator[Advertisement]:
         return self.active.scan(duration_s, scan_filter)
 
+    @property
+    def pair_on_connect(self) -> bool:
+        """Whether the backend in use pairs while connecting (the write policy checks it)."""
+        return bool(getattr(self._active, "pair_on_connect", False))
+
     async def connect(self, address: str, timeout_s: float) -> None:
         await self.active.connect(address, timeout_s)
 
