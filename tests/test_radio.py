@@ -183,3 +183,40 @@ async def test_a_link_the_radio_no_longer_has_is_not_reported_connected(tmp_path
             await ok(client, "ble_services", address=SENSOR)
     finally:
         await world.stop()
+
+
+async def test_a_world_can_unplug_the_simulated_adapter(tmp_path):
+    """``[link] radio_lost_at_s`` / ``radio_back_at_s``: the simulated radio is lost and comes
+    back on the simulated clock, and the server rides through it like on a real radio."""
+    world = tmp_path / "world.toml"
+    world.write_text(
+        'name = "unplugged"\n[link]\nradio_lost_at_s = 100.0\nradio_back_at_s = 110.0\n'
+        '[[devices]]\naddress = "C0:FF:EE:00:00:09"\nname = "Dot"\nadv_interval_ms = 100\n'
+        '[[devices.services]]\nuuid = "180f"\n'
+        '[[devices.services.characteristics]]\nuuid = "2a19"\nproperties = ["read"]\n'
+        'value = "2a"\n',
+        encoding="utf-8",
+    )
+    app = make_app(tmp_path, "plugins = []", world=world, time_scale=0.01)
+    async with Client(build_server(app)) as client:
+        await ok(client, "ble_scan", duration_s=1.0)
+        await ok(client, "ble_connect", address="C0:FF:EE:00:00:09")
+        states: list[str] = []
+        for _ in range(2000):
+            state = (await ok(client, "ble_status"))["radio"].split(":")[0]
+            if state == "ready" and len(states) > 1:
+                break  # lost, then back
+            if not states or states[-1] != state:
+                states.append(state)
+            if state != "ready":
+                text, info = await failure(
+                    client, "ble_read", address="C0:FF:EE:00:00:09", characteristic="2a19"
+                )
+                assert info["code"] == "backend_unavailable", text
+            await asyncio.sleep(0.005)
+        assert states[0] == "ready" and states[1] in ("lost", "recovering"), states
+        assert app.radio.now() >= 110.0
+        assert (await ok(client, "ble_connections"))["connections"] == []
+        await ok(client, "ble_connect", address="C0:FF:EE:00:00:09")
+        value = await ok(client, "ble_read", address="C0:FF:EE:00:00:09", characteristic="2a19")
+        assert value["hex"] == "2a"

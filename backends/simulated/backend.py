@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from mcp_ble.core import theory
 from mcp_ble.core.backend import Backend, NotifyCallback
 from mcp_ble.core.errors import (
+    BackendUnavailable,
     BleTimeout,
     ConnectionFailed,
     DeviceNotFound,
@@ -232,6 +233,7 @@ class SimulatedBackend(Backend):
         self._advertisers = list(self.devices.values())
         self._connecting: set[str] = set()
         self._replay: Iterator[Advertisement] | None = None
+        self._unplug_timer: Timer | None = None
         link = world.link
         self.slots = link.adapter_slots
         self._scan = (link.scan_interval_ms / 1000, link.scan_window_ms / 1000)
@@ -252,8 +254,28 @@ class SimulatedBackend(Backend):
 
     async def start(self) -> None:
         self.clock.start()
+        lost_at = self.world.link.radio_lost_at_s
+        if lost_at is not None:
+            self._unplug_timer = self.clock.call_at(lost_at, self._unplug)
+
+    def _unplug(self) -> None:
+        """``[link] radio_lost_at_s``: the adapter goes, with every link on it."""
+        for device in self.devices.values():
+            if device.link is not None:
+                self._reset_link(device)
+        self.radio_lost(f"the simulated adapter was unplugged at t = {self.clock.now():.1f} s")
+
+    async def reacquire(self) -> None:
+        back_at = self.world.link.radio_back_at_s
+        if back_at is None or self.clock.now() < back_at:
+            raise BackendUnavailable(
+                "The simulated adapter is still unplugged",
+                "it comes back at radio_back_at_s of the world's [link], if set",
+            )
 
     async def stop(self) -> None:
+        if self._unplug_timer is not None:
+            self._unplug_timer.cancel()
         for device in self.devices.values():
             if device.link is not None:
                 self._reset_link(device)

@@ -177,11 +177,17 @@ class Link(Strict):
     connect_scan_interval_ms: float = Field(60.0, ge=2.5, le=10240)
     connect_scan_window_ms: float = Field(60.0, ge=2.5, le=10240)
     sensitivity_dbm: int = Field(-100, ge=-127, le=0)
+    #: The adapter is unplugged at this simulated time, and plugged back in at the next.
+    radio_lost_at_s: float | None = Field(None, ge=0)
+    radio_back_at_s: float | None = Field(None, ge=0)
 
     _steps = field_validator("connection_interval_ms")(_interval_steps)
 
     @model_validator(mode="after")
     def _consistent(self) -> Link:
+        lost, back = self.radio_lost_at_s, self.radio_back_at_s
+        if back is not None and (lost is None or back <= lost):
+            raise ValueError("radio_back_at_s needs a radio_lost_at_s before it")
         if self.scan_window_ms > self.scan_interval_ms:
             raise ValueError("scan_window_ms must not exceed scan_interval_ms")
         if self.connect_scan_window_ms > self.connect_scan_interval_ms:
