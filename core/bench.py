@@ -50,7 +50,9 @@ MTU_TARGET = "BE:0C:00:00:00:02"
 #: Candidate ATT MTUs: 23 is the default, 247 fills one 251-byte LL packet with Data Length
 #: Extension, and 517 carries a 512-byte attribute (Core spec Vol 3, Part F, 3.2.9) in one PDU.
 MTU_CANDIDATES = (23, 185, 244, 247, 517)
-GROUPS = ("discovery", "connection", "transfer", "mtu", "load", "micro", "tokens")
+GROUPS = ("discovery", "connection", "transfer", "mtu", "load", "micro", "tokens", "soak")
+#: Groups that run only when named with --only (the soak takes a minute or two).
+OPT_IN = ("soak",)
 
 #: (comparison, bound): the project's targets for the server's own cost.
 TARGETS: dict[str, tuple[str, float]] = {
@@ -58,6 +60,9 @@ TARGETS: dict[str, tuple[str, float]] = {
     "notify_ingest_per_s": (">=", 20_000),
     "bytes_per_tracked_device": ("<=", 2048),
     "mcp_read_overhead_ratio": ("<=", 1.5),
+    "soak_stuck_operations": ("<=", 0),
+    "soak_rss_growth_bytes": ("<=", 10 * 2**20),
+    "soak_wall_s": ("<=", 120),
 }
 
 
@@ -195,6 +200,7 @@ class BenchParams:
     notify_count: int = 200_000
     tracked_devices: int = 10_000
     mcp_calls: int = 400
+    soak_ops: int = 50_000
     seed: int = 2026
 
     @classmethod
@@ -207,6 +213,7 @@ class BenchParams:
             adv_count=40_000,
             notify_count=40_000,
             mcp_calls=150,
+            soak_ops=2_000,
             seed=seed,
         )
 
@@ -753,6 +760,29 @@ class Suite:
             TARGETS[name] = ("<=", ceiling_of(name, figures))
             self.results.append(Result(name, figures[name], "chars", simulated=False))
 
+    # ------------------------------------------------------------ soak
+
+    async def soak(self) -> None:
+        """Mixed operations under the lab world's faults (see :mod:`mcp_ble.core.bench_soak`)."""
+        from .app import BleApp
+        from .bench_soak import results, soak
+
+        n = self.params.soak_ops
+        self.progress.step(f"soak: {n} mixed operations under the lab world's faults")
+        settings = self.loaded.settings.model_copy(deep=True)
+        sim = settings.backend_settings("simulated")
+        sim.world = "lab"
+        async with BleApp(settings, self.catalog, self.loaded) as app:
+            await app.scan(3.0, ScanFilter())  # the devices in range are known before the mix
+            report = await soak(app, n, self.params.seed, rss=resident_memory_bytes)
+        self.results += results(report, Result)
+
+
+def resident_memory_bytes() -> int | None:
+    from mcp_ble.plugins.metrics import resident_memory_bytes as rss
+
+    return rss()
+
 
 STEPS = {
     "discovery": 2,
@@ -762,6 +792,7 @@ STEPS = {
     "load": 1,
     "micro": 4,
     "tokens": 1,
+    "soak": 1,
 }
 
 
@@ -894,7 +925,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--only",
-        help=f"comma-separated groups to run (default all): {', '.join(GROUPS)}",
+        help=f"comma-separated groups to run (default all but {', '.join(OPT_IN)}): "
+        f"{', '.join(GROUPS)}",
     )
     parser.add_argument("--seed", type=int, default=2026, help="seed of the benchmark world")
     parser.add_argument(
@@ -908,7 +940,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_bench(args: argparse.Namespace, load: Callable[[argparse.Namespace], Any]) -> int:
     """The ``mcp-ble bench`` command. ``load(args)`` gives (LoadedSettings, PluginCatalog)."""
-    groups = list(GROUPS)
+    groups = [g for g in GROUPS if g not in OPT_IN]
     if args.only:
         groups = [g.strip() for g in args.only.split(",") if g.strip()]
         unknown = sorted(set(groups) - set(GROUPS))

@@ -41,6 +41,7 @@ TINY = BenchParams(
     notify_count=2000,
     tracked_devices=500,
     mcp_calls=3,
+    soak_ops=300,
 )
 
 
@@ -71,7 +72,8 @@ async def test_each_benchmark_runs_with_tiny_parameters(tmp_path, group):
         assert r.value == r.value and r.value >= 0, r  # not NaN, not negative
         as_json = r.as_json()
         assert set(as_json) == {"name", "value", "unit", "ideal", "ratio", "simulated"}
-        assert (as_json["ideal"] is None) == (as_json["ratio"] is None), r
+        # No ratio to an ideal of zero (a count of stuck operations, a memory growth).
+        assert (as_json["ideal"] in (None, 0)) == (as_json["ratio"] is None), r
     by_name = {r.name: r for r in results}
     if group == "transfer":
         for name in ("write_without_response_bytes_per_s", "write_with_response_bytes_per_s"):
@@ -89,6 +91,16 @@ async def test_each_benchmark_runs_with_tiny_parameters(tmp_path, group):
         assert by_name["tracked_devices"].value == 500
         assert by_name["notify_buffered"].value == loaded.settings.server.notification_buffer
         assert by_name["mcp_read_overhead_ratio"].value > 0
+    if group == "soak":
+        assert by_name["soak_operations"].value == 300
+        assert by_name["soak_stuck_operations"].value == 0
+        assert by_name["soak_stuck_operations"].target() == "<= 0 met"
+        codes = [n for n in names if n.startswith("soak_errors_")]
+        assert codes and not [n for n in codes if "internal" in n], codes
+        rates = sum(by_name[n].value for n in codes)
+        assert rates == pytest.approx(by_name["soak_error_rate"].value)
+        assert 0 < by_name["soak_error_rate"].value < 100  # the lab's faults, not all failures
+        assert by_name["soak_rss_growth_bytes"].ideal == 0
 
 
 def test_targets_are_judged():
