@@ -152,7 +152,9 @@ class Served:
     """An MCP client session on the demo world, in an event loop on its own thread."""
 
     def __init__(self, tmp_path: Any) -> None:
-        self.app = make_app(tmp_path, "[server]\nscan_duration_s = 1.0\n", time_scale=0)
+        # Writes open, so the write paths run to the radio (the policy is tested elsewhere).
+        config = '[server]\nscan_duration_s = 1.0\nwrite_policy = "open"\n'
+        self.app = make_app(tmp_path, config, time_scale=0)
         self.loop = asyncio.new_event_loop()
         self.ready = threading.Event()
         self.stop: asyncio.Event | None = None
