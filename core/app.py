@@ -574,18 +574,20 @@ class BleApp:
                 # The radio no longer has the link (its loss went unreported): forget it and
                 # connect anew rather than report a dead link as connected.
                 self._on_backend_disconnect(address, "the radio no longer has the link")
+            started = time.monotonic()
             record = self.tracker.get(address)
+            found_by: float | None = None
             if record is None:
-                raise DeviceNotFound(
-                    f"No device with address {address} has been seen",
-                    "run ble_scan first, then connect to an address it lists",
-                )
+                record, found_by = await self._find(address, timeout)
             if not record.connectable:
                 raise NotPermitted(
                     f"{address} advertises as not connectable (a beacon)",
                     "read its advertisement data from ble_scan instead",
                 )
-            plan = ConnectPlan(address, timeout)
+            # The scan for an address not heard before counts against the same timeout.
+            plan = ConnectPlan(address, max(timeout - (time.monotonic() - started), 0.001))
+            if found_by is not None:
+                plan.note(f"found by a {found_by:.2f} s scan for this address")
             await self._event("mcp_ble_connect_plan", plan=plan, app=self)
             for other in plan.release:
                 # Checked at the moment of release: an operation may have started on the link
@@ -636,6 +638,21 @@ class BleApp:
                 app=self,
             )
             return conn, True
+
+    async def _find(self, address: str, connect_timeout: float) -> tuple[DeviceRecord, float]:
+        """Listen for one address this server has not heard yet: a scan for that address alone,
+        ending the moment it is heard, for at most half the connect timeout (and no longer than
+        a default scan), so the connection keeps the rest. Returns the record and the scan's
+        length on the backend's clock."""
+        duration = min(connect_timeout / 2, self.settings.server.scan_duration_s)
+        outcome = await self.scan(duration, ScanFilter(address=address), limit=1)
+        if not outcome.devices:
+            raise DeviceNotFound(
+                f"No device with address {address} was heard in a {duration:g} s scan",
+                "check the address, and that the device is powered, advertising and in range; "
+                "ble_scan lists the devices around",
+            )
+        return outcome.devices[0], outcome.duration_s
 
     async def disconnect(self, address: str) -> bool:
         """Drop the link; returns False if there was none."""

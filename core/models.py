@@ -30,6 +30,7 @@ class Advertisement:
 class Advertised(Protocol):
     """What a scan filter looks at: an Advertisement, or the tracker's merged DeviceRecord."""
 
+    address: str
     name: str | None
     rssi: int
     service_uuids: tuple[str, ...]
@@ -46,8 +47,12 @@ class ScanFilter:
     service_uuid: str | None = None
     min_rssi: int | None = None
     manufacturer_id: int | None = None
+    #: One device only, in the backend's address form (connecting to an address not yet heard).
+    address: str | None = None
 
     def matches(self, adv: Advertised) -> bool:
+        if self.address is not None and adv.address != self.address:
+            return False
         if self.min_rssi is not None and adv.rssi < self.min_rssi:
             return False
         if self.name is not None and (

@@ -187,4 +187,4 @@ class ScanBroker:
 
 
 def _key(f: ScanFilter) -> tuple[Any, ...]:
-    return (f.name, f.service_uuid, f.min_rssi, f.manufacturer_id)
+    return (f.name, f.service_uuid, f.min_rssi, f.manufacturer_id, f.address)

@@ -34,7 +34,8 @@ async def ble_connect(
     address: Annotated[str, Field(description="as ble_scan lists it")],
     timeout_s: Annotated[float | None, Field(description="seconds, retries included")] = None,
 ) -> ConnectResult:
-    """Connect to a device found by ble_scan. Connecting twice returns the existing link."""
+    """Connect by address (no ble_scan needed first). Connecting twice returns the existing
+    link."""
     conn, new = await app_of(ctx).connect(address, timeout_s)
     return ConnectResult(
         mtu=conn.mtu,

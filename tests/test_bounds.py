@@ -97,13 +97,15 @@ async def test_padded_addresses_and_names_are_refused_not_kept(tmp_path):
 
 
 async def test_unknown_addresses_leave_no_locks(tmp_path):
-    app = make_app(tmp_path)
+    app = make_app(tmp_path, time_scale=0)
     async with app:
 
         async def many_unknown() -> None:
             for i in range(20_000):
                 with pytest.raises(DeviceNotFound):
-                    await app.connect(f"02:00:00:{i >> 16:02X}:{(i >> 8) & 255:02X}:{i & 255:02X}")
+                    # A short timeout keeps the scan for each unknown address short.
+                    address = f"02:00:00:{i >> 16:02X}:{(i >> 8) & 255:02X}:{i & 255:02X}"
+                    await app.connect(address, timeout_s=0.002)
 
         grew = await growth(many_unknown)
         assert len(app._connect_locks) == 0 and not app.in_flight

@@ -241,7 +241,7 @@ async def test_peripheral_disconnect_keeps_buffer_readable(client):
 
 BAD_INPUTS = [
     # (tool, args, expected text fragments)
-    ("ble_connect", {"address": "AA:BB:CC:DD:EE:FF"}, ["No device with address", "run ble_scan"]),
+    ("ble_connect", {"address": "AA:BB:CC:DD:EE:FF"}, ["No device with address", "ble_scan lists"]),
     ("ble_connect", {"address": "not-an-address"}, ["is not a Bluetooth address", "e.g."]),
     ("ble_connect", {"address": BEACON}, ["not connectable"]),
     ("ble_connect", {"address": HRM, "timeout_s": -1}, ["timeout_s=-1", "out of range"]),
