@@ -93,10 +93,12 @@ class ScanBroker:
             clock = self.app.radio.now
             request = ScanRequest(plan, clock())
             self.active.append(request)
+            loop = asyncio.get_running_loop()
             if self._task is None or self._task.done():
-                self._task = asyncio.get_running_loop().create_task(self._run())
+                self._task = loop.create_task(self._run())
             else:
                 self._wake.set()  # the running scan may need to last longer
+            timer = loop.create_task(self._end_on_time(request))
             safety = max(60.0, 10 * plan.duration_s)
             try:
                 async with asyncio.timeout(safety):
@@ -108,11 +110,28 @@ class ScanBroker:
                     "run 'mcp-ble doctor'; the adapter may be stuck",
                 ) from None
             finally:
+                timer.cancel()
                 with contextlib.suppress(ValueError):
                     self.active.remove(request)
                 if not self.active and self._task is not None and not self._task.done():
                     self._task.cancel()  # nobody listens any more (the caller went away)
             return request
+
+    async def _end_on_time(self, request: ScanRequest) -> None:
+        """End a request at its own end while the radio scans on for a longer one. Otherwise it
+        would end only with the next advertisement offered to it, late when the air is quiet.
+        A request that lasts as long as the radio scan ends with the scan's stream instead."""
+        radio = self.app.radio
+        while not request.done.done():
+            await radio.sleep_background(max(request.end - radio.now(), 0.0))
+            if request.done.done():
+                return
+            pending = [r for r in self.active if not r.done.done()]
+            if radio.now() >= request.end and max(r.end for r in pending) > request.end:
+                request.finish()
+                return
+            if radio.now() >= request.end:
+                return  # the longest listener: the stream ends it
 
     def _filter_hint(self) -> ScanFilter:
         """The backend may pre-filter only when every listener wants the same thing."""
