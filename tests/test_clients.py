@@ -150,11 +150,12 @@ def test_successful_calls_show_their_result(client, transport, env, request):
 
 
 def test_inspector_lists_tools_with_schemas(env, request):
-    """tools/list through the Inspector over HTTP: every tool the server registers arrives."""
+    """tools/list through the Inspector over HTTP: every tool the server registers arrives, and
+    the Inspector's schema-portability check (--strict prints every finding) finds nothing."""
     cli = require_npm_bin("mcp-inspector")
     url = str(request.getfixturevalue("http_url"))
     proc = subprocess.run(
-        [str(cli), "--cli", url, "--method", "tools/list"],
+        [str(cli), "--cli", url, "--method", "tools/list", "--strict"],
         env=env,
         capture_output=True,
         text=True,
@@ -162,6 +163,7 @@ def test_inspector_lists_tools_with_schemas(env, request):
         cwd=env["HOME"],
     )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "portability" not in proc.stderr and "Warning: tool" not in proc.stderr, proc.stderr
     tools = {t["name"]: t for t in json.loads(proc.stdout)["tools"]}
     for name in ("ble_scan", "ble_connect", "ble_read", "ble_write", "ble_status"):
         assert name in tools and tools[name]["inputSchema"]["type"] == "object"
