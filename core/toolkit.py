@@ -20,11 +20,12 @@ from .app import BleApp
 from .outputs import Lean
 from .tool_errors import tool_errors
 
-# Hints at their spec defaults (openWorldHint true; idempotentHint false) are left out: the
-# MCP spec (server/tools, ToolAnnotations) gives a client the same meaning for an absent hint.
+# Hints at their spec defaults (readOnlyHint false, openWorldHint true, idempotentHint false)
+# are left out: the MCP spec (server/tools, ToolAnnotations) gives a client the same meaning
+# for an absent hint. destructiveHint is spelled out either way.
 READ_ONLY = ToolAnnotations(read_only_hint=True)
-LINK = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=True)
-WRITE = ToolAnnotations(read_only_hint=False, destructive_hint=True)
+LINK = ToolAnnotations(destructive_hint=False, idempotent_hint=True)
+WRITE = ToolAnnotations(destructive_hint=True)
 
 CharacteristicArg = Annotated[str | int, Field(description="UUID or handle ('#14')")]
 #: A device address as ble_scan lists it (described once, on ble_connect: the name says it).

@@ -59,7 +59,7 @@ async def test_tools_have_schemas_and_annotations(client):
     assert tools["ble_read"].annotations.read_only_hint is True
     assert tools["ble_write"].annotations.destructive_hint is True
     assert tools["ble_write_descriptor"].annotations.destructive_hint is True
-    assert tools["ble_connect"].annotations.read_only_hint is False
+    assert not tools["ble_connect"].annotations.read_only_hint  # absent: the spec's false
     assert tools["ble_connect"].annotations.destructive_hint is False
 
 
