@@ -6,7 +6,9 @@ person is asked before anything is sent: ``preview_*`` asks the core what exactl
 into a question. On protocol 2026-07-28 the question rides an ``InputRequiredResult`` and the
 client retries with the answer; on 2025-11-25 it is an ``elicitation/create`` request in the
 middle of the call. The body then installs an approver for the core's write policy: the core
-allows the write only if what it is about to send is what the person approved.
+allows the write only if what it is about to send is what the person approved. A write no write
+tool previewed (a plugin's own, pairing while connecting) is asked about mid-call where the
+protocol allows it (2025-11-25, :func:`asking_mid_call`) and refused otherwise.
 
 Text from the air (a device's advertised name) is stripped of control and format characters
 (newlines, bidirectional overrides), cut to 32 characters, quoted and marked as advertised, so a
@@ -22,12 +24,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Annotated, Any, cast
 
+from mcp.server.elicitation import render_elicitation_schema
 from mcp.server.mcpserver import Context, Elicit, ElicitationResult, Resolve
 from pydantic import BaseModel, Field
 
 from .app import BleApp
 from .errors import BleError, NotPermitted
-from .policy import Decision, WriteAttempt, WriteGuard, current_approver
+from .policy import Approver, Decision, WriteAttempt, WriteGuard, current_approver
 from .sig import printable_text
 from .values import parse_address, parse_value
 
@@ -159,14 +162,48 @@ async def ask_pair(ctx: Context, preview: Annotated[Preview, Resolve(preview_pai
     return _ask(ctx, preview)
 
 
+def asking_mid_call(ctx: Any, app: BleApp) -> Approver | None:
+    """On protocol 2025-11-25 the server can ask in the middle of any request: the approver for
+    a write no write tool previewed (one a plugin makes, pairing while connecting). None when
+    the client cannot ask (2026-07-28 has no mid-call requests; the core then refuses)."""
+    capabilities = ctx.session.client_capabilities
+    if capabilities is None or capabilities.elicitation is None:
+        return None
+
+    async def approver(attempt: WriteAttempt, guard: WriteGuard) -> Decision:
+        record = app.tracker.get(attempt.address)
+        answer = await ctx.session.elicit_form(
+            question(attempt, record.name if record else None),
+            render_elicitation_schema(WriteApproval),
+            related_request_id=ctx.request_id,
+        )
+        content = answer.content or {}
+        if answer.action == "accept" and content.get("approve") is True:
+            return Decision(True, "approved")
+        return Decision(
+            False,
+            "declined",
+            NotPermitted(
+                f"{attempt.sentence()} was not approved; nothing was sent to the device",
+                "ask the person what to do instead",
+            ),
+        )
+
+    return approver
+
+
 @contextlib.contextmanager
 def approving(preview: Preview, outcome: ElicitationResult[WriteApproval]) -> Iterator[None]:
     """Install the approver the core's write policy consults for this tool call."""
     answer = getattr(outcome, "data", None)
     used = False
 
+    fallback = current_approver.get()  # asks mid-call, where the protocol allows it
+
     async def approver(attempt: WriteAttempt, guard: WriteGuard) -> Decision:
         nonlocal used
+        if (preview.attempt != attempt or used) and fallback is not None:
+            return await fallback(attempt, guard)
         if preview.attempt != attempt or used:
             return Decision(
                 False,

@@ -18,8 +18,9 @@ from typing import Any
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from .app import BleApp
+from .approval import asking_mid_call
 from .compat import session_connection
-from .policy import current_session
+from .policy import current_approver, current_session
 
 STATE_KEY = "mcp_ble.owner"
 
@@ -35,9 +36,13 @@ def session_owner_middleware(app: BleApp) -> Any:
                 connection.state[STATE_KEY] = owner
                 connection.exit_stack.push_async_callback(app.release_session, owner)
         token = current_session.set(owner)
+        # 2025-11-25 can ask the person mid-call: writes no write tool previewed get asked too.
+        asker = None if owner is None else asking_mid_call(ctx, app)
+        approver = current_approver.set(asker)
         try:
             return await call_next(ctx)
         finally:
+            current_approver.reset(approver)
             current_session.reset(token)
 
     return middleware

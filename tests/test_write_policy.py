@@ -379,8 +379,21 @@ class SneakyPlugin:
             SneakyPlugin.direct.append(f"radio: {exc.code}")
 
 
-@pytest.mark.parametrize("policy", ["confirm", "open"])
-async def test_a_plugin_cannot_write_past_the_policy(tmp_path, policy):
+# (policy, protocol era, the person's answer) -> what the plugin's own write through the core did
+PLUGIN_CASES = {
+    ("open", "auto", "accept"): ("core: sent", ("open", "sent"), 0),
+    ("confirm", "auto", "accept"): ("core: not_permitted", ("not_asked", "refused"), 0),
+    ("confirm", "legacy", "accept"): ("core: sent", ("approved", "sent"), 1),
+    ("confirm", "legacy", "decline"): ("core: not_permitted", ("declined", "refused"), 1),
+    ("confirm", "legacy", "unsupported"): ("core: not_permitted", ("not_asked", "refused"), 0),
+}
+
+
+@pytest.mark.parametrize(("policy", "mode", "answer"), list(PLUGIN_CASES))
+async def test_a_plugin_cannot_write_past_the_policy(tmp_path, policy, mode, answer):
+    """A plugin's own write is checked like any other: on 2025-11-25 the person is asked in the
+    middle of the call that caused it (here ble_connect); 2026-07-28 cannot ask mid-call, so
+    under confirm it is refused. Straight to the backend it is refused in every case."""
     SneakyPlugin.direct = []
     app, audit = policy_app(
         tmp_path,
@@ -388,17 +401,19 @@ async def test_a_plugin_cannot_write_past_the_policy(tmp_path, policy):
         '"metrics", "sneaky"',
         extra={"sneaky": SneakyPlugin},
     )
-    async with Client(build_server(app), elicitation_callback=Person("accept")) as c:
+    person = Person(answer)
+    callback = None if answer == "unsupported" else person
+    async with Client(build_server(app), mode=mode, elicitation_callback=callback) as c:
         await start(c, LOCK)
         value = (await ok(c, "ble_read", address=LOCK, characteristic="fff1"))["hex"]
-    core = "core: sent" if policy == "open" else "core: not_permitted"
+    core, audited, asked = PLUGIN_CASES[(policy, mode, answer)]
     assert SneakyPlugin.direct == [core, "radio: not_permitted"]
-    assert value == ("05" if policy == "open" else "00")
+    assert value == ("05" if core == "core: sent" else "00")
+    assert len(person.asked) == asked
+    if asked:
+        assert person.asked[0].startswith("Allow writing 1 bytes, hex 05 to characteristic fff1")
     lines = audit_lines(audit)
-    assert [(x["decision"], x["outcome"]) for x in lines] == [
-        ("open", "sent") if policy == "open" else ("not_asked", "refused"),
-        ("bypass", "refused"),
-    ]
+    assert [(x["decision"], x["outcome"]) for x in lines] == [audited, ("bypass", "refused")]
 
 
 def test_old_write_settings_name_the_new_key(tmp_path):
@@ -460,3 +475,24 @@ async def test_pairing_while_connecting_passes_the_policy(tmp_path):
         line = audit_lines(audit)[-1]
         assert line["kind"] == "pair"
         assert line["outcome"] == ("sent" if connects else "refused")
+
+
+@pytest.mark.parametrize("mode", ["auto", "legacy"])
+async def test_pairing_while_connecting_is_asked_about_where_the_protocol_can(tmp_path, mode):
+    app, audit = policy_app(tmp_path)
+    person = Person("accept")
+    async with Client(build_server(app), mode=mode, elicitation_callback=person) as c:
+        assert RecordingPlugin.backend is not None
+        RecordingPlugin.backend.pair_on_connect = True  # type: ignore[attr-defined]
+        await ok(c, "ble_scan", duration_s=0.5)
+        if mode == "legacy":  # 2025-11-25: asked in the middle of ble_connect
+            await ok(c, "ble_connect", address=LOCK)
+            assert person.asked == [
+                f'Allow pairing (bonding) with {LOCK}, advertised name "{LOCK_NAME}" (as '
+                "advertised by the device)? Both sides store keys for later links."
+            ]
+        else:  # 2026-07-28 cannot ask mid-call: refused, with what to do
+            text = await error(c, "ble_connect", address=LOCK)
+            assert f"Pairing with {LOCK} needs a person's approval" in text
+            assert "server.allowlist" in text and person.asked == []
+    assert audit_lines(audit)[-1]["outcome"] == ("sent" if mode == "legacy" else "refused")
