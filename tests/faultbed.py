@@ -105,6 +105,9 @@ class Controllers(Process):
 
     def start(self) -> Controllers:
         super().start()
+        return self.wait_listening()
+
+    def wait_listening(self) -> Controllers:
         end = time.monotonic() + 15
         while not all(_listening(p) for p in self.ports):
             if time.monotonic() > end:

@@ -24,6 +24,7 @@ import pytest
 from mcp.client import Client
 from prometheus_client.parser import text_string_to_metric_families
 
+from mcp_ble.core import radio
 from mcp_ble.core.app import BleApp
 from mcp_ble.core.hookspecs import hookimpl
 from mcp_ble.core.server import build_server
@@ -91,8 +92,10 @@ async def eventually(check: Any, timeout_s: float = 15.0) -> Any:
 @contextlib.asynccontextmanager
 async def bed(tmp_path: Any, backend: str) -> AsyncIterator[Bed]:
     port_a, port_b = free_port(), free_port()
-    controllers = Controllers(port_a, port_b).start()
+    controllers = Controllers(port_a, port_b)
+    Process.start(controllers)  # both start at once: the peripheral retries until A listens
     device = peripheral(port_a).start()
+    controllers.wait_listening()
     central: Any = None
     try:
         device.wait_for_line("advertising")
@@ -145,7 +148,8 @@ BACKENDS = ["bumble", "bleak"]
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-async def test_radio_lost_fails_fast_and_comes_back(tmp_path, backend):
+async def test_radio_lost_fails_fast_and_comes_back(tmp_path, backend, monkeypatch):
+    monkeypatch.setattr(radio, "RECOVERY_MAX_S", 0.5)  # the default backoff, capped sooner
     async with bed(tmp_path, backend) as b:
         c = b.client
         assert (await ok(c, "ble_status"))["radio"] == "ready"
