@@ -16,9 +16,11 @@ What it relies on:
 - ``Tool.from_function`` builds a tool whose ``parameters`` (the advertised input schema) and
   ``fn_metadata.output_schema`` (the advertised output schema) may be replaced by equivalent,
   leaner schemas: arguments are validated by the pydantic model, results by the output model,
-  never by these JSON schemas; ``fn`` may be replaced by a wrapper with the same signature.
+  never by these JSON schemas.
 - ``MCPServer._lowlevel_server.add_request_handler`` registers a handler for a request the
   high-level server has no hook for (2025-11-25 ``resources/subscribe``).
+- ``ctx.session._connection`` is the client connection a request arrived on, alive as long as
+  the client's session (``session_connection``).
 """
 
 from __future__ import annotations
