@@ -9,7 +9,8 @@ A value (``ble_read``, a notification, a descriptor, ``read_values``) is one fla
 (the raw bytes), ``text`` when the bytes are text, and for well-known characteristics the decoded
 fields, each named with its unit (``battery_level_percent``, ``heart_rate_bpm``,
 ``temperature_c``). A value that decodes to numbers has no text copy (battery 0x57 is 87 %, not
-"W"), and a value that is exactly its text has no hex copy.
+"W"), and a string value that is exactly its text has no hex copy (a string characteristic, or
+an unknown one whose bytes are four or more printable characters).
 """
 
 from __future__ import annotations
@@ -67,16 +68,18 @@ def value_fields(uuid: str, data: bytes) -> dict[str, Any]:
     decoded = decode(uuid, data)
     fields: dict[str, Any] = {}
     text: str | None = None
+    is_text = short_uuid(uuid) in STRING_CHARACTERISTICS  # a string by its definition
     if decoded is not None:
         decoded = dict(decoded)
         text = decoded.pop("text", None)
         if "error" in decoded:
             decoded["decode_error"] = decoded.pop("error")
-    elif short_uuid(uuid) not in STRING_CHARACTERISTICS and len(data) >= 2:
+    elif len(data) >= 2:
         # An unknown characteristic: one byte is as likely a number as a letter, so text is
-        # shown from two printable characters on.
+        # shown from two printable characters on, and the bytes stay beside a short text.
         text = _printable(data)
-    if text is None or text.encode() != data:
+        is_text = text is not None and len(text) >= 4
+    if text is None or text.encode() != data or not is_text:
         fields["hex"] = data.hex()
     if text is not None:
         fields["text"] = text
