@@ -98,6 +98,11 @@ def http_security(server: ServerSettings, host: str, port: int) -> HttpSecurity:
         log.warning(
             "serving MCP over plain HTTP on %s:%d: put a TLS-terminating proxy in front", host, port
         )
+    if host in ("0.0.0.0", "::") and not server.allowed_hosts:
+        log.warning(
+            "bound to every interface, but only requests for loopback names pass the Host check: "
+            "list the names clients use in server.allowed_hosts"
+        )
     hosts = ["127.0.0.1:*", "localhost:*", "[::1]:*"]
     if host not in LOOPBACK and host not in ("0.0.0.0", "::", ""):
         hosts.append(f"[{host}]:*" if ":" in host else f"{host}:*")
