@@ -68,6 +68,18 @@ class Bed:
     peripheral: Process
     port_a: int
     port_b: int
+    #: Every process started for this test, replacements included: teardown kills them all.
+    processes: list[Process]
+
+    def restart_controllers(self) -> None:
+        self.controllers = Controllers(self.port_a, self.port_b)
+        self.processes.append(self.controllers)
+        self.controllers.start()
+
+    def restart_peripheral(self) -> None:
+        self.peripheral = peripheral(self.port_a)
+        self.processes.append(self.peripheral)
+        self.peripheral.start()
 
 
 async def fails(client: Client, tool: str, code: str, **args: Any) -> tuple[str, float]:
@@ -93,11 +105,13 @@ async def eventually(check: Any, timeout_s: float = 15.0) -> Any:
 async def bed(tmp_path: Any, backend: str) -> AsyncIterator[Bed]:
     port_a, port_b = free_port(), free_port()
     controllers = Controllers(port_a, port_b)
-    Process.start(controllers)  # both start at once: the peripheral retries until A listens
-    device = peripheral(port_a).start()
-    controllers.wait_listening()
+    device = peripheral(port_a)
+    processes: list[Process] = [controllers, device]
     central: Any = None
     try:
+        Process.start(controllers)  # both start at once: the peripheral retries until A listens
+        device.start()
+        controllers.wait_listening()
         device.wait_for_line("advertising")
         server = (
             f'plugins = ["metrics"]\n[server]\noperation_timeout_s = {OPERATION_TIMEOUT_S}\n'
@@ -122,12 +136,12 @@ async def bed(tmp_path: Any, backend: str) -> AsyncIterator[Bed]:
             )
         app = BleApp.create(loaded, catalog)
         async with Client(build_server(app)) as client:
-            yield Bed(client, app, controllers, device, port_a, port_b)
+            yield Bed(client, app, controllers, device, port_a, port_b, processes)
     finally:
         if central is not None:
             await central.close()
-        device.stop()
-        controllers.stop()
+        for process in processes:
+            process.stop()
 
 
 async def connected(b: Bed, **args: Any) -> dict[str, Any]:
@@ -175,7 +189,7 @@ async def test_radio_lost_fails_fast_and_comes_back(tmp_path, backend, monkeypat
         ended = await ok(c, "ble_notifications", address=DEVICE, characteristic=HEART_RATE)
         assert ended["ended"].startswith("radio lost"), ended
 
-        b.controllers = Controllers(b.port_a, b.port_b).start()  # plugged back in
+        b.restart_controllers()  # plugged back in
         await eventually(lambda: _status_if(c, lambda s: s["radio"] == "ready"))
         assert (await radio_gauge(c))["ready"] == 1
         b.peripheral.wait_for_line("advertising", count=2)  # the device found its radio too
@@ -210,7 +224,7 @@ async def test_vanished_device_times_out_and_its_link_is_closed(tmp_path, backen
         assert "no ATT response" in ended["ended"], ended
         await fails(c, "ble_read", "not_connected", address=DEVICE, characteristic=BATTERY)
 
-        b.peripheral = peripheral(b.port_a).start()  # it comes back
+        b.restart_peripheral()  # it comes back
         b.peripheral.wait_for_line("advertising")
         fresh = await ok(c, "ble_connect", address=DEVICE, timeout_s=5)
         assert "mtu" in fresh and "already_connected" not in fresh
