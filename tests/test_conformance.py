@@ -4,8 +4,9 @@ against `mcp-ble serve --transport http` on the simulated backend.
 Every scenario the suite runs is either applicable (it must pass: no failed or warning check) or
 listed in the README as not applicable, with the reason: those scenarios call the suite's own
 fixture tools, resources and prompts (``test_simple_text``, ``test://static-text``, ...) or an
-optional capability this server does not declare. A new suite version that adds a scenario fails
-here until the scenario is classified."""
+optional capability this server does not declare, and they must fail only that way (the server
+answers with the JSON-RPC error for the missing fixture or method). A new suite version that adds
+a scenario fails here until the scenario is classified."""
 
 from __future__ import annotations
 
@@ -104,6 +105,24 @@ def test_applicable_scenario_passes(results, scenario):
     bad = [c for c in checks if c.get("status") not in PASSING]
     assert checks and not bad, json.dumps(bad, indent=1)[:3000]
     assert any(c.get("status") == "SUCCESS" for c in checks)
+
+
+# How a scenario that does not apply ends: the server answers the suite's request for a fixture
+# it does not have with invalid params (-32602) naming it, or a method of a capability it does not
+# declare with method not found (-32601). Anything else (a crash, a timeout, -32603) is a failure.
+FIXTURE_MISSING = re.compile(
+    r"MCP error -32602: .*'?test(_|://)|MCP error -32601: Method not found"
+)
+
+
+@pytest.mark.parametrize("scenario", sorted(NOT_APPLICABLE))
+def test_scenario_that_does_not_apply_fails_only_for_its_fixture(results, scenario):
+    if scenario not in results:
+        pytest.fail(f"the suite no longer runs {scenario}: drop it from NOT_APPLICABLE and README")
+    failed = [c for c in results[scenario] if c.get("status") not in PASSING]
+    assert failed, f"{scenario} passes now: move it to APPLICABLE"
+    for check in failed:
+        assert FIXTURE_MISSING.search(check.get("errorMessage") or ""), json.dumps(check)[:2000]
 
 
 def test_readme_lists_the_scenarios_that_do_not_apply():
