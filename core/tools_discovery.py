@@ -30,8 +30,8 @@ async def ble_scan(
     ] = None,
     limit: Annotated[int, Field(ge=1, le=1000, description="stop once this many match")] = 50,
 ) -> ScanResult:
-    """Scan for advertising devices, strongest first, with company and SIG service names.
-    Devices found stay known to ble_connect."""
+    """Scan for advertising devices, strongest first; company and SIG service names
+    decoded."""
     app = app_of(ctx)
     scan_filter = ScanFilter(
         name=parse_name_filter(name),

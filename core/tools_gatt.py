@@ -50,8 +50,8 @@ async def ble_services(
     refresh: Annotated[bool, Field(description="discover again, not from cache")] = False,
     read_values: Annotated[bool, Field(description="also read every readable value")] = False,
 ) -> ServicesResult:
-    """The GATT tree: services and characteristics with properties, value handles,
-    descriptors; read_values adds each readable value or its read error."""
+    """The GATT tree (services, characteristics, properties, value handles, descriptors);
+    read_values adds each readable value or read error."""
     app = app_of(ctx)
     index = await app.gatt(address, refresh)
     values: dict[int, Value] = {}
@@ -72,8 +72,8 @@ async def ble_services(
 async def ble_read(
     ctx: Context, address: AddressArg, characteristic: CharacteristicArg
 ) -> ReadResult:
-    """Read a characteristic: hex, text if it is text, decoded fields named with their unit
-    (battery_level_percent, heart_rate_bpm, ...)."""
+    """Read a characteristic: hex, text if text, decoded fields named with their unit (e.g.
+    battery_level_percent)."""
     done = await app_of(ctx).read(address, characteristic)
     uuid = done.characteristic.uuid
     return ReadResult(
