@@ -103,7 +103,8 @@ class Result:
             return ""
         op, bound = rule
         met = self.value >= bound if op == ">=" else self.value <= bound
-        return f"{op} {_fmt(bound)} {'met' if met else 'MISSED'}"
+        shown = f"{bound:,.0f}" if self.unit == "chars" else _fmt(bound)  # counts: no decimals
+        return f"{op} {shown} {'met' if met else 'MISSED'}"
 
 
 def _round(value: float) -> float:
@@ -849,7 +850,7 @@ def table(results: list[Result]) -> str:
         rows.append(
             (
                 r.name,
-                _fmt(r.value),
+                f"{r.value:,.0f}" if r.unit == "chars" else _fmt(r.value),
                 r.unit,
                 _fmt(r.ideal),
                 "-" if ratio is None else f"{ratio:.3f}",
