@@ -69,7 +69,9 @@ async def test_each_benchmark_runs_with_tiny_parameters(tmp_path, group):
     names = [r.name for r in results]
     assert len(names) == len(set(names)), names
     for r in results:
-        assert r.value == r.value and r.value >= 0, r  # not NaN, not negative
+        assert r.value == r.value, r  # not NaN
+        # Only a memory growth may be negative (the allocator gave pages back during the run).
+        assert r.value >= 0 or r.name.endswith("_growth_bytes"), r
         as_json = r.as_json()
         assert set(as_json) == {"name", "value", "unit", "ideal", "ratio", "simulated"}
         # No ratio to an ideal of zero (a count of stuck operations, a memory growth).
