@@ -123,13 +123,16 @@ class Subscription:
         #: When it was last drained (or subscribed), on ``clock``: abandoned buffers show.
         self.last_drained = clock()
 
-    def push(self, data: bytes) -> None:
+    def push(self, data: bytes) -> bool:
+        """Buffer ``data``; returns whether the oldest buffered notification was dropped."""
         items = self.items
-        if len(items) == items.maxlen:
+        full = len(items) == items.maxlen
+        if full:
             self.dropped += 1
         items.append((time.time(), data))
         self.received += 1
         self.event.set()
+        return full
 
     def end(self, why: str) -> None:
         self.active = False
@@ -259,6 +262,10 @@ class BleApp:
         self.metrics_registry = CollectorRegistry(auto_describe=True)
         self.backend: Backend | None = None
         self.scans_run = 0
+        #: Notifications received from the radio, and lost to full buffers (one per buffer that
+        #: lost one), since start: counters, unlike the per-subscription figures that go away.
+        self.notifications_received = 0
+        self.notifications_dropped = 0
         self.started_at = time.time()
         self._tasks: set[asyncio.Task[Any]] = set()
         self.scanner = ScanBroker(self, settings.server.max_concurrent_scans)
@@ -369,10 +376,14 @@ class BleApp:
         """Let plugins refresh sampled gauges; call right before exposing metrics."""
         self.hook.mcp_ble_collect_metrics(app=self.api)
 
+    def _took(self, op: Operation) -> float:
+        """How long ``op`` has run, on the backend's clock (like scan durations)."""
+        return self.now() - op.began if op.began is not None else 0.0
+
     def _finished(self, op: Operation, nbytes: int, error: BleError | None) -> None:
         try:
             self.hook.mcp_ble_operation_finished(
-                operation=op, duration_s=time.monotonic() - op.started, nbytes=nbytes, error=error
+                operation=op, duration_s=self._took(op), nbytes=nbytes, error=error
             )
         except Exception:
             log.exception("plugin hook mcp_ble_operation_finished failed")
@@ -387,6 +398,8 @@ class BleApp:
 
         ``nbytes`` is the payload size, or a function of the result (reads). Returns the result
         and the number of attempts; a final error carries ``attempts`` too."""
+        if op.began is None:
+            op.began = self.now()
         with self._holding(op.address):
             return await self._attempts(op, call, nbytes)
 
@@ -596,6 +609,7 @@ class BleApp:
                     log.info("releasing %s to make room for %s", other, address)
                     await self.disconnect(other)
             op = Operation("connect", address, time.monotonic() + plan.timeout_s)
+            op.began = self.now()
             closing = self._closing.get(address)
             if closing is not None:  # the old link is still being closed: let it finish
                 await asyncio.wait({closing}, timeout=max(op.remaining() - 0.1, 0))
@@ -616,7 +630,7 @@ class BleApp:
                     "mcp_ble_connect_failed",
                     address=address,
                     error=exc,
-                    duration_s=time.monotonic() - op.started,
+                    duration_s=self._took(op),
                     attempts=getattr(exc, "attempts", 1),
                     app=self,
                 )
@@ -633,7 +647,7 @@ class BleApp:
             await self._event(
                 "mcp_ble_connected",
                 address=address,
-                duration_s=time.monotonic() - op.started,
+                duration_s=self._took(op),
                 attempts=attempts,
                 app=self,
             )
@@ -1005,18 +1019,20 @@ class BleApp:
         sub.notes = plan.notes
         peers = sub.peers  # every session's buffer on this radio subscription
 
+        def feed(data: bytes) -> None:
+            self.notifications_received += 1
+            for peer in peers:
+                if peer.push(data):
+                    self.notifications_dropped += 1
+
         if self.hook.mcp_ble_notification.get_hookimpls():
             hook = self.hook.mcp_ble_notification
 
             def on_data(data: bytes) -> None:
-                for peer in peers:
-                    peer.push(data)
+                feed(data)
                 hook(address=sub.address, handle=sub.handle, data=data)
         else:
-
-            def on_data(data: bytes) -> None:
-                for peer in peers:
-                    peer.push(data)
+            on_data = feed
 
         op = Operation("subscribe", conn.address, self._deadline(), char.handle)
         await self._run(op, lambda: self.radio.start_notify(conn.address, char.handle, on_data))

@@ -50,6 +50,9 @@ class Operation:
     deadline: float
     handle: int | None = None
     started: float = field(default_factory=time.monotonic)
+    #: When it started on the backend's clock (set by the core): durations reported to plugins
+    #: count in the same clock as scans, so a simulated world's figures stay consistent.
+    began: float | None = None
     #: Attempts made so far (1 on the first try); set by the core.
     attempts: int = 1
 

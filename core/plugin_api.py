@@ -157,6 +157,11 @@ class PluginApp:
         """How many devices the tracker holds."""
         return len(self._app.tracker)
 
+    def notification_totals(self) -> tuple[int, int]:
+        """(received, dropped) notifications since start: received from the radio, and lost to
+        a full buffer (once per buffer that lost one). Both only grow."""
+        return self._app.notifications_received, self._app.notifications_dropped
+
     def devices_heard_within(self, seconds: float) -> int:
         """How many tracked devices advertised in the last ``seconds``."""
         return len(self._app.tracker.recent(seconds))

@@ -1,10 +1,14 @@
 """Prometheus metrics (https://prometheus.io/docs/practices/naming/ for names and units).
 
 Exposes discovery, connection and transfer histograms and counters on the app's own registry, plus
-counters that explain them (operations by outcome, retries, notifications dropped). Sampled gauges
-(memory, CPU, event loop lag, active connections) are refreshed by a monitor task every
-``sample_interval_s`` and right before each exposition. Read them through the MCP resource
-``ble://metrics`` or, with ``http_port`` set, from ``http://<http_host>:<http_port>/metrics``.
+what explains them: operations by outcome, retries, notifications received and dropped, histograms
+wide enough to show the tail (operation latency from 1 ms to the 30 s ATT transaction timeout, Core
+spec Vol 3, Part F, 3.3.3; connection time up to the connect timeout; throughput per transfer).
+Every duration counts on the backend's clock. Sampled gauges (memory, CPU, event loop lag, active
+connections) are refreshed by a monitor task every ``sample_interval_s`` and right before each
+exposition; a 50 ms tick keeps the worst event-loop lag since the last scrape, so a stall that ends
+between two samples still shows. Read them through the MCP resource ``ble://metrics`` or, with
+``http_port`` set, from ``http://<http_host>:<http_port>/metrics``.
 """
 
 from __future__ import annotations
@@ -13,11 +17,15 @@ import asyncio
 import logging
 import os
 import sys
+import threading
 import time
 from collections import deque
+from collections.abc import Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 from pydantic import BaseModel, ConfigDict, Field
 
 from mcp_ble.core.errors import ConfigError
@@ -29,6 +37,17 @@ log = logging.getLogger("mcp_ble.metrics")
 DISCOVERY_BUCKETS = (0.1, 0.5, 1, 2, 5)
 CONNECTION_BUCKETS = (0.1, 0.5, 1, 2, 5)
 TRANSFER_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1)
+#: ble_operation_duration_seconds: 1 ms up to the ATT transaction timeout (30 s).
+OPERATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+#: ble_transfer_throughput_bytes_per_second: from a slow 23-byte-MTU link to 2M PHY figures.
+THROUGHPUT_BUCKETS = (100, 300, 1_000, 3_000, 10_000, 30_000, 100_000, 300_000, 1_000_000)
+_CONNECT_STEPS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120)
+
+
+def connect_buckets(timeout_s: float) -> tuple[float, ...]:
+    """Buckets of ble_connect_duration_seconds: 10 ms up to the connect timeout, which is the
+    last bucket (a connect cannot take longer)."""
+    return (*(b for b in _CONNECT_STEPS if b < timeout_s), timeout_s)
 
 
 class MetricsSettings(BaseModel):
@@ -45,6 +64,12 @@ class MetricsSettings(BaseModel):
     )
     rate_window_s: float = Field(
         10.0, gt=0, le=3600, description="window of ble_transfer_rate_bytes_per_second"
+    )
+    stall_tick_s: float = Field(
+        0.05,
+        gt=0,
+        le=10,
+        description="tick of the stall monitor (ble_event_loop_lag_max_seconds)",
     )
 
 
@@ -83,6 +108,63 @@ class TransferRate:
         while self.samples and self.samples[0][0] < cutoff:
             self.total -= self.samples.popleft()[1]
         return self.total / self.window_s
+
+
+class StallMonitor:
+    """The worst event-loop lag since the last scrape: a task that sleeps ``tick_s`` and notes
+    how late it woke. A blocking call of any length shows on the next scrape, however short the
+    stall and however long the sampling interval."""
+
+    def __init__(self, tick_s: float) -> None:
+        self.tick_s = tick_s
+        self._worst = 0.0
+        self._lock = threading.Lock()  # the HTTP exporter scrapes from its own thread
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        tick = self.tick_s
+        while True:
+            before = loop.time()
+            await asyncio.sleep(tick)
+            lag = loop.time() - before - tick
+            if lag > self._worst:
+                with self._lock:
+                    self._worst = max(self._worst, lag)
+
+    def take(self) -> float:
+        """The worst lag since the last call, which starts a new period."""
+        with self._lock:
+            worst, self._worst = self._worst, 0.0
+        return worst
+
+
+class ScrapeCollector(Collector):
+    """Series read at scrape time: the core's notification counters and the stall maximum."""
+
+    def __init__(self, app: PluginApp, stall: StallMonitor) -> None:
+        self.app = app
+        self.stall = stall
+
+    def describe(self) -> list[Metric]:
+        return []  # not known before a scrape; keeps registration from calling collect()
+
+    def collect(self) -> Iterator[Metric]:
+        received, dropped = self.app.notification_totals()
+        yield CounterMetricFamily(
+            "ble_notifications_received",
+            "Notifications and indications received from the radio",
+            value=received,
+        )
+        yield CounterMetricFamily(
+            "ble_notifications_dropped",
+            "Notifications lost because a subscription's buffer was full (once per buffer)",
+            value=dropped,
+        )
+        yield GaugeMetricFamily(
+            "ble_event_loop_lag_max_seconds",
+            "Worst event-loop lag since the previous scrape",
+            value=self.stall.take(),
+        )
 
 
 class MetricsPlugin:
@@ -148,16 +230,32 @@ class MetricsPlugin:
         self.disconnects = Counter(
             "ble_disconnects_total", "Links that went down", ["requested"], registry=r
         )
-        self.notifications = Gauge(
-            "ble_notifications_received",
-            "Notifications received by current subscriptions",
+        self.operation_duration = Histogram(
+            "ble_operation_duration_seconds",
+            "Duration of GATT and link operations (retries included), by operation",
+            ["operation"],
+            buckets=OPERATION_BUCKETS,
             registry=r,
         )
-        self.notifications_dropped = Gauge(
-            "ble_notifications_dropped",
-            "Notifications dropped by full buffers of current subscriptions",
+        self.connect_duration = Histogram(
+            "ble_connect_duration_seconds",
+            "Time taken by successful connections, up to the connect timeout",
+            buckets=connect_buckets(app.settings.server.connect_timeout_s),
             registry=r,
         )
+        self.throughput = Histogram(
+            "ble_transfer_throughput_bytes_per_second",
+            "Payload bytes per second of each finished read or write",
+            buckets=THROUGHPUT_BUCKETS,
+            registry=r,
+        )
+        self.devices_recent = Gauge(
+            "ble_devices_recent",
+            "Distinct devices heard within server.recent_s",
+            registry=r,
+        )
+        self.stall = StallMonitor(self.settings.stall_tick_s)
+        r.register(ScrapeCollector(app, self.stall))
         self.connections = Gauge("ble_connections_active", "Links currently up", registry=r)
         self.tracked = Gauge("ble_tracked_devices", "Devices in the tracker", registry=r)
         self.radio_state = Gauge(
@@ -173,6 +271,7 @@ class MetricsPlugin:
         # Sampling runs whether or not the HTTP exporter is on (ble://metrics reads it too).
         # The process is sampled in real time: memory, CPU and loop lag are not radio figures.
         app.every(self.settings.sample_interval_s, self._monitor, wall_clock=True)
+        app.spawn(self.stall.run())
         port = self.settings.http_port
         if port is None:
             return
@@ -228,9 +327,7 @@ class MetricsPlugin:
         current = self.app.radio_state()
         for state in ("ready", "lost", "recovering"):
             self.radio_state.labels(state=state).set(1 if state == current else 0)
-        subs = self.app.subscriptions()
-        self.notifications.set(sum(s.received for s in subs))
-        self.notifications_dropped.set(sum(s.dropped for s in subs))
+        self.devices_recent.set(self.app.devices_heard_within(self.app.settings.server.recent_s))
 
     @hookimpl
     def mcp_ble_collect_metrics(self) -> None:
@@ -244,6 +341,7 @@ class MetricsPlugin:
     @hookimpl
     def mcp_ble_connected(self, duration_s: float) -> None:
         self.connection_time.observe(duration_s)
+        self.connect_duration.observe(duration_s)
         self.connection_success.inc()
 
     @hookimpl
@@ -260,9 +358,12 @@ class MetricsPlugin:
     ) -> None:
         kind = operation.kind
         self.operations.labels(kind=kind, outcome="error" if error else "ok").inc()
+        self.operation_duration.labels(operation=kind).observe(duration_s)
         if operation.attempts > 1:
             self.retries.labels(kind=kind).inc(operation.attempts - 1)
         if error is None and kind not in ("connect", "discover", "subscribe", "unsubscribe"):
             self.transfer_latency.observe(duration_s)
             if nbytes:
                 self.rate.add(nbytes)
+                if duration_s > 0:
+                    self.throughput.observe(nbytes / duration_s)
