@@ -6,9 +6,9 @@ wide enough to show the tail (operation latency from 1 ms to the 30 s ATT transa
 spec Vol 3, Part F, 3.3.3; connection time up to the connect timeout; throughput per transfer).
 Every duration counts on the backend's clock. Sampled gauges (memory, CPU, event loop lag, active
 connections) are refreshed by a monitor task every ``sample_interval_s`` and right before each
-exposition; a 50 ms tick keeps the worst event-loop lag since the last scrape, so a stall that ends
-between two samples still shows. Read them through the MCP resource ``ble://metrics`` or, with
-``http_port`` set, from ``http://<http_host>:<http_port>/metrics``.
+exposition; a 50 ms tick keeps the worst event-loop lag of the last two scrape periods, so a stall
+that ends between two samples still shows. Read them through the MCP resource ``ble://metrics``
+or, with ``http_port`` set, from ``http://<http_host>:<http_port>/metrics``.
 """
 
 from __future__ import annotations
@@ -111,13 +111,16 @@ class TransferRate:
 
 
 class StallMonitor:
-    """The worst event-loop lag since the last scrape: a task that sleeps ``tick_s`` and notes
-    how late it woke. A blocking call of any length shows on the next scrape, however short the
-    stall and however long the sampling interval."""
+    """The worst event-loop lag of the last two scrape periods: a task sleeps ``tick_s`` and
+    notes how late it woke, so a blocking call of any length shows, however short the stall and
+    however long the sampling interval. Two periods, because a stall tends to make the scrape
+    under way time out: that scrape is answered once the loop runs again and Prometheus throws
+    the answer away; the next scrape still reports the stall."""
 
     def __init__(self, tick_s: float) -> None:
         self.tick_s = tick_s
-        self._worst = 0.0
+        self._worst = 0.0  # this period
+        self._previous = 0.0  # the period before the last scrape
         self._lock = threading.Lock()  # the HTTP exporter scrapes from its own thread
 
     async def run(self) -> None:
@@ -132,9 +135,10 @@ class StallMonitor:
                     self._worst = max(self._worst, lag)
 
     def take(self) -> float:
-        """The worst lag since the last call, which starts a new period."""
+        """The worst lag since the scrape before last; starts a new period."""
         with self._lock:
-            worst, self._worst = self._worst, 0.0
+            worst = max(self._worst, self._previous)
+            self._previous, self._worst = self._worst, 0.0
         return worst
 
 
@@ -162,7 +166,7 @@ class ScrapeCollector(Collector):
         )
         yield GaugeMetricFamily(
             "ble_event_loop_lag_max_seconds",
-            "Worst event-loop lag since the previous scrape",
+            "Worst event-loop lag since the scrape before the previous one",
             value=self.stall.take(),
         )
 
