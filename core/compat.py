@@ -21,6 +21,14 @@ What it relies on:
   high-level server has no hook for (2025-11-25 ``resources/subscribe``).
 - ``ctx.session._connection`` is the client connection a request arrived on, alive as long as
   the client's session (``session_connection``).
+- ``stdio_server()`` (``mcp/server/stdio.py``) puts a line that fails strict parsing on its read
+  stream as the ``pydantic.ValidationError`` itself, whose first error has type ``json_invalid``
+  and the line as ``input`` (a well-formed JSON value that is not a JSON-RPC message carries the
+  parsed value); the server's read loop only logs such an item. ``run_stdio_async`` here runs
+  ``MCPServer._lowlevel_server.run`` on a read stream that answers these items instead
+  (core/not_unicode.py).
+- ``MCPServer.streamable_http_app`` returns a Starlette app that takes ``add_middleware`` before
+  it starts serving; the outermost middleware sees the POST body before the SDK parses it.
 """
 
 from __future__ import annotations
@@ -28,13 +36,26 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import anyio
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
 from mcp.server.mcpserver.tools import Tool
+from mcp.server.stdio import stdio_server
 from mcp.shared.exceptions import MCPError
-from mcp.types import INVALID_PARAMS, ToolAnnotations
+from mcp.shared.message import SessionMessage
+from mcp.types import (
+    INVALID_PARAMS,
+    INVALID_REQUEST,
+    PARSE_ERROR,
+    ErrorData,
+    JSONRPCError,
+    ToolAnnotations,
+    jsonrpc_message_adapter,
+)
 from pydantic import BaseModel, ValidationError
+from starlette.applications import Starlette
 
+from . import not_unicode
 from .outputs import lean_schema
 from .tool_errors import invalid_arguments
 
@@ -63,6 +84,22 @@ class BleMCPServer(MCPServer[Any]):
                 return invalid_arguments(name, cause, tool.parameters)
             raise
 
+    async def run_stdio_async(self) -> None:
+        """As the SDK's, but every line gets an answer: text that is not valid Unicode gets
+        -32602 with the request's id (core/not_unicode.py), text that is not JSON -32700."""
+        async with stdio_server() as (read_stream, write_stream):
+            await self._lowlevel_server.run(
+                _AnsweringReadStream(read_stream, write_stream),
+                write_stream,
+                self._lowlevel_server.create_initialization_options(),
+            )
+
+    def streamable_http_app(self, **kwargs: Any) -> Starlette:
+        """As the SDK's, with a request that is not valid Unicode answered like on stdio."""
+        app = super().streamable_http_app(**kwargs)
+        app.add_middleware(not_unicode.NotUnicodeMiddleware)
+        return app
+
     async def get_prompt(  # type: ignore[override]
         self,
         name: str,
@@ -89,6 +126,66 @@ class BleMCPServer(MCPServer[Any]):
                 data={"name": name, "missing": missing},
             )
         return await super().get_prompt(name, arguments, context)
+
+
+class _AnsweringReadStream:
+    """The stdio read stream, with the lines the SDK could not parse answered (JSON-RPC 2.0
+    section 5: a parse error or invalid request gets an error response, id null when it could
+    not be read) or, when they only hold text that is not valid Unicode, rewritten for
+    :func:`not_unicode.answer`."""
+
+    def __init__(self, inner: Any, write: Any) -> None:
+        self._inner = inner
+        self._write = write
+
+    @property
+    def last_context(self) -> Any:
+        return getattr(self._inner, "last_context", None)
+
+    async def receive(self) -> Any:
+        while True:
+            item = await self._inner.receive()
+            if not isinstance(item, ValidationError):
+                return item
+            errors = item.errors()
+            raw = errors[0].get("input") if errors else None
+            if errors and errors[0]["type"] == "json_invalid" and isinstance(raw, str):
+                new = not_unicode.rewrite(raw)
+                if new is not None:
+                    message = jsonrpc_message_adapter.validate_json(new, by_name=False)
+                    return SessionMessage(message)
+                error = ErrorData(code=PARSE_ERROR, message="Parse error: the line is not JSON")
+                await self._write.send(
+                    SessionMessage(JSONRPCError(jsonrpc="2.0", id=None, error=error))
+                )
+                continue
+            if isinstance(raw, dict) and ("result" in raw or "error" in raw):
+                continue  # a malformed response from the client: nothing to answer
+            ident = raw.get("id") if isinstance(raw, dict) else None
+            if isinstance(ident, bool) or not isinstance(ident, (int, str)):
+                ident = None
+            error = ErrorData(code=INVALID_REQUEST, message="Invalid Request: not JSON-RPC")
+            await self._write.send(
+                SessionMessage(JSONRPCError(jsonrpc="2.0", id=ident, error=error))
+            )
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+    def __aiter__(self) -> _AnsweringReadStream:
+        return self
+
+    async def __anext__(self) -> Any:
+        try:
+            return await self.receive()
+        except anyio.EndOfStream:
+            raise StopAsyncIteration from None
+
+    async def __aenter__(self) -> _AnsweringReadStream:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
 
 
 def make_tool(fn: Callable[..., Any], annotations: ToolAnnotations) -> Tool:

@@ -20,6 +20,7 @@ from prometheus_client import generate_latest
 
 from . import (
     __version__,
+    not_unicode,
     prompts,
     resources,
     tools_discovery,
@@ -28,7 +29,7 @@ from . import (
     tools_notify,
 )
 from .app import BleApp
-from .compat import BleMCPServer, make_tool
+from .compat import BleMCPServer, add_request_handler, make_tool
 from .gatt import label
 from .session_middleware import session_owner_middleware
 from .toolkit import REGISTRY
@@ -76,6 +77,8 @@ def build_server(
     )
     resources.install(mcp, app, bus)
     prompts.install(mcp)
+    # The request a message holding text that is not valid Unicode becomes (core/not_unicode.py).
+    add_request_handler(mcp, not_unicode.METHOD, not_unicode.NotUnicodeParams, not_unicode.answer)
 
     @mcp.resource(
         "ble://metrics",

@@ -71,3 +71,17 @@ def test_every_error_code_is_documented():
     section = README[README.index("an agent can still branch on the code") :]
     section = section[: section.index("`kind` says")]
     assert set(re.findall(r"`([a-z_]+)`", section)) == codes
+
+
+def test_the_token_length_rule_is_documented():
+    from mcp_ble.core.http import MIN_TOKEN_LENGTH
+
+    http = README[README.index("### HTTP") :]
+    assert f"at least {MIN_TOKEN_LENGTH} characters" in http[: http.index("\n## ")]
+    row = re.search(r"^\| `server.http_token` \|(.*)$", README, re.M)
+    assert row and f"at least {MIN_TOKEN_LENGTH} characters" in row.group(1)
+
+
+def test_answers_to_text_that_is_not_unicode_are_documented():
+    for part in ("lone surrogate", "-32602 carrying its id", 'encoding="hex"', "-32700"):
+        assert part in README, part
