@@ -26,6 +26,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -158,14 +159,24 @@ class ServerSettings(BaseModel):
     @classmethod
     def _replaced_keys(cls, data: Any) -> Any:
         if isinstance(data, dict):
-            old = [k for k in ("allow_writes", "confirm_writes", "write_allowlist") if k in data]
+            old = [k for k in REPLACED_KEYS if k in data]
             if old:
-                raise ValueError(
-                    f"{', '.join('server.' + k for k in old)} no longer exist: use "
-                    'server.write_policy = "read_only", "confirm", "allowlist" or "open" '
-                    "(and server.allowlist for the pairs that may be written)"
+                # _explain words it, naming where each key was set.
+                raise PydanticCustomError(
+                    "replaced_key", "{keys} replaced by server.write_policy", {"keys": old}
                 )
         return data
+
+
+#: Settings that are gone, and what to write instead (said as "server.KEY was replaced by ...").
+_POLICY = 'server.write_policy: use write_policy = "read_only", "confirm", "allowlist" or "open"'
+REPLACED_KEYS = {
+    "allow_writes": _POLICY,
+    "confirm_writes": _POLICY,
+    "write_allowlist": (
+        'server.allowlist (device and characteristic pairs) with write_policy = "allowlist"'
+    ),
+}
 
 
 def _split_list(value: Any) -> Any:
@@ -467,10 +478,9 @@ def _explain(
 ) -> str:
     """One readable line per problem: the source, the key, what is wrong, what is allowed."""
     lines = []
-    for error in exc.errors():
-        loc = tuple(error["loc"])
+
+    def source(loc: tuple[Any, ...]) -> str:
         dotted = ".".join(str(p) for p in loc)
-        where = str(path)
         for data, label in (
             (cli_data, "command-line flag"),
             (env_data, f"environment variable {_env_name(dotted)}"),
@@ -478,9 +488,19 @@ def _explain(
         ):
             found, _ = _lookup(data, loc)
             if found:
-                where = label
-                break
-        if error["type"] == "extra_forbidden":
+                return label
+        return str(path)
+
+    for error in exc.errors():
+        loc = tuple(error["loc"])
+        dotted = ".".join(str(p) for p in loc)
+        where = source(loc)
+        if error["type"] == "replaced_key":
+            for key in error.get("ctx", {}).get("keys", []):
+                lines.append(
+                    f"{source((*loc, key))}: {dotted}.{key} was replaced by {REPLACED_KEYS[key]}"
+                )
+        elif error["type"] == "extra_forbidden":
             allowed = _allowed_keys(settings_cls, loc[:-1])
             hint = f"; valid keys here: {', '.join(allowed)}" if allowed else ""
             lines.append(f"{where}: unknown key '{dotted}'{hint}")

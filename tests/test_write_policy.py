@@ -5,6 +5,9 @@ plugins can and cannot do."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from typing import ClassVar
 
 import mcp.types as types
@@ -421,8 +424,28 @@ def test_old_write_settings_name_the_new_key(tmp_path):
         with pytest.raises(ConfigError) as caught:
             make_app(tmp_path, f'[server]\nwrite_policy = "open"\n{old}\n')
         message = str(caught.value)
-        assert "server.write_policy" in message and old.split(" =")[0] in message
-        assert "\n" not in message
+        key = old.split(" =")[0]
+        assert message.startswith(f"{tmp_path}")  # the file that set it, then one clean line
+        assert f": server.{key} was replaced by server." in message, message
+        assert "server.write_policy" in message or "server.allowlist" in message
+        assert "\n" not in message and "no longer" not in message
+        assert "server: server" not in message
+
+
+def test_an_old_write_setting_from_the_environment_names_its_variable(tmp_path):
+    """The whole variable, not the table it belongs to (MCP_BLE_SERVER)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MCP_BLE_")}
+    env["MCP_BLE_SERVER__ALLOW_WRITES"] = "true"
+    command = [sys.executable, "-m", "mcp_ble.core.cli", "serve", "--backend", "simulated"]
+    proc = subprocess.run(
+        command, env=env, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == (
+        "mcp-ble: configuration error: environment variable MCP_BLE_SERVER__ALLOW_WRITES: "
+        'server.allow_writes was replaced by server.write_policy: use write_policy = "read_only", '
+        '"confirm", "allowlist" or "open"'
+    ), proc.stderr
 
 
 def test_settings_errors_never_echo_the_http_token(tmp_path):
