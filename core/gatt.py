@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .errors import AmbiguousAttribute, AttributeNotFound
+from .errors import AmbiguousAttribute, AttributeNotFound, InvalidInput
 from .models import GattCharacteristic, GattDescriptor, GattService
 from .sig import short_uuid, uuid_name
 from .values import parse_handle, parse_uuid
@@ -16,6 +16,26 @@ def label(uuid: str) -> str:
     short = short_uuid(uuid) or uuid
     name = uuid_name(uuid)
     return f"{short} ({name})" if name else short
+
+
+def _digits_uuid(ref: str | int) -> str | None:
+    """The UUID an integer's decimal digits spell as hex (2902 -> '2902'), or None. Some clients
+    (the MCP Inspector CLI among them) send an argument of digits as a JSON number, which this
+    server reads as a handle."""
+    if not isinstance(ref, int) or isinstance(ref, bool):
+        return None
+    try:
+        return parse_uuid(str(ref))
+    except InvalidInput:
+        return None
+
+
+def _meant_uuid(ref: str | int, what: str) -> str:
+    # A handle and a UUID are different things: say so rather than guess.
+    return (
+        f'did you mean UUID \'{ref}\'? Pass it as a string: {what}="{ref}", or "0x{ref}" '
+        "if your client turns digits into a number (a number is read as a handle)"
+    )
 
 
 class GattIndex:
@@ -50,9 +70,12 @@ class GattIndex:
         if handle is not None:
             char = self.characteristics.get(handle)
             if char is None:
+                uuid = _digits_uuid(ref)
                 raise AttributeNotFound(
                     f"{address} has no characteristic with value handle {handle}",
-                    f"characteristic handles here: {self._handles()}; "
+                    _meant_uuid(ref, "characteristic")
+                    if uuid in self.by_uuid
+                    else f"characteristic handles here: {self._handles()}; "
                     "ble_services lists them with names",
                 )
             return char
@@ -80,9 +103,14 @@ class GattIndex:
         if handle is not None:
             entry = self.descriptors.get(handle)
             if entry is None:
+                uuid = _digits_uuid(ref)
+                scope = [characteristic] if characteristic else self.characteristics.values()
+                known = any(d.uuid == uuid for c in scope for d in c.descriptors)
                 raise AttributeNotFound(
                     f"{address} has no descriptor with handle {handle}",
-                    "ble_services lists every descriptor with its handle",
+                    _meant_uuid(ref, "descriptor")
+                    if known
+                    else "ble_services lists every descriptor with its handle",
                 )
             return entry[0]
         uuid = parse_uuid(str(ref))
