@@ -35,6 +35,7 @@ from .errors import (
 from .gatt import GattIndex, label
 from .locks import KeyedLocks
 from .models import GattCharacteristic, GattDescriptor, ScanFilter
+from .mtu import MtuChoices
 from .plans import (
     ATT_REQUESTS,
     ConnectPlan,
@@ -160,6 +161,8 @@ class Connection:
     gatt: GattIndex | None = None
     attempts: int = 1
     notes: list[str] = field(default_factory=list)
+    #: How the MTU was chosen when a plugin chooses MTUs: "asked" or "os" (core/mtu.py).
+    mtu_by: str | None = None
 
 
 @dataclass
@@ -279,6 +282,8 @@ class BleApp:
         #: Dead links being closed in the background, by address (a new connect waits for it).
         self._closing: dict[str, asyncio.Task[None]] = {}
         self.adv_hook = False
+        #: Set when a plugin chooses ATT MTUs (core/mtu.py).
+        self.mtu_choices: MtuChoices | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -294,6 +299,9 @@ class BleApp:
         )
         self.guard.guard_backend(self.backend)
         self.backend.on_disconnect = self._on_backend_disconnect
+        if self.hook.mcp_ble_mtu_plan.get_hookimpls():
+            self.mtu_choices = MtuChoices(self.hook, self.api)
+            self.backend.mtu_chooser = self.mtu_choices.choose
         await self.backend.start()
         self.backend.health.listeners.append(self._on_radio_state)
         self.adv_hook = bool(self.hook.mcp_ble_advertisement.get_hookimpls())
@@ -635,12 +643,18 @@ class BleApp:
                     app=self,
                 )
                 raise
+            mtu_by, mtu_notes = (
+                self.mtu_choices.outcome(address, self.radio)
+                if self.mtu_choices is not None
+                else (None, [])
+            )
             conn = Connection(
                 address,
                 self.radio.mtu(address),
                 last_used=self.now(),
                 attempts=attempts,
-                notes=plan.notes,
+                notes=plan.notes + mtu_notes,
+                mtu_by=mtu_by,
             )
             self.connections[address] = conn
             self.sessions.use_link(address)

@@ -15,6 +15,7 @@ import asyncio
 import time
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import TypeVar
 
 from .models import Advertisement, BackendInfo, GattService, ScanFilter
@@ -30,12 +31,33 @@ DisconnectCallback = Callable[[str, str], None]
 asking (peripheral-initiated, supervision timeout, out of range)."""
 
 
+@dataclass(frozen=True, slots=True)
+class LinkInfo:
+    """What a backend knows of a link once it is up and before the ATT MTU exchange."""
+
+    #: Octets one link-layer data PDU carries (27 without Data Length Extension, up to 251;
+    #: Core spec Vol 6, Part B, 4.5.10); None when the backend cannot tell.
+    data_length: int | None
+    #: The largest ATT MTU this side offers.
+    max_mtu: int
+
+
+MtuChooser = Callable[[str, LinkInfo], "int | None"]
+"""``chooser(address, link) -> mtu``: the ATT MTU to ask for, or None for the backend's own."""
+
+
 class Backend(ABC):
     """Abstract base of all backends. Addresses are the backend's own device identifiers
     (``AA:BB:CC:DD:EE:FF`` on Linux/Windows, a UUID on macOS)."""
 
     #: Set by the core before ``start``; backends call it for unsolicited disconnects.
     on_disconnect: DisconnectCallback = staticmethod(lambda address, reason: None)
+    #: Whether this backend sends the ATT Exchange MTU Request itself (Core spec Vol 3, Part F,
+    #: 3.4.2): such a backend calls ``mtu_chooser`` once the link is up and asks for what it
+    #: returns. False where the OS negotiates the MTU (BlueZ, CoreBluetooth, WinRT).
+    requests_mtu: bool = False
+    #: Set by the core when a plugin chooses MTUs; None: the backend asks for its largest.
+    mtu_chooser: MtuChooser | None = None
 
     def now(self) -> float:
         """Seconds on the backend's clock. Real radios use ``time.monotonic()``; a simulated

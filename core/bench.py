@@ -505,6 +505,8 @@ class Suite:
                     )
                     if best is None or rate > best[0]:
                         best = (rate, mtu)
+                    if mtu == MTU_CANDIDATES[-1]:  # what the link got (the mtu plugin's choice)
+                        self.results.append(Result(f"mtu_{mtu}_link_mtu", link.mtu, "bytes"))
         finally:
             sim.max_mtu = adapter_mtu
         assert best is not None

@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 
     from .errors import BleError
     from .models import Advertisement
-    from .plans import ConnectPlan, Operation, ScanPlan, SubscribePlan, WritePlan
+    from .plans import ConnectPlan, MtuPlan, Operation, ScanPlan, SubscribePlan, WritePlan
     from .plugin_api import PluginApp
     from .tracker import DeviceRecord
 
@@ -129,6 +129,13 @@ def mcp_ble_scan_finished(plan: ScanPlan, found: int, duration_s: float, app: Pl
 def mcp_ble_connect_plan(plan: ConnectPlan, app: PluginApp) -> None:
     """A connection is about to be made. Adjust ``plan`` in place; to free an adapter slot put
     addresses into ``plan.release`` and the core disconnects them first. May be async."""
+
+
+@hookspec
+def mcp_ble_mtu_plan(plan: MtuPlan, app: PluginApp) -> None:
+    """A link is up and the backend is about to ask for an ATT MTU: set ``plan.mtu`` to choose
+    it (backends whose OS negotiates the MTU never call this). Synchronous; runs inside the
+    connect, so keep it short."""
 
 
 @hookspec(firstresult=True)

@@ -156,6 +156,7 @@ class DevicesResult(Lean):
 
 class ConnectResult(Lean):
     mtu: int = Field(description="ATT MTU; a write without response carries mtu-3 bytes")
+    mtu_by: str | None = Field(None, description="asked: mtu plugin's choice; os: OS chose")
     already_connected: bool | None = None
     attempts: int | None = Field(None, description="when more than one was needed")
     notes: list[str] | None = None
@@ -185,6 +186,7 @@ class ConnectionOut(Lean):
     address: str
     name: str | None = None
     mtu: int
+    mtu_by: str | None = None
     connected_for_s: float
     idle_s: float
     subscriptions: list[SubscriptionOut] | None = Field(

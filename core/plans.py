@@ -94,6 +94,23 @@ class ConnectPlan:
 
 
 @dataclass(slots=True)
+class MtuPlan:
+    """The ATT MTU to ask for on a new link, decided once the link is up. ``data_length`` is the
+    link layer's payload per packet (None: unknown), ``max_mtu`` the largest this side offers;
+    set ``mtu`` (23..max_mtu) to ask for it, or leave None for the backend's own choice. The
+    peer may answer with less: the link gets the smaller of the two."""
+
+    address: str
+    data_length: int | None
+    max_mtu: int
+    mtu: int | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def note(self, text: str) -> None:
+        self.notes.append(text)
+
+
+@dataclass(slots=True)
 class SubscribePlan:
     """``buffer_size``: notifications kept for the caller; older ones are dropped and counted."""
 

@@ -40,7 +40,7 @@ from .errors import ConfigError, InvalidInput
 ENV_PREFIX = "MCP_BLE_"
 #: Enabled when the settings name no plugins list. ``chunking`` is opt-in: it changes what a
 #: peripheral receives (a stream of pieces instead of one value).
-DEFAULT_PLUGINS = ("metrics", "retry", "pool", "listeners", "cleanup", "adaptive_scan")
+DEFAULT_PLUGINS = ("metrics", "retry", "pool", "listeners", "cleanup", "adaptive_scan", "mtu")
 #: Environment variables with our prefix that are not settings (read elsewhere on purpose).
 NON_SETTING_ENV = frozenset({"MCP_BLE_HARDWARE"})
 

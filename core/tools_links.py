@@ -39,6 +39,7 @@ async def ble_connect(
     conn, new = await app_of(ctx).connect(address, timeout_s)
     return ConnectResult(
         mtu=conn.mtu,
+        mtu_by=conn.mtu_by,
         already_connected=None if new else True,
         attempts=conn.attempts if new and conn.attempts > 1 else None,
         notes=(conn.notes or None) if new else None,
@@ -92,6 +93,7 @@ def connections_out(app: BleApp) -> ConnectionsResult:
                 address=conn.address,
                 name=(record.name or None) if record else None,
                 mtu=conn.mtu,
+                mtu_by=conn.mtu_by,
                 connected_for_s=round(now - conn.connected_at, 1),
                 idle_s=round(mono - conn.last_used, 1),
                 subscriptions=[subscription_out(s) for s in mine] or None,

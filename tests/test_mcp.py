@@ -99,7 +99,7 @@ async def test_scan_decodes_and_filters(client):
 async def test_connect_read_services_and_decoders(client):
     await ok(client, "ble_scan")
     conn = await ok(client, "ble_connect", address=HRM.lower())
-    assert conn == {"mtu": 185}
+    assert conn == {"mtu": 185, "mtu_by": "asked"}  # the strap offers 185: less than 247
     again = await ok(client, "ble_connect", address=HRM)
     assert again["already_connected"] is True
     tree = await ok(client, "ble_services", address=HRM)

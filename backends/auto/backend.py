@@ -54,6 +54,11 @@ class AutoBackend(Backend):
         return BackendInfo(info.name, info.simulated, {**info.details, "selected_by": chosen})
 
     @property
+    def requests_mtu(self) -> bool:  # type: ignore[override]
+        """Whether the chosen backend asks for the MTU itself (False before start)."""
+        return self._active is not None and self._active.requests_mtu
+
+    @property
     def health(self) -> RadioHealth:
         """The chosen backend's radio: a lost adapter shows through auto too."""
         return self._active.health if self._active is not None else super().health
@@ -93,6 +98,8 @@ class AutoBackend(Backend):
                 self._announce(name)
             # Forward through self so a handler the core sets later still applies.
             backend.on_disconnect = lambda address, reason: self.on_disconnect(address, reason)
+            # An MTU chooser the core set (core/mtu.py) reaches the chosen backend too.
+            backend.mtu_chooser = self.mtu_chooser
             self._active = backend
             return
 

@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from mcp_ble.core.backend import Backend, NotifyCallback, until_deadline
+from mcp_ble.core.backend import Backend, LinkInfo, NotifyCallback, until_deadline
 from mcp_ble.core.errors import (
     BackendUnavailable,
     BleError,
@@ -123,6 +123,8 @@ class _Link:
 
 class BumbleBackend(Backend):
     """A central on one HCI controller, driven by bumble."""
+
+    requests_mtu = True
 
     def __init__(
         self,
@@ -358,7 +360,12 @@ class BumbleBackend(Backend):
             self._links[address] = link
             try:
                 async with asyncio.timeout(max(deadline - loop.time(), 0.001)):
-                    await link.peer.request_mtu(self.requested_mtu)
+                    mtu = self.requested_mtu
+                    if self.mtu_chooser is not None:
+                        data_length = await self._data_length(connection)
+                        chosen = self.mtu_chooser(address, LinkInfo(data_length, mtu))
+                        mtu = mtu if chosen is None else max(23, min(chosen, mtu))
+                    await link.peer.request_mtu(mtu)
             except asyncio.CancelledError:
                 task = asyncio.get_running_loop().create_task(self.disconnect(address))
                 self._cancelling.add(task)
@@ -374,6 +381,29 @@ class BumbleBackend(Backend):
             except Exception as exc:
                 await self.disconnect(address)
                 raise self._gatt_error(exc, address, "MTU exchange") from None
+
+    async def _data_length(self, connection: Any) -> int | None:
+        """Octets per link-layer packet: ask the controller for the most (LE Set Data Length,
+        Core spec Vol 4, Part E, 7.8.33: 251 octets in 2120 us) and wait briefly for the LE Data
+        Length Change event. None when the controller cannot say (command unsupported, no event)."""
+        from bumble import hci
+
+        changed = asyncio.get_running_loop().create_future()
+
+        def on_change() -> None:
+            if not changed.done():
+                changed.set_result(None)
+
+        connection.once(connection.EVENT_CONNECTION_DATA_LENGTH_CHANGE, on_change)
+        try:
+            await connection.set_data_length(251, 2120)
+            async with asyncio.timeout(0.5):
+                await changed
+        except (hci.HCI_Error, TimeoutError):
+            return None
+        finally:
+            connection.remove_listener(connection.EVENT_CONNECTION_DATA_LENGTH_CHANGE, on_change)
+        return int(connection.data_length.max_tx_octets)
 
     def _cancel_in_background(self, device: Any, address: str, pending: Any) -> None:
         """Stop the controller initiating, without making the caller wait: the cancel command

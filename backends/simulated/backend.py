@@ -22,6 +22,7 @@ Time comes from a :mod:`.clock`: scaled real time, or a virtual clock (``time_sc
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import heapq
 import math
 import random
@@ -29,7 +30,7 @@ from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from mcp_ble.core import theory
-from mcp_ble.core.backend import Backend, NotifyCallback
+from mcp_ble.core.backend import Backend, LinkInfo, NotifyCallback
 from mcp_ble.core.errors import (
     BackendUnavailable,
     BleTimeout,
@@ -103,6 +104,8 @@ class SimDevice:
             loss_rate=link.loss_rate if over.loss_rate is None else over.loss_rate,
             tx_buffers=link.tx_buffers,
         )
+        #: The largest MTU this device's link can get (the adapter's, the world's, the device's).
+        self.offered_mtu = self.params.mtu
         self.supervision_s = (over.supervision_timeout_ms or link.supervision_timeout_ms) / 1000
         self.adv_interval = spec.adv_interval_ms / 1000
         self.sensitivity = link.sensitivity_dbm
@@ -212,6 +215,8 @@ class SimulatedBackend(Backend):
     ``time_scale``: 1 = real time, 0.01 = a hundred times faster, 0 = a virtual clock (simulated
     time jumps; ``idle`` says what it does while no operation waits). ``seed`` overrides the
     world's. Durations the caller passes (``timeout_s``) are simulated seconds."""
+
+    requests_mtu = True
 
     def __init__(
         self,
@@ -477,6 +482,13 @@ class SimulatedBackend(Backend):
             + theory.TRANSMIT_WINDOW_DELAY_S
             + rng.uniform(0, theory.TRANSMIT_WINDOW_S)
         )
+        mtu = device.offered_mtu
+        chooser = self.mtu_chooser
+        if chooser is not None:  # a plugin picks the MTU from the link's data length
+            chosen = chooser(address, LinkInfo(device.params.data_length, mtu))
+            mtu = mtu if chosen is None else max(23, min(chosen, mtu))
+        if mtu != device.params.mtu:
+            device.params = dataclasses.replace(device.params, mtu=mtu)
         link = Link(address, t0, device.params, device.supervision_s, rng, self.stats.radio)
         failure = spec.faults.connect_failure_rate
         aborted = bool(failure) and rng.random() < failure

@@ -1,0 +1,154 @@
+"""The mtu plugin at run time: the MTU that fills the link's data length, on the simulated and
+bumble backends, and what ble_connect / ble_connections say about it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mcp_ble.core.app import BleApp
+from mcp_ble.core.hookspecs import hookimpl
+from mcp_ble.core.models import ScanFilter
+from mcp_ble.plugins.mtu import fill_mtu
+
+from helpers import load, make_app, write_config
+
+WORLD = """
+name = "mtu"
+description = "One device that accepts MTU 517, behind links with and without DLE"
+seed = 3
+
+[link]
+data_length = {data_length}
+
+[[devices]]
+address = "A0:00:00:00:00:07"
+name = "Big MTU"
+mtu = 517
+service_uuids = ["180f"]
+
+[[devices.services]]
+uuid = "180f"
+
+[[devices.services.characteristics]]
+uuid = "2a19"
+properties = ["read"]
+value = "55"
+"""
+DEVICE = "A0:00:00:00:00:07"
+
+
+def world(tmp_path: Path, data_length: int) -> Path:
+    path = tmp_path / f"mtu{data_length}.toml"
+    path.write_text(WORLD.format(data_length=data_length))
+    return path
+
+
+def test_fill_mtu():
+    assert fill_mtu(251) == 247  # 247-byte ATT PDU + 4-byte L2CAP header = one 251-byte packet
+    assert fill_mtu(27) == 23
+    assert fill_mtu(100) == 96
+
+
+async def test_247_with_dle_and_23_without_on_the_simulated_backend(tmp_path):
+    for data_length, expected in ((251, 247), (27, 23)):
+        async with make_app(
+            tmp_path, 'plugins = ["mtu"]', world=world(tmp_path, data_length), time_scale=0
+        ) as app:
+            conn, _ = await app.connect(DEVICE)
+            assert (conn.mtu, conn.mtu_by) == (expected, "asked")
+            assert app.radio.link_params(DEVICE).mtu == expected  # the link itself has it
+            assert not any("mtu" in note for note in conn.notes)  # mtu_by says it
+
+
+async def test_without_the_plugin_the_largest_mtu_is_taken(tmp_path):
+    async with make_app(tmp_path, "plugins = []", world=world(tmp_path, 251), time_scale=0) as app:
+        conn, _ = await app.connect(DEVICE)
+        assert (conn.mtu, conn.mtu_by) == (517, None)
+
+
+async def test_a_peer_with_a_smaller_mtu_keeps_it(tmp_path):
+    async with make_app(tmp_path, 'plugins = ["mtu"]', time_scale=0) as app:  # demo world
+        await app.scan(1.0, ScanFilter())
+        conn, _ = await app.connect("C4:7C:8D:6A:12:01")  # the strap offers 185
+        assert (conn.mtu, conn.mtu_by) == (185, "asked")
+
+
+class Borrowed:
+    """Registers a bumble backend the test already started."""
+
+    backend: Any = None
+
+    @hookimpl
+    def mcp_ble_register_backends(self, register: Any) -> None:
+        register("borrowed", lambda settings, app: Borrowed.backend)
+
+
+async def _noop() -> None:
+    return None
+
+
+@pytest.mark.parametrize("dle", [True, False])
+async def test_bumble_asks_for_247_with_dle(tmp_path, dle):
+    # Real HCI and ATT between bumble's host and the test bed's controllers; the device offers
+    # 517. With a DLE-capable controller the link reports 251 octets and the plugin asks for 247;
+    # without one the data length is unknown and the backend asks for its largest.
+    from bumble.link import LocalLink
+
+    from mcp_ble.backends.bumble.backend import BumbleBackend
+    from mcp_ble.backends.simulated.world import load_world
+
+    from testbed.link import opener
+    from testbed.peripherals import VirtualWorld
+
+    link = LocalLink()
+    virtual = await VirtualWorld(load_world(str(world(tmp_path, 251))), link).start()
+    backend = BumbleBackend("link:test-bed", open_transport=opener(link, dle=dle))
+    await backend.start()
+    backend.start = backend.stop = _noop  # this test owns its lifetime
+    Borrowed.backend = backend
+    try:
+        toml = 'backend = "borrowed"\nplugins = ["mtu"]\n'
+        loaded, catalog = load(write_config(tmp_path, toml), extra_plugins={"b": Borrowed})
+        async with BleApp.create(loaded, catalog) as app:
+            await app.scan(1.0, ScanFilter())
+            conn, _ = await app.connect(DEVICE, 10.0)
+            assert (conn.mtu, conn.mtu_by) == ((247, "asked") if dle else (517, None))
+            assert await app.radio.read(DEVICE, (await app.characteristic(DEVICE, "2a19")).handle)
+    finally:
+        await BumbleBackend.stop(backend)
+        await virtual.stop()
+
+
+async def test_bleak_reports_what_the_os_chose(tmp_path):
+    # bleak cannot ask for an MTU (BlueZ, CoreBluetooth and WinRT negotiate it): the connect
+    # says so, and the plugin's choice is never asked for.
+    from backends import BACKENDS, CONTRACT_WORLD
+
+    async with BACKENDS["bleak"](CONTRACT_WORLD) as but:
+        backend = but.backend
+        backend.start = backend.stop = _noop
+        Borrowed.backend = backend
+        toml = 'backend = "borrowed"\nplugins = ["mtu"]\n'
+        loaded, catalog = load(write_config(tmp_path, toml), extra_plugins={"b": Borrowed})
+        async with BleApp.create(loaded, catalog) as app:
+            await app.scan(0.5, ScanFilter())
+            conn, _ = await app.connect("C0:FF:EE:00:00:01", 10.0)
+            assert conn.mtu_by == "os" and conn.mtu == backend.mtu("C0:FF:EE:00:00:01")
+            assert app.mtu_choices is not None and app.mtu_choices.asked == {}
+
+
+async def test_ble_connect_and_ble_connections_say_how_the_mtu_was_chosen(tmp_path):
+    from mcp.client import Client
+
+    from mcp_ble.core.server import build_server
+
+    app = make_app(tmp_path, 'plugins = ["mtu"]', world=world(tmp_path, 251), time_scale=0)
+    async with Client(build_server(app)) as client:
+        await client.call_tool("ble_scan", {"duration_s": 1})
+        connect = await client.call_tool("ble_connect", {"address": DEVICE})
+        assert connect.structured_content == {"mtu": 247, "mtu_by": "asked"}
+        [link] = (await client.call_tool("ble_connections", {})).structured_content["connections"]
+        assert (link["mtu"], link["mtu_by"]) == (247, "asked")
