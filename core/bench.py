@@ -50,9 +50,19 @@ MTU_TARGET = "BE:0C:00:00:00:02"
 #: Candidate ATT MTUs: 23 is the default, 247 fills one 251-byte LL packet with Data Length
 #: Extension, and 517 carries a 512-byte attribute (Core spec Vol 3, Part F, 3.2.9) in one PDU.
 MTU_CANDIDATES = (23, 185, 244, 247, 517)
-GROUPS = ("discovery", "connection", "transfer", "mtu", "load", "micro", "tokens", "soak")
+GROUPS = (
+    "discovery",
+    "connection",
+    "transfer",
+    "mtu",
+    "load",
+    "micro",
+    "tokens",
+    "soak",
+    "retry",
+)
 #: Groups that run only when named with --only (the soak takes a minute or two).
-OPT_IN = ("soak",)
+OPT_IN = ("soak", "retry")
 
 #: (comparison, bound): the project's targets for the server's own cost.
 TARGETS: dict[str, tuple[str, float]] = {
@@ -780,6 +790,19 @@ class Suite:
             report = await soak(app, n, self.params.seed, rss=resident_memory_bytes)
         self.results += results(report, Result)
 
+    async def retry(self) -> None:
+        """Connects to the lab world's flaky device (see :mod:`mcp_ble.core.bench_retry`)."""
+        from .app import BleApp
+        from .bench_retry import flaky_connects, results
+
+        runs = max(self.params.runs, 200)
+        self.progress.step(f"retry: {runs} connects to a device that aborts a third of them")
+        settings = self.loaded.settings.model_copy(deep=True)
+        settings.backend_settings("simulated").world = "lab"
+        async with BleApp(settings, self.catalog, self.loaded) as app:
+            times, failures = await flaky_connects(app, runs)
+        self.results += results(times, failures, Result)
+
 
 def resident_memory_bytes() -> int | None:
     from mcp_ble.plugins.metrics import resident_memory_bytes as rss
@@ -796,6 +819,7 @@ STEPS = {
     "micro": 4,
     "tokens": 1,
     "soak": 1,
+    "retry": 1,
 }
 
 
