@@ -8,6 +8,7 @@ controller that stops answering, killing the peripheral a device that vanished.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import socket
@@ -16,9 +17,32 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 TESTS = Path(__file__).parent
 PERIPHERAL_ADDRESS = "C4:FA:17:00:00:01"
+
+
+# prctl(2) PR_SET_PDEATHSIG: the kernel signals the child when the process that started it exits.
+PR_SET_PDEATHSIG = 1
+_LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform == "linux" else None
+
+
+def _dies_with(parent: int) -> Any:
+    """A ``preexec_fn`` that has the child killed when the test process ends, however it ends:
+    ``stop`` in a teardown does not run when pytest itself is killed (SIGTERM from a timeout,
+    SIGKILL), and those children used to outlive it, ports held. Loaded before forking, so the
+    child only calls into libc."""
+    if _LIBC is None:
+        return None
+    prctl = _LIBC.prctl
+
+    def preexec() -> None:
+        prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != parent:  # the parent died before prctl took effect
+            os._exit(1)
+
+    return preexec
 
 
 def free_port() -> int:
@@ -57,6 +81,7 @@ class Process:
             stderr=subprocess.DEVNULL,
             text=True,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            preexec_fn=_dies_with(os.getpid()),
         )
         stdout = self.proc.stdout
         assert stdout is not None
