@@ -21,6 +21,7 @@ from typing import Any
 import pydantic_core
 from mcp.shared.exceptions import MCPError
 from mcp.types import INVALID_PARAMS
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import BaseModel
 
 #: The request a not-Unicode request becomes; clients never send it (the name is not MCP's).
@@ -113,15 +114,29 @@ def rewrite(raw: bytes | str) -> bytes | None:
 
 async def answer(ctx: Any, params: NotUnicodeParams) -> Any:
     """The answer to a rewritten request: JSON-RPC -32602 naming what was not valid Unicode."""
-    what = f"argument {params.where} of {params.tool}" if params.tool else params.where
+    if params.tool:
+        what = f"argument {params.where} of {params.tool}"
+        fix = 'send bytes as hex or base64 with encoding="hex" or "base64"'
+    else:
+        what, fix = params.where, "send it as UTF-8 text"
     raise MCPError(
         code=INVALID_PARAMS,
         message=(
             f"{params.method}: {what} is not valid Unicode text (it holds a lone surrogate "
-            'escape); send bytes as hex or base64 with encoding="hex" or "base64"'
+            f"escape); {fix}"
         ),
         data={"argument": params.where} if params.tool else {"where": params.where},
     )
+
+
+def _modern(scope: Any) -> bool:
+    """A request on a stateless revision (2026-07-28): the SDK parses its body with
+    ``json.loads``, so the text reaches the tool, which refuses it as ``invalid_input``; and a
+    rewritten method would no longer match the request's routing headers."""
+    for key, value in scope["headers"]:
+        if key.lower() == b"mcp-protocol-version":
+            return value.decode("latin-1") in MODERN_PROTOCOL_VERSIONS
+    return False
 
 
 class NotUnicodeMiddleware:
@@ -134,7 +149,7 @@ class NotUnicodeMiddleware:
         self.limit = limit
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or scope["method"] != "POST":
+        if scope["type"] != "http" or scope["method"] != "POST" or _modern(scope):
             await self.app(scope, receive, send)
             return
         chunks: list[bytes] = []

@@ -119,6 +119,31 @@ def test_http_answers_with_the_request_id(env: dict[str, str]) -> None:
         assert alone.status_code == 400 and "session" in alone.text.lower(), alone.text
 
 
+def test_http_stateless_revision_reaches_the_tool(env: dict[str, str]) -> None:
+    """On 2026-07-28 the SDK reads the body with json.loads and checks the routing headers
+    against it: the body is left as sent, and the tool refuses the text itself."""
+    version = "2026-07-28"
+    meta = {
+        "io.modelcontextprotocol/protocolVersion": version,
+        "io.modelcontextprotocol/clientCapabilities": {},
+    }
+    params = {"name": "ble_write", "arguments": WRITE, "_meta": meta}
+    body = json.dumps({"jsonrpc": "2.0", "id": 51, "method": "tools/call", "params": params})
+    headers = {
+        "Accept": "application/json, text/event-stream",
+        "Content-Type": "application/json",
+        "MCP-Protocol-Version": version,
+        "Mcp-Method": "tools/call",
+        "Mcp-Name": "ble_write",
+    }
+    with http_server(env) as url, httpx.Client(timeout=30) as client:
+        reply = client.post(url, content=body.encode(), headers=headers)
+    text = reply.text
+    payload = json.loads(text[text.index("{") : text.rindex("}") + 1])
+    assert payload["id"] == 51 and payload["result"]["isError"], payload
+    assert payload["result"]["content"][0]["text"].startswith("invalid_input"), payload
+
+
 def test_rewrite_names_the_argument_and_leaves_the_rest() -> None:
     new = rewrite(_call(5, "ble_write", {"value": {"k": ["ok", LONE]}}))
     assert new is not None
