@@ -643,6 +643,8 @@ class BleApp:
                     app=self,
                 )
                 raise
+            if self.mtu_choices is not None:  # a plugin asked to measure candidate MTUs
+                await self.mtu_choices.probe(self.radio, address, max(op.remaining(), 0.001))
             mtu_by, mtu_notes = (
                 self.mtu_choices.outcome(address, self.radio)
                 if self.mtu_choices is not None

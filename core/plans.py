@@ -98,13 +98,19 @@ class MtuPlan:
     """The ATT MTU to ask for on a new link, decided once the link is up. ``data_length`` is the
     link layer's payload per packet (None: unknown), ``max_mtu`` the largest this side offers;
     set ``mtu`` (23..max_mtu) to ask for it, or leave None for the backend's own choice. The
-    peer may answer with less: the link gets the smaller of the two."""
+    peer may answer with less: the link gets the smaller of the two. A plugin may keep the plan:
+    the core fills ``measured`` when it probes."""
 
     address: str
     data_length: int | None
     max_mtu: int
     mtu: int | None = None
     notes: list[str] = field(default_factory=list)
+    #: Set to candidate MTUs to have the core measure each before the connect returns: it
+    #: reconnects at each, times reads of the device's longest readable value, fills
+    #: ``measured`` (MTU -> bytes/s) and leaves the link at the fastest.
+    probe: list[int] | None = None
+    measured: dict[int, float] = field(default_factory=dict)
 
     def note(self, text: str) -> None:
         self.notes.append(text)

@@ -152,3 +152,107 @@ async def test_ble_connect_and_ble_connections_say_how_the_mtu_was_chosen(tmp_pa
         assert connect.structured_content == {"mtu": 247, "mtu_by": "asked"}
         [link] = (await client.call_tool("ble_connections", {})).structured_content["connections"]
         assert (link["mtu"], link["mtu_by"]) == (247, "asked")
+
+
+PROBE_WORLD = """
+name = "probe"
+description = "A device with a 512-byte value, on a DLE link"
+seed = 5
+
+[[devices]]
+address = "{address}"
+name = "Probe Me"
+mtu = 517
+service_uuids = ["fff0"]
+
+[[devices.services]]
+uuid = "fff0"
+
+[[devices.services.characteristics]]
+uuid = "fff1"
+properties = ["read"]
+value = "{value}"
+
+[[devices.services.characteristics]]
+uuid = "fff2"
+properties = ["read"]
+value = "01"
+"""
+PROBE = "A0:00:00:00:00:09"
+CANDIDATES = [23, 185, 247, 517]
+
+
+def probe_world(tmp_path: Path) -> Path:
+    path = tmp_path / "probe.toml"
+    path.write_text(PROBE_WORLD.format(address=PROBE, value="ab" * 512))
+    return path
+
+
+def probe_settings() -> str:
+    return f'plugins = ["mtu"]\n[mtu]\nprobe = true\ncandidates = {CANDIDATES}\n'
+
+
+def check_probe(plugin, conn) -> int:
+    [plan] = plugin.probes.values()
+    measured = plan.measured
+    assert sorted(measured) == CANDIDATES, measured
+    fastest = max(measured, key=lambda m: measured[m])
+    assert plugin.best_for(PROBE) == fastest and conn.mtu == fastest
+    assert measured[23] < measured[fastest]
+    assert conn.mtu_by == "asked" and conn.notes[-1].startswith("mtu probe (B/s): 23: ")
+    return fastest
+
+
+async def test_probe_keeps_the_fastest_mtu_per_device_on_the_simulated_backend(tmp_path):
+    app = make_app(tmp_path, probe_settings(), world=probe_world(tmp_path), time_scale=0)
+    async with app:
+        plugin = dict(app.plugins)["mtu"]
+        await app.scan(1.0, ScanFilter())
+        conn, _ = await app.connect(PROBE)
+        fastest = check_probe(plugin, conn)
+        # A long value: one round trip at 517 (fragmented) beats three at 185-247 here.
+        assert fastest == 517
+        assert app.radio.link_params(PROBE).mtu == 517
+        await app.disconnect(PROBE)
+        again, _ = await app.connect(PROBE)  # no probe now: the best is asked for at once
+        assert (again.mtu, again.mtu_by) == (fastest, "asked")
+        assert not any("probe" in note for note in again.notes)
+
+
+async def test_probe_keeps_the_fastest_mtu_on_bumble(tmp_path):
+    from bumble.link import LocalLink
+
+    from mcp_ble.backends.bumble.backend import BumbleBackend
+    from mcp_ble.backends.simulated.world import load_world
+
+    from testbed.link import opener
+    from testbed.peripherals import VirtualWorld
+
+    link = LocalLink()
+    virtual = await VirtualWorld(load_world(str(probe_world(tmp_path))), link).start()
+    backend = BumbleBackend("link:test-bed", open_transport=opener(link, dle=True))
+    await backend.start()
+    backend.start = backend.stop = _noop
+    Borrowed.backend = backend
+    try:
+        toml = 'backend = "borrowed"\n' + probe_settings()
+        loaded, catalog = load(write_config(tmp_path, toml), extra_plugins={"b": Borrowed})
+        async with BleApp.create(loaded, catalog) as app:
+            await app.scan(1.0, ScanFilter())
+            conn, _ = await app.connect(PROBE, 20.0)
+            fastest = check_probe(dict(app.plugins)["mtu"], conn)
+            assert backend.mtu(PROBE) == fastest
+            await app.disconnect(PROBE)
+            again, _ = await app.connect(PROBE, 10.0)
+            assert again.mtu == fastest
+    finally:
+        await BumbleBackend.stop(backend)
+        await virtual.stop()
+
+
+def test_a_candidate_that_is_no_mtu_is_refused(tmp_path):
+    from mcp_ble.core.errors import ConfigError
+
+    with pytest.raises(ConfigError) as err:
+        make_app(tmp_path, 'plugins = ["mtu"]\n[mtu]\nprobe = true\ncandidates = [10, 247]\n')
+    assert "[10] are not ATT MTUs" in str(err.value)
