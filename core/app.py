@@ -634,6 +634,8 @@ class BleApp:
                         op, lambda: self.radio.connect(address, max(op.remaining(), 0.001))
                     )
             except BleError as exc:
+                if self.mtu_choices is not None:  # a choice for a link that did not stay up
+                    self.mtu_choices.asked.pop(address, None)
                 await self._event(
                     "mcp_ble_connect_failed",
                     address=address,

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from mcp_ble.core.app import BleApp
+from mcp_ble.core.errors import BleError
 from mcp_ble.core.hookspecs import hookimpl
 from mcp_ble.core.models import ScanFilter
 from mcp_ble.plugins.mtu import fill_mtu
@@ -256,3 +257,15 @@ def test_a_candidate_that_is_no_mtu_is_refused(tmp_path):
     with pytest.raises(ConfigError) as err:
         make_app(tmp_path, 'plugins = ["mtu"]\n[mtu]\nprobe = true\ncandidates = [10, 247]\n')
     assert "[10] are not ATT MTUs" in str(err.value)
+
+
+async def test_a_failed_connect_leaves_no_choice_behind(tmp_path):
+    path = tmp_path / "broken.toml"
+    path.write_text(
+        WORLD.format(data_length=251) + "\n[devices.faults]\nconnect_failure_rate = 1.0\n"
+    )
+    async with make_app(tmp_path, 'plugins = ["mtu"]', world=path, time_scale=0) as app:
+        await app.scan(1.0, ScanFilter())
+        with pytest.raises(BleError):
+            await app.connect(DEVICE)
+        assert app.mtu_choices is not None and app.mtu_choices.asked == {}
