@@ -28,7 +28,12 @@ class BumbleSettings(BaseModel):
     address: str | None = Field(
         None, description="our random static address (default: a new one at every start)"
     )
-    mtu: int = Field(517, ge=23, le=517, description="the ATT MTU to ask each device for")
+    mtu: int = Field(
+        517,
+        ge=23,
+        le=517,
+        description="the largest ATT MTU to ask for (the mtu plugin may ask for less)",
+    )
     start_timeout_s: float = Field(
         10.0, gt=0, le=120, description="give up opening the controller after this long"
     )
