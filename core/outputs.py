@@ -20,7 +20,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from .models import GattCharacteristic, GattService
-from .sig import STRING_CHARACTERISTICS, company_name, decode, short_uuid, uuid_name
+from .sig import STRING_CHARACTERISTICS, company_name, decode, printable_text, short_uuid, uuid_name
 from .tracker import DeviceRecord
 
 
@@ -77,7 +77,7 @@ def value_fields(uuid: str, data: bytes) -> dict[str, Any]:
     elif len(data) >= 2:
         # An unknown characteristic: one byte is as likely a number as a letter, so text is
         # shown from two printable characters on, and the bytes stay beside a short text.
-        text = _printable(data)
+        text = printable_text(data)
         is_text = text is not None and len(text) >= 4
     if text is None or text.encode() != data or not is_text:
         fields["hex"] = data.hex()
@@ -85,17 +85,6 @@ def value_fields(uuid: str, data: bytes) -> dict[str, Any]:
         fields["text"] = text
     fields.update({k: v for k, v in (decoded or {}).items() if v is not None})
     return fields
-
-
-def _printable(data: bytes) -> str | None:
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        return None
-    stripped = text.rstrip("\x00")
-    if stripped and all(ch.isprintable() or ch in "\r\n\t" for ch in stripped):
-        return stripped
-    return None
 
 
 def value_out(uuid: str, data: bytes) -> Value:

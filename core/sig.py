@@ -1,8 +1,9 @@
 """Bluetooth SIG names and decoders for well-known characteristics.
 
-Names come from the tables bleak maintains (UUIDs and company identifiers), never typed by hand
-here. Decoders follow the GATT Specification Supplement for the characteristics agents ask about
-most often.
+UUID names come from bleak's public tables (``bleak.uuids``), company names from the
+bluetooth-numbers package (the company identifiers of the Bluetooth SIG's Assigned Numbers), never
+typed by hand here. Decoders follow the GATT Specification Supplement for the characteristics
+agents ask about most often.
 """
 
 from __future__ import annotations
@@ -10,14 +11,10 @@ from __future__ import annotations
 import math
 import struct
 from collections.abc import Callable
+from functools import cache
 from typing import Any
 
 from bleak.uuids import uuid16_dict, uuid128_dict
-
-try:  # bleak's company table; private module, so degrade gracefully if it moves
-    from bleak.backends._manufacturers import MANUFACTURERS as _COMPANIES
-except ImportError:  # pragma: no cover
-    _COMPANIES = {}
 
 BASE_SUFFIX = "-0000-1000-8000-00805f9b34fb"
 
@@ -41,8 +38,18 @@ def uuid_name(uuid: str) -> str | None:
     return None
 
 
+@cache
+def _companies() -> dict[int, str]:
+    # Imported on first use: the package loads its OUI table too (about 0.2 s), which a server
+    # that never sees manufacturer data should not pay for at start.
+    from bluetooth_numbers import company
+
+    return dict(company)
+
+
 def company_name(company_id: int) -> str | None:
-    return _COMPANIES.get(company_id)
+    """The Bluetooth SIG's name for a company identifier, or None if it is not assigned."""
+    return _companies().get(company_id)
 
 
 # --------------------------------------------------------------------------- decoders

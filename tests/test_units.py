@@ -59,12 +59,14 @@ def test_values():
         parse_value("a" * 65537, "utf8")
 
 
-def test_sig_names_come_from_bleak_tables():
+def test_sig_names_come_from_public_tables():
     assert uuid_name(parse_uuid("180d")) == "Heart Rate"
     assert uuid_name(parse_uuid("6e400001-b5a3-f393-e0a9-e50e24dcca9e")) == "Nordic UART Service"
     assert uuid_name(parse_uuid("12345678-1234-5678-1234-56789abcdef0")) is None
     assert company_name(0x004C) == "Apple, Inc."
     assert company_name(0x0059) == "Nordic Semiconductor ASA"
+    assert company_name(0x0D53) == "Luxottica Group S.p.A"  # assigned after bleak's table
+    assert company_name(0xFFFE) is None  # not assigned
 
 
 @pytest.mark.parametrize(
