@@ -1,13 +1,11 @@
 from __future__ import annotations
 
 import os
-import sys
 import tempfile
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
 # Hypothesis keeps its example database in ./.hypothesis unless told otherwise: tests write
 # nothing into the checkout.
 os.environ.setdefault(

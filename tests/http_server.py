@@ -8,7 +8,7 @@ import os
 import sys
 from collections.abc import AsyncIterator
 
-from helpers import write_config
+from tests.helpers import write_config
 
 CLI = [sys.executable, "-m", "mcp_ble.core.cli"]
 FAST = '[backends.simulated]\nworld = "demo"\ntime_scale = 0.01\n'

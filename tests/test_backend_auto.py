@@ -21,9 +21,9 @@ from mcp_ble.core.backend import Backend
 from mcp_ble.core.errors import BackendUnavailable
 from mcp_ble.core.models import BackendInfo, ScanFilter
 
-from backends import CONTRACT_WORLD
-from testbed.bleak_backend import BumbleCentral, bleak_backends
-from testbed.peripherals import VirtualWorld
+from tests.backends_under_test import CONTRACT_WORLD
+from tests.testbed.bleak_backend import BumbleCentral, bleak_backends
+from tests.testbed.peripherals import VirtualWorld
 
 
 class NoRadio(BleakBackend):

@@ -16,9 +16,9 @@ from mcp_ble.core.errors import BackendUnavailable, DeviceNotFound
 from mcp_ble.core.models import ScanFilter
 from mcp_ble.core.values import parse_uuid
 
-from backends import CONTRACT_WORLD
-from testbed.link import opener
-from testbed.peripherals import VirtualWorld
+from tests.backends_under_test import CONTRACT_WORLD
+from tests.testbed.link import opener
+from tests.testbed.peripherals import VirtualWorld
 
 SENSOR = "C0:FF:EE:00:00:01"
 
@@ -46,7 +46,8 @@ async def test_a_transport_that_cannot_open_fails_fast_with_a_fix(
     started = time.monotonic()
     with pytest.raises(BackendUnavailable) as raised:
         await backend.start()
-    assert time.monotonic() - started < 1
+    # The deadline under test is 0.2 s; the open it bounds would hang for an hour.
+    assert time.monotonic() - started < 5
     message = str(raised.value)
     assert message.startswith("The bumble backend cannot start")
     assert transport in message and expected.lower() in message.lower()

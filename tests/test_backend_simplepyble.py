@@ -26,8 +26,8 @@ from mcp_ble.core.errors import (
 from mcp_ble.core.models import ScanFilter
 from mcp_ble.core.values import parse_uuid
 
-from backends import CONTRACT_WORLD
-from testbed.fake_simplepyble import FakeSimplepyble
+from tests.backends_under_test import CONTRACT_WORLD
+from tests.testbed.fake_simplepyble import FakeSimplepyble
 
 SENSOR = "C0:FF:EE:00:00:01"
 
@@ -51,6 +51,9 @@ class Module:
         self.Adapter = Adapter
 
 
+BLOCKED = threading.Event()  # a stack call that does not answer waits on it
+
+
 def no_dbus() -> list[Any]:
     raise RuntimeError("org.freedesktop.DBus.Error.FileNotFound: Failed to connect to socket")
 
@@ -62,15 +65,20 @@ def no_dbus() -> list[Any]:
         (Module(lambda: []), "no Bluetooth adapter"),
         (Module(lambda: [object()]), "adapter index 3 does not exist"),
         (Module(lambda: [], enabled=False), "turned off"),
-        (Module(lambda: time.sleep(5)), "did not answer within 0.2 s"),
+        (Module(lambda: BLOCKED.wait(10)), "did not answer within 0.2 s"),
     ],
 )
 async def test_start_failures_are_explained_and_bounded(module, expected):
     backend = SimplepybleBackend(module, adapter_index=3, start_timeout_s=0.2)
+    BLOCKED.clear()
     started = time.monotonic()
-    with pytest.raises(BackendUnavailable) as raised:
-        await backend.start()
-    assert time.monotonic() - started < 1.0
+    try:
+        with pytest.raises(BackendUnavailable) as raised:
+            await backend.start()
+        # A stack that does not answer blocks 10 s; the 0.2 s deadline ends start long before.
+        assert time.monotonic() - started < 5.0
+    finally:
+        BLOCKED.set()
     assert expected in str(raised.value)
     assert str(raised.value).startswith("The simplepyble backend cannot start")
 
@@ -171,15 +179,25 @@ async def test_a_connect_that_blocks_past_its_timeout_is_undone(fake):
             pass
         peripheral = backend._peripherals[SENSOR]
         original = peripheral.connect
-        peripheral.connect = lambda: (time.sleep(0.5), original())
-        started = time.monotonic()
+        release, finished = threading.Event(), threading.Event()
+
+        def blocking_connect() -> None:
+            release.wait(10)
+            original()
+            finished.set()
+
+        peripheral.connect = blocking_connect
+        # The timeout ends the call while the native connect is still blocked (no wall clock).
         with pytest.raises(BleTimeout):
             await backend.connect(SENSOR, 0.2)
-        assert time.monotonic() - started < 0.45
-        for _ in range(100):  # the native connect finishes later and is disconnected again
-            if not peripheral.is_connected() and time.monotonic() - started > 0.6:
+        assert not finished.is_set()
+        release.set()
+        await asyncio.to_thread(finished.wait, 10)
+        assert finished.is_set()
+        for _ in range(500):  # the native connect finished late and is disconnected again
+            if not peripheral.is_connected():
                 break
-            await asyncio.sleep(0.02)
+            await asyncio.sleep(0.01)
         assert not peripheral.is_connected()
     finally:
         await backend.stop()

@@ -23,7 +23,7 @@ from mcp_ble.core.errors import DeviceNotFound, InvalidInput
 from mcp_ble.core.server import build_server
 from mcp_ble.core.values import MAX_REF_LEN, parse_address, parse_handle, parse_value
 
-from helpers import error_code, make_app, ok
+from tests.helpers import error_code, make_app, ok
 
 HRM = "C4:7C:8D:6A:12:01"
 MB = 1024 * 1024

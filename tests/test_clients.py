@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from external import CLIENTS, http_server, missing, node_env, require_npm_bin, serve_command
+
+from tests.external import CLIENTS, http_server, missing, node_env, require_npm_bin, serve_command
 
 HRM = "C4:7C:8D:6A:12:01"  # the demo's heart-rate strap; battery level 0x57 = 87 %
 NEVER_HEARD = "AA:BB:CC:DD:EE:FF"

@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from external import CLIENTS, http_server, node_env, require_npm_bin
+
+from tests.external import CLIENTS, http_server, node_env, require_npm_bin
 
 README = Path(__file__).parents[1] / "README.md"
 

@@ -20,10 +20,10 @@ from mcp_ble.core.app import BleApp
 from mcp_ble.core.hookspecs import hookimpl
 from mcp_ble.core.server import build_server
 
-from backends import CONTRACT_WORLD
-from helpers import failure, load, make_app, ok, write_config
-from testbed.link import opener
-from testbed.peripherals import VirtualWorld
+from tests.backends_under_test import CONTRACT_WORLD
+from tests.helpers import failure, load, make_app, ok, write_config
+from tests.testbed.link import opener
+from tests.testbed.peripherals import VirtualWorld
 
 NEVER_HEARD = "AA:BB:CC:DD:EE:FF"
 

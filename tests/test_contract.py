@@ -1,7 +1,7 @@
 """The backend contract: every backend must pass these, over the same world.
 
-Parametrized over ``tests/backends.py::BACKENDS``. A backend is the radio only, so these tests talk
-to it directly, then once through the core (scan filters), as a user would.
+Parametrized over ``tests/backends_under_test.py::BACKENDS``. A backend is the radio only, so these
+tests talk to it directly, then once through the core (scan filters), as a user would.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from mcp_ble.core.errors import BleError, GattError, NotPermitted
 from mcp_ble.core.models import ScanFilter
 from mcp_ble.core.values import parse_uuid
 
-from backends import BACKENDS, CONTRACT_WORLD
+from tests.backends_under_test import BACKENDS, CONTRACT_WORLD
 
 SENSOR = "C0:FF:EE:00:00:01"
 OTHER = "C0:FF:EE:00:00:02"
@@ -127,8 +127,16 @@ async def test_notifications_arrive_in_order(but):
     assert received == [b"msg0", b"msg1", b"msg2"]
     await but.backend.stop_notify(SENSOR, chars[TX].handle)
     await but.backend.write(SENSOR, chars[RX].handle, b"after", True)
-    await asyncio.sleep(0.05)
-    assert received[-1] == b"msg2"
+    # A marker subscribed and sent afterwards arrives after anything the link still carried.
+    later: list[bytes] = []
+    marker = asyncio.Event()
+    await but.backend.start_notify(
+        SENSOR, chars[TX].handle, lambda data: (later.append(data), marker.set())
+    )
+    await but.backend.write(SENSOR, chars[RX].handle, b"marker", True)
+    await asyncio.wait_for(marker.wait(), 5)
+    assert received[-1] == b"msg2" and later == [b"marker"]
+    await but.backend.stop_notify(SENSOR, chars[TX].handle)
 
 
 async def test_periodic_notifications_from_the_peripheral(but):
@@ -195,7 +203,10 @@ async def test_mtu_exchange_lets_one_packet_carry_mtu_minus_3_bytes(but):
     await but.backend.start_notify(SENSOR, chars[TX].handle, on_data)
     data = bytes(range(256))[:payload]
     await but.backend.write(SENSOR, chars[RX].handle, data, False)
-    await asyncio.wait_for(got.wait(), 5)
-    await asyncio.sleep(0.05)
-    assert received == [data]
+    await but.backend.write(SENSOR, chars[RX].handle, b"end", False)
+    for _ in range(500):  # the marker sent after it ends what the link carried for it
+        if received and received[-1] == b"end":
+            break
+        await asyncio.sleep(0.01)
+    assert received == [data, b"end"]
     await but.backend.stop_notify(SENSOR, chars[TX].handle)

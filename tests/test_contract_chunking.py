@@ -15,8 +15,8 @@ from mcp_ble.core.app import BleApp
 from mcp_ble.core.hookspecs import hookimpl
 from mcp_ble.core.models import ScanFilter
 
-from backends import BACKENDS, CONTRACT_WORLD
-from helpers import load, write_config
+from tests.backends_under_test import BACKENDS, CONTRACT_WORLD
+from tests.helpers import load, write_config
 
 SENSOR = "C0:FF:EE:00:00:01"
 RX = "6e400002-b5a3-f393-e0a9-e50e24dcca9e"

@@ -29,8 +29,8 @@ from mcp_ble.core.app import BleApp
 from mcp_ble.core.hookspecs import hookimpl
 from mcp_ble.core.server import build_server
 
-from faultbed import PERIPHERAL_ADDRESS, Controllers, Process, free_port, peripheral
-from helpers import failure, load, ok, write_config
+from tests.faultbed import PERIPHERAL_ADDRESS, Controllers, Process, free_port, peripheral
+from tests.helpers import failure, load, ok, write_config
 
 DEVICE = PERIPHERAL_ADDRESS
 BATTERY = "2a19"
@@ -124,7 +124,7 @@ async def bed(tmp_path: Any, backend: str) -> AsyncIterator[Bed]:
             )
             loaded, catalog = load(write_config(tmp_path, text))
         else:
-            from testbed.bleak_backend import BumbleCentral, bleak_backends
+            from tests.testbed.bleak_backend import BumbleCentral, bleak_backends
 
             central = await BumbleCentral(
                 None, "F0:00:00:00:00:02", f"tcp-client:127.0.0.1:{port_b}"

@@ -26,7 +26,7 @@ from mcp.shared.exceptions import MCPError
 
 from mcp_ble.core.server import build_server
 
-from helpers import error_code, make_app
+from tests.helpers import error_code, make_app
 
 HRM = "C4:7C:8D:6A:12:01"
 THERMO = "E8:31:CD:44:09:7A"

@@ -15,7 +15,7 @@ from mcp_ble.core.errors import ConfigError, NotPermitted
 from mcp_ble.core.hookspecs import hookimpl
 from mcp_ble.core.models import ScanFilter
 
-from helpers import make_app, write_config
+from tests.helpers import make_app, write_config
 
 MISSPELLED = textwrap.dedent(
     """

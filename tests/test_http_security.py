@@ -6,12 +6,12 @@ from __future__ import annotations
 import subprocess
 
 import httpx2
-from http_server import CLI, FAST, clean_env, free_port, serving
 from mcp.client import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 
-from helpers import write_config
+from tests.helpers import write_config
+from tests.http_server import CLI, FAST, clean_env, free_port, serving
 
 TOKEN = "s3cret-token-for-the-test-0123456789"
 INITIALIZE = {

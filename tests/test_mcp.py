@@ -11,7 +11,7 @@ from mcp.client import Client
 
 from mcp_ble.core.server import build_server
 
-from helpers import error, failure, make_app, ok
+from tests.helpers import error, failure, make_app, ok
 
 HRM = "C4:7C:8D:6A:12:01"
 THERMO = "E8:31:CD:44:09:7A"

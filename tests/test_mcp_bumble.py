@@ -15,10 +15,10 @@ from mcp_ble.core.app import BleApp
 from mcp_ble.core.hookspecs import hookimpl
 from mcp_ble.core.server import build_server
 
-from backends import CONTRACT_WORLD
-from helpers import error, load, ok, write_config
-from testbed.link import opener
-from testbed.peripherals import VirtualWorld
+from tests.backends_under_test import CONTRACT_WORLD
+from tests.helpers import error, load, ok, write_config
+from tests.testbed.link import opener
+from tests.testbed.peripherals import VirtualWorld
 
 SENSOR = "C0:FF:EE:00:00:01"
 RX = "6e400002-b5a3-f393-e0a9-e50e24dcca9e"
@@ -113,7 +113,7 @@ async def test_mcp_flow_over_real_att(tmp_path):
 
 
 async def test_pair_on_a_backend_that_cannot(tmp_path):
-    from helpers import make_app
+    from tests.helpers import make_app
 
     async with Client(build_server(make_app(tmp_path))) as client:
         await ok(client, "ble_scan", duration_s=2.0)

@@ -7,13 +7,13 @@ import asyncio
 import subprocess
 import urllib.request
 
-from external import require_command
 from prometheus_client.parser import text_string_to_metric_families
 
 from mcp_ble.core.models import ScanFilter
 from mcp_ble.core.server import metrics_text
 
-from helpers import make_app
+from tests.external import require_command
+from tests.helpers import make_app
 
 HRM = "C4:7C:8D:6A:12:01"
 

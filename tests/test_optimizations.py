@@ -13,7 +13,7 @@ from mcp_ble.core.server import build_server
 from mcp_ble.plugins.adaptive_scan import AdaptiveScanSettings, adaptive_duration
 from mcp_ble.plugins.cleanup import CleanupSettings, sweep
 
-from helpers import make_app
+from tests.helpers import make_app
 
 HRM = "C4:7C:8D:6A:12:01"
 THERMO = "E8:31:CD:44:09:7A"

@@ -15,7 +15,7 @@ from mcp_ble.core.hookspecs import hookimpl
 from mcp_ble.core.models import ScanFilter
 from mcp_ble.core.plugin_api import PluginApp
 
-from helpers import make_app
+from tests.helpers import make_app
 
 PLUGINS = Path(__file__).resolve().parent.parent / "plugins"
 SURFACE = {name for name in dir(PluginApp) if not name.startswith("_")}

@@ -11,7 +11,7 @@ from mcp_ble.core.app import BleApp
 from mcp_ble.core.errors import ConfigError
 from mcp_ble.core.models import ScanFilter
 
-from helpers import load, make_app, write_config
+from tests.helpers import load, make_app, write_config
 
 THIRD_PARTY = textwrap.dedent(
     '''

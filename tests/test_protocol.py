@@ -12,7 +12,7 @@ from mcp.shared.exceptions import MCPError
 
 from mcp_ble.core.server import build_server
 
-from helpers import make_app, ok
+from tests.helpers import make_app, ok
 
 HRM = "C4:7C:8D:6A:12:01"
 INVALID_PARAMS = -32602

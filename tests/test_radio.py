@@ -27,10 +27,10 @@ from mcp_ble.core.hookspecs import hookimpl
 from mcp_ble.core.radio import RadioHealth
 from mcp_ble.core.server import build_server
 
-from backends import CONTRACT_WORLD
-from helpers import failure, load, make_app, ok, write_config
-from testbed.link import opener
-from testbed.peripherals import VirtualWorld
+from tests.backends_under_test import CONTRACT_WORLD
+from tests.helpers import failure, load, make_app, ok, write_config
+from tests.testbed.link import opener
+from tests.testbed.peripherals import VirtualWorld
 
 HRM = "C4:7C:8D:6A:12:01"
 SENSOR = "C0:FF:EE:00:00:01"
@@ -89,12 +89,14 @@ async def test_the_core_fails_fast_and_ends_links_while_the_radio_is_lost(tmp_pa
         for tool, args in (
             ("ble_read", {"address": HRM, "characteristic": "2a19"}),
             ("ble_connect", {"address": HRM}),
-            ("ble_scan", {"duration_s": 1.0}),
+            ("ble_scan", {"duration_s": 30.0}),
         ):
+            # Waiting would take the operation's 10 s deadline or the 30 s scan; failing fast
+            # takes a small fraction of that even on a loaded machine.
             started = time.monotonic()
             text, info = await failure(client, tool, **args)
             assert info["code"] == "backend_unavailable", text
-            assert time.monotonic() - started < 0.5
+            assert time.monotonic() - started < 5.0
         ended = await ok(client, "ble_notifications", address=HRM, characteristic="2a37")
         assert ended["ended"] == "radio lost: adapter removed"
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from mcp_ble.core import hookspecs
 from mcp_ble.core.cli import build_parser
 
-from helpers import load
+from tests.helpers import load
 
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
 
@@ -18,7 +18,7 @@ async def test_every_tool_is_documented(tmp_path):
 
     from mcp_ble.core.server import build_server
 
-    from helpers import make_app
+    from tests.helpers import make_app
 
     async with Client(build_server(make_app(tmp_path))) as client:
         tools = (await client.list_tools()).tools

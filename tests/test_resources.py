@@ -12,7 +12,7 @@ from mcp.shared.exceptions import MCPError
 
 from mcp_ble.core.server import build_server
 
-from helpers import make_app
+from tests.helpers import make_app
 
 HRM = "C4:7C:8D:6A:12:01"
 

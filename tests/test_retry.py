@@ -11,7 +11,7 @@ from mcp_ble.core.errors import ConnectionFailed, GattError, OutOfSlots
 from mcp_ble.core.hookspecs import hookimpl
 from mcp_ble.core.models import ScanFilter
 
-from helpers import load, write_config
+from tests.helpers import load, write_config
 
 HRM = "C4:7C:8D:6A:12:01"
 LAMP = "A4:C1:38:0D:52:E3"

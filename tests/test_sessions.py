@@ -6,12 +6,12 @@ from __future__ import annotations
 import asyncio
 import time
 
-from http_server import clean_env, serving
 from mcp.client import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 
-from helpers import error, make_app, ok
+from tests.helpers import error, make_app, ok
+from tests.http_server import clean_env, serving
 
 HRM = "C4:7C:8D:6A:12:01"
 THERMO = "E8:31:CD:44:09:7A"

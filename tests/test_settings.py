@@ -11,7 +11,7 @@ from mcp_ble.core.cli import main
 from mcp_ble.core.errors import ConfigError
 from mcp_ble.core.settings import default_config_path
 
-from helpers import load, write_config
+from tests.helpers import load, write_config
 
 
 def test_defaults_come_from_the_shipped_file():

@@ -16,7 +16,7 @@ import pytest
 from mcp_ble.core.cli import main
 from mcp_ble.core.errors import ConfigError
 
-from helpers import make_app, write_config
+from tests.helpers import make_app, write_config
 
 SIM = 'backend = "simulated"\n'
 #: Every command that reads the settings, with the arguments it needs to stop quickly.

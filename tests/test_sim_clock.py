@@ -121,7 +121,7 @@ async def test_scaled_clock_stretches_real_time():
 
 @pytest.mark.parametrize("idle", ["frozen", "wall"])
 async def test_virtual_idle_setting_between_calls(tmp_path, idle):
-    from helpers import make_app
+    from tests.helpers import make_app
 
     environ = {"MCP_BLE_BACKENDS__SIMULATED__VIRTUAL_IDLE": idle}
     app = make_app(tmp_path, "plugins = []", time_scale=0, environ=environ)

@@ -76,7 +76,7 @@ async def test_another_seed_gives_another_run():
 
 
 async def test_settings_seed_and_clock_reach_the_backend(tmp_path):
-    from helpers import make_app
+    from tests.helpers import make_app
 
     async def trace(seed: str | None) -> tuple[list[tuple[str, int]], str]:
         environ = {"MCP_BLE_BACKENDS__SIMULATED__SEED": seed} if seed else {}

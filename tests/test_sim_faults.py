@@ -14,7 +14,7 @@ from mcp.client import Client
 
 from mcp_ble.core.server import build_server
 
-from helpers import error, make_app, ok
+from tests.helpers import error, make_app, ok
 
 FAULTS = Path(__file__).parent / "worlds" / "faults.toml"
 ABORT, BUSY, FULL, GHOST, MUTE = (f"F0:00:00:00:00:0{i}" for i in range(1, 6))

@@ -13,7 +13,7 @@ from mcp_ble.core.models import ScanFilter
 from mcp_ble.core.server import build_server
 from mcp_ble.plugins.metrics import resident_memory_bytes
 
-from helpers import make_app, ok
+from tests.helpers import make_app, ok
 
 STORM = "5A:00:00:00:00:01"
 STORM_WORLD = f"""

@@ -9,7 +9,7 @@ import sys
 from mcp.client import Client
 from mcp.client.stdio import StdioServerParameters
 
-from helpers import write_config
+from tests.helpers import write_config
 
 CLI = [sys.executable, "-m", "mcp_ble.core.cli"]
 FAST = '[backends.simulated]\nworld = "demo"\ntime_scale = 0.01\n[server]\nscan_duration_s = 2\n'

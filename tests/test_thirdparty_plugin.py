@@ -17,12 +17,12 @@ from pathlib import Path
 import pytest
 from mcp.client import Client
 from mcp.client.stdio import StdioServerParameters
-from test_plugin_api import SURFACE, app_uses
 
 from mcp_ble.core.app import BleApp
 from mcp_ble.core.models import ScanFilter
 
-from helpers import load, write_config
+from tests.helpers import load, write_config
+from tests.test_plugin_api import SURFACE, app_uses
 
 PACKAGE = Path(__file__).parent / "thirdparty" / "replay"
 RECORDING = PACKAGE / "session.json"

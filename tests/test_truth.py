@@ -15,7 +15,7 @@ from mcp.client import Client
 
 from mcp_ble.core.server import build_server
 
-from helpers import error, make_app, ok
+from tests.helpers import error, make_app, ok
 
 HRM = "C4:7C:8D:6A:12:01"
 UART = "F1:22:9B:03:5E:C0"

@@ -23,7 +23,7 @@ from mcp_ble.core.models import ScanFilter
 from mcp_ble.core.plans import WritePlan
 from mcp_ble.core.server import build_server
 
-from helpers import error, load, make_app, ok, write_config
+from tests.helpers import error, load, make_app, ok, write_config
 
 LOCK = "C0:DE:00:00:00:01"
 EVIL = "C0:DE:00:00:00:02"

@@ -49,8 +49,8 @@ async def bumble(world_path: Path) -> AsyncIterator[BackendUnderTest]:
 
     from mcp_ble.backends.bumble.backend import BumbleBackend
 
-    from testbed.link import opener
-    from testbed.peripherals import VirtualWorld
+    from tests.testbed.link import opener
+    from tests.testbed.peripherals import VirtualWorld
 
     world = load_world(str(world_path))
     link = LocalLink()
@@ -72,8 +72,8 @@ async def bleak(world_path: Path) -> AsyncIterator[BackendUnderTest]:
 
     from mcp_ble.backends.bleak.backend import BleakBackend
 
-    from testbed.bleak_backend import BumbleCentral, bleak_backends
-    from testbed.peripherals import VirtualWorld
+    from tests.testbed.bleak_backend import BumbleCentral, bleak_backends
+    from tests.testbed.peripherals import VirtualWorld
 
     world = load_world(str(world_path))
     link = LocalLink()
@@ -96,7 +96,7 @@ async def simplepyble(world_path: Path) -> AsyncIterator[BackendUnderTest]:
     API runs a bumble central (and the world's peripherals) in a background thread."""
     from mcp_ble.backends.simplepyble.backend import SimplepybleBackend
 
-    from testbed.fake_simplepyble import FakeSimplepyble
+    from tests.testbed.fake_simplepyble import FakeSimplepyble
 
     world = load_world(str(world_path))
     fake = await asyncio.to_thread(FakeSimplepyble(world).start)
