@@ -94,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
         "bench", help="benchmarks on the simulated radio (virtual clock), beside the ideal figures"
     )
     _common(bench)
-    from .bench import add_arguments as bench_arguments
+    from .tooling.bench.command import add_arguments as bench_arguments
 
     bench_arguments(bench)
     return parser
@@ -143,11 +143,11 @@ def load(args: argparse.Namespace) -> tuple[Any, Any]:
 
 def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "bench":
-        from .bench import run_bench
+        from .tooling.bench.command import run_bench
 
         return run_bench(args, load)
     if args.command == "demo":
-        from .demo import run_demo
+        from .tooling.demo import run_demo
 
         load(args)  # bad settings end here, with one line, not in the server the demo starts
         try:
@@ -166,7 +166,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "plugins":
         return _plugins(loaded, catalog)
     if args.command == "doctor":
-        from .doctor import run_doctor
+        from .tooling.doctor import run_doctor
 
         return asyncio.run(run_doctor(loaded, catalog, args.json))
     from .app import BleApp

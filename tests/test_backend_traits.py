@@ -13,13 +13,13 @@ from mcp_ble.backends.simulated.backend import SimulatedBackend
 from mcp_ble.backends.simulated.world import load_world
 from mcp_ble.core.app import BleApp
 from mcp_ble.core.backend import Backend
-from mcp_ble.core.doctor import diagnose
 from mcp_ble.core.errors import BackendUnavailable, ConfigError
 from mcp_ble.core.hookspecs import hookimpl
 from mcp_ble.core.models import ScanFilter
+from mcp_ble.core.tooling.doctor import diagnose
 from mcp_ble.core.traits import BackendTraits, Dependency, Finding
 
-from helpers import load, write_config
+from tests.helpers import load, write_config
 
 CHECKS_RUN: list[str] = []
 

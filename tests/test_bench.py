@@ -10,11 +10,13 @@ import json
 
 import pytest
 
-from mcp_ble.core import bench
-from mcp_ble.core.bench import BenchParams, Progress, Result, run_suite
 from mcp_ble.core.cli import main
+from mcp_ble.core.tooling.bench.command import GROUPS
+from mcp_ble.core.tooling.bench.results import Progress, Result
+from mcp_ble.core.tooling.bench.suite import count_steps, run_suite
+from mcp_ble.core.tooling.bench.world import MTU_CANDIDATES, BenchParams, bench_world
 
-from helpers import load, write_config
+from tests.helpers import load, write_config
 
 REQUIRED = {
     "adv_ingest_per_s",
@@ -59,13 +61,13 @@ class Sink:
         return False
 
 
-@pytest.mark.parametrize("group", bench.GROUPS)
+@pytest.mark.parametrize("group", GROUPS)
 async def test_each_benchmark_runs_with_tiny_parameters(tmp_path, group):
     loaded, catalog = load(write_config(tmp_path, 'plugins = ["metrics", "retry"]\n'))
     sink = Sink()
-    progress = Progress(bench.count_steps([group], TINY), sink)
+    progress = Progress(count_steps([group], TINY), sink)
     results = await run_suite(loaded, catalog, TINY, [group], progress)
-    assert progress.done == bench.count_steps([group], TINY) == len(sink.lines)
+    assert progress.done == count_steps([group], TINY) == len(sink.lines)
     names = [r.name for r in results]
     assert len(names) == len(set(names)), names
     for r in results:
@@ -161,7 +163,7 @@ def test_the_bench_world_is_a_valid_world():
 
     from mcp_ble.backends.simulated.world import World
 
-    world = World.model_validate(tomllib.loads(bench.bench_world(BenchParams(device_count=300))))
+    world = World.model_validate(tomllib.loads(bench_world(BenchParams(device_count=300))))
     assert len(world.devices) == 302  # the target, the MTU-sweep target, 300 load devices
     assert world.devices[1].mtu == 517
     assert world.devices[0].link.phy == "2M"
@@ -177,7 +179,7 @@ async def test_mtu_sweep_finds_the_mtu_whose_pdu_fits_one_packet():
     results = await run_suite(loaded, catalog, params, ["mtu"], Progress(1, io.StringIO()))
     figures = {r.name: r for r in results}
     assert figures["mtu_best"].value == 247
-    for mtu in bench.MTU_CANDIDATES:
+    for mtu in MTU_CANDIDATES:
         figure = figures[f"mtu_{mtu}_write_without_response_bytes_per_s"]
         assert 0.85 < figure.ratio < 1.05, (mtu, figure.ratio)  # simulator against theory
     assert (

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import io
 
-from mcp_ble.core.bench import BenchParams, Progress, run_suite
+from mcp_ble.core.tooling.bench.results import Progress
+from mcp_ble.core.tooling.bench.suite import run_suite
+from mcp_ble.core.tooling.bench.world import BenchParams
 
-from helpers import load, write_config
+from tests.helpers import load, write_config
 
 
 async def figures(tmp_path, toml: str, group: str) -> dict[str, float]:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 import json
 
-from mcp_ble.core import bench_soak
 from mcp_ble.core.cli import main
 from mcp_ble.core.models import ScanFilter
+from mcp_ble.core.tooling.bench import soak as bench_soak
 
-from helpers import make_app
+from tests.helpers import make_app
 
 
 async def test_an_operation_past_its_deadline_counts_as_stuck(tmp_path, monkeypatch):

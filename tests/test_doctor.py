@@ -15,11 +15,11 @@ from bumble.link import LocalLink
 from mcp_ble.backends.bleak.errors import DBUS_SOCKET
 from mcp_ble.backends.bumble.backend import BumbleBackend
 from mcp_ble.core.backend import Backend
-from mcp_ble.core.doctor import REAL_RADIO_HINT, diagnose, render
 from mcp_ble.core.hookspecs import hookimpl
+from mcp_ble.core.tooling.doctor import REAL_RADIO_HINT, diagnose, render
 
-from helpers import load, write_config
-from testbed.link import opener
+from tests.helpers import load, write_config
+from tests.testbed.link import opener
 
 CLI = [sys.executable, "-m", "mcp_ble.core.cli"]
 NO_DBUS = pytest.mark.skipif(DBUS_SOCKET.exists(), reason="this machine may have a real adapter")

@@ -5,13 +5,14 @@ a UUID the device has, the error says so (and does not guess: a handle and a UUI
 from __future__ import annotations
 
 import pytest
-from external import http_server
-from test_clients import HRM, env, inspector  # noqa: F401  (env is a fixture)
 
 from mcp_ble.core.errors import AttributeNotFound
 from mcp_ble.core.gatt import GattIndex
 from mcp_ble.core.models import GattCharacteristic, GattDescriptor, GattService
 from mcp_ble.core.values import parse_uuid
+
+from tests.external import http_server
+from tests.test_clients import HRM, env, inspector  # noqa: F401  (env is a fixture)
 
 
 def test_inspector_digits_for_a_descriptor_get_the_uuid_hint(env):  # noqa: F811

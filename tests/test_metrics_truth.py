@@ -9,7 +9,7 @@ import time
 from mcp_ble.core.models import ScanFilter
 from mcp_ble.plugins.metrics import OPERATION_BUCKETS, connect_buckets
 
-from helpers import make_app
+from tests.helpers import make_app
 
 HRM = "C4:7C:8D:6A:12:01"
 

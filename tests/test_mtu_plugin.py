@@ -14,7 +14,7 @@ from mcp_ble.core.hookspecs import hookimpl
 from mcp_ble.core.models import ScanFilter
 from mcp_ble.plugins.mtu import fill_mtu
 
-from helpers import load, make_app, write_config
+from tests.helpers import load, make_app, write_config
 
 WORLD = """
 name = "mtu"
@@ -101,8 +101,8 @@ async def test_bumble_asks_for_247_with_dle(tmp_path, dle):
     from mcp_ble.backends.bumble.backend import BumbleBackend
     from mcp_ble.backends.simulated.world import load_world
 
-    from testbed.link import opener
-    from testbed.peripherals import VirtualWorld
+    from tests.testbed.link import opener
+    from tests.testbed.peripherals import VirtualWorld
 
     link = LocalLink()
     virtual = await VirtualWorld(load_world(str(world(tmp_path, 251))), link).start()
@@ -126,7 +126,7 @@ async def test_bumble_asks_for_247_with_dle(tmp_path, dle):
 async def test_bleak_reports_what_the_os_chose(tmp_path):
     # bleak cannot ask for an MTU (BlueZ, CoreBluetooth and WinRT negotiate it): the connect
     # says so, and the plugin's choice is never asked for.
-    from backends import BACKENDS, CONTRACT_WORLD
+    from tests.backends_under_test import BACKENDS, CONTRACT_WORLD
 
     async with BACKENDS["bleak"](CONTRACT_WORLD) as but:
         backend = but.backend

@@ -14,10 +14,11 @@ from typing import Any
 
 import httpx2 as httpx
 import pytest
-from external import http_server, node_env, serve_command
-from test_clients import HRM, sdk
 
 from mcp_ble.core.not_unicode import METHOD, rewrite
+
+from tests.external import http_server, node_env, serve_command
+from tests.test_clients import HRM, sdk
 
 LONE = "ab\ud800cd"  # json.dumps writes it as the escape "ab\ud800cd"
 WRITE = {"address": HRM, "characteristic": "2a19", "value": LONE, "encoding": "utf8"}

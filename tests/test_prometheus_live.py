@@ -22,12 +22,13 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from external import require_command
 from mcp.client import Client
 from mcp.client.stdio import StdioServerParameters
-from test_prometheus_rules import PROMETHEUS, dashboard_expressions
 
 from mcp_ble.plugins.metrics import OPERATION_BUCKETS
+
+from tests.external import require_command
+from tests.test_prometheus_rules import PROMETHEUS, dashboard_expressions
 
 SENSOR = "A0:00:00:00:00:01"
 BROKEN = "A0:00:00:00:00:02"

@@ -8,7 +8,7 @@ import re
 import subprocess
 from pathlib import Path
 
-from external import require_command
+from tests.external import require_command
 
 ROOT = Path(__file__).parent.parent
 PROMETHEUS = ROOT / "config" / "prometheus"

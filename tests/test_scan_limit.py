@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from mcp.client import Client
 
-from mcp_ble.core import theory
+from mcp_ble.backends.simulated import theory
 from mcp_ble.core.models import ScanFilter
 from mcp_ble.core.server import build_server
 
-from helpers import make_app, ok
+from tests.helpers import make_app, ok
 
 HRM = "C4:7C:8D:6A:12:01"
 

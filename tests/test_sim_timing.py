@@ -14,9 +14,9 @@ from contextlib import asynccontextmanager
 
 import pytest
 
+from mcp_ble.backends.simulated import theory
 from mcp_ble.backends.simulated.backend import SimulatedBackend
 from mcp_ble.backends.simulated.world import World
-from mcp_ble.core import theory
 from mcp_ble.core.errors import BleTimeout, ConnectionFailed, OutOfSlots
 from mcp_ble.core.models import ScanFilter
 

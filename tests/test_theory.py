@@ -6,8 +6,8 @@ import random
 
 import pytest
 
-from mcp_ble.core import theory
-from mcp_ble.core.theory import LinkParams
+from mcp_ble.backends.simulated import theory
+from mcp_ble.backends.simulated.theory import LinkParams
 
 
 def test_air_time_per_phy():

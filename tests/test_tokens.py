@@ -9,12 +9,14 @@ from typing import Any
 
 from mcp.client import Client
 
-from mcp_ble.core import bench
-from mcp_ble.core.bench import BenchParams, Progress, run_suite
-from mcp_ble.core.bench_tokens import CEILINGS, scan_ceiling, token_session
 from mcp_ble.core.server import build_server
+from mcp_ble.core.tooling.bench.command import GROUPS
+from mcp_ble.core.tooling.bench.results import Progress
+from mcp_ble.core.tooling.bench.suite import run_suite
+from mcp_ble.core.tooling.bench.tokens import CEILINGS, scan_ceiling, token_session
+from mcp_ble.core.tooling.bench.world import BenchParams
 
-from helpers import load, make_app
+from tests.helpers import load, make_app
 
 
 async def test_every_ceiling_holds_with_the_shipped_settings():
@@ -85,4 +87,4 @@ async def test_tool_schemas_are_portable_and_small(tmp_path):
 
 
 def test_tokens_is_a_bench_group():
-    assert "tokens" in bench.GROUPS
+    assert "tokens" in GROUPS

@@ -16,8 +16,7 @@ import random
 from collections import deque
 from dataclasses import dataclass
 
-from mcp_ble.core import theory
-
+from . import theory
 from .clock import Timer
 
 EPS = 1e-9

@@ -25,11 +25,11 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .errors import BleError
-from .models import ScanFilter
+from ...errors import BleError
+from ...models import ScanFilter
 
 if TYPE_CHECKING:
-    from .app import BleApp
+    from ...app import BleApp
 
 #: Operations of the mix and their weights.
 MIX = {

@@ -13,11 +13,11 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
-from .errors import BleError
-from .models import ScanFilter
+from ...errors import BleError
+from ...models import ScanFilter
 
 if TYPE_CHECKING:
-    from .app import BleApp
+    from ...app import BleApp
 
 FLAKY = "1A:B0:00:00:00:01"
 

@@ -45,7 +45,7 @@ async def token_session(app: Any) -> dict[str, int]:
     return ``{figure: characters}`` plus ``scan_devices``."""
     from mcp.client import Client
 
-    from .server import build_server
+    from ...server import build_server
 
     figures: dict[str, int] = {}
     async with Client(build_server(app, manage_app=False)) as client:

@@ -20,9 +20,9 @@ from dataclasses import asdict, dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-from .errors import BackendUnavailable, BleError
-from .plugin_manager import RegisteredBackends
-from .traits import Finding
+from ..errors import BackendUnavailable, BleError
+from ..plugin_manager import RegisteredBackends
+from ..traits import Finding
 
 REAL_RADIO_HINT = (
     "No Bluetooth adapter answered on this machine (it has no radio, or mcp-ble may not use it). "
