@@ -218,7 +218,11 @@ class MetricsPlugin:
         self.memory = Gauge("ble_memory_usage_bytes", "Current memory usage", registry=r)
         self.cpu = Gauge("ble_cpu_usage_percent", "Current CPU usage percentage", registry=r)
         self.loop_lag = Gauge("ble_event_loop_lag_seconds", "Event loop lag", registry=r)
-        # What an operator needs to see why the figures above moved.
+        self._register_operator_metrics(r, app)
+        self.app = app
+
+    def _register_operator_metrics(self, r: CollectorRegistry, app: PluginApp) -> None:
+        """What an operator needs to see why the figures of mcp_ble_register_metrics moved."""
         self.operations = Counter(
             "ble_operations_total",
             "GATT and link operations by kind and outcome",
@@ -268,7 +272,6 @@ class MetricsPlugin:
             ["state"],
             registry=r,
         )
-        self.app = app
 
     @hookimpl
     async def mcp_ble_startup(self, app: PluginApp) -> None:
