@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Awaitable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ....backends.simulated import theory
 from ...errors import BleError
@@ -14,6 +14,9 @@ from ...models import ScanFilter
 from .base import SuiteBase
 from .results import Result, percentile, rate_and_latency, stats
 from .world import MTU_CANDIDATES, MTU_TARGET, TARGET, TARGET_NAME, load_address
+
+if TYPE_CHECKING:
+    from ...app import BleApp
 
 
 class RadioGroups(SuiteBase):
@@ -73,15 +76,21 @@ class RadioGroups(SuiteBase):
 
     # ------------------------------------------------------------ transfer
 
+    async def linked(self, app: BleApp, address: str) -> theory.LinkParams:
+        """Connect to ``address`` with its GATT discovered; its link parameters with the MTU
+        the exchange settled on."""
+        radio = self.backend(app)
+        await self.discovered(app, address)
+        await app.connect(address)
+        await app.gatt(address)
+        link = radio.link_params(address)
+        return theory.LinkParams(**{**link.__dict__, "mtu": radio.mtu(address)})
+
     async def transfer(self) -> None:
         p = self.params
         async with self.app() as app:
             radio = self.backend(app)
-            await self.discovered(app, TARGET)
-            await app.connect(TARGET)
-            await app.gatt(TARGET)
-            link = radio.link_params(TARGET)
-            link = theory.LinkParams(**{**link.__dict__, "mtu": radio.mtu(TARGET)})
+            link = await self.linked(app, TARGET)
             payload = link.mtu - 3
 
             self.progress.step(f"transfer: {p.stream_bytes} B written without response")
@@ -159,11 +168,7 @@ class RadioGroups(SuiteBase):
                 sim.max_mtu = mtu
                 async with self.app() as app:
                     radio = self.backend(app)
-                    await self.discovered(app, MTU_TARGET)
-                    await app.connect(MTU_TARGET)
-                    await app.gatt(MTU_TARGET)
-                    link = radio.link_params(MTU_TARGET)
-                    link = theory.LinkParams(**{**link.__dict__, "mtu": radio.mtu(MTU_TARGET)})
+                    link = await self.linked(app, MTU_TARGET)
                     payload = link.payload
                     data = bytes(nbytes)
                     start = radio.now()

@@ -64,6 +64,21 @@ def _fast_device(address: str, name: str, mtu: int, *keys: str) -> list[str]:
     ]
 
 
+def _fff1(properties: str, *keys: str) -> list[str]:
+    """Service fff0 with characteristic fff1 (``properties`` a TOML list; ``keys`` more keys of
+    the characteristic), the one every benchmark device has."""
+    return [
+        "",
+        "[[devices.services]]",
+        'uuid = "fff0"',
+        "",
+        "[[devices.services.characteristics]]",
+        'uuid = "fff1"',
+        f"properties = {properties}",
+        *keys,
+    ]
+
+
 def bench_world(params: BenchParams) -> str:
     """The benchmark world as TOML: the target of discovery, connection and transfer (MTU 247,
     2M PHY, 15 ms interval, 6 packets per event), and the load test's devices."""
@@ -78,14 +93,7 @@ def bench_world(params: BenchParams) -> str:
         f"adapter_slots = {max(7, min(64, params.device_count + 1))}",
         "",
         *_fast_device(TARGET, TARGET_NAME, 247, 'service_uuids = ["fff0"]'),
-        "",
-        "[[devices.services]]",
-        'uuid = "fff0"',
-        "",
-        "[[devices.services.characteristics]]",
-        'uuid = "fff1"',
-        'properties = ["read", "write", "write-without-response"]',
-        'value = "00"',
+        *_fff1('["read", "write", "write-without-response"]', 'value = "00"'),
         "",
         "[[devices.services.characteristics]]",
         'uuid = "fff2"',
@@ -98,33 +106,20 @@ def bench_world(params: BenchParams) -> str:
     lines += [
         "",
         *_fast_device(MTU_TARGET, "Bench MTU Target", 517),
-        "",
-        "[[devices.services]]",
-        'uuid = "fff0"',
-        "",
-        "[[devices.services.characteristics]]",
-        'uuid = "fff1"',
-        'properties = ["write-without-response"]',
+        *_fff1('["write-without-response"]'),
     ]
     for i in range(1, params.device_count + 1):
         lines += [
             "",
             "[[devices]]",
-            f'address = "BE:0D:00:00:{i >> 8:02X}:{i & 0xFF:02X}"',
+            f'address = "{load_address(i)}"',
             f'name = "Load {i}"',
             f"rssi = {-50 - i % 30}",
             "adv_interval_ms = 50",
             "",
             "[devices.faults.errors]",
             "in_progress = 0.02",
-            "",
-            "[[devices.services]]",
-            'uuid = "fff0"',
-            "",
-            "[[devices.services.characteristics]]",
-            'uuid = "fff1"',
-            'properties = ["read", "write"]',
-            'value = "0011223344556677"',
+            *_fff1('["read", "write"]', 'value = "0011223344556677"'),
         ]
     return "\n".join(lines) + "\n"
 
