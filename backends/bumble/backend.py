@@ -27,7 +27,6 @@ from mcp_ble.core.errors import (
     NotConnected,
     NotPermitted,
     OperationInProgress,
-    OutOfSlots,
     ValueTooLong,
 )
 from mcp_ble.core.models import (
@@ -40,6 +39,7 @@ from mcp_ble.core.models import (
 )
 
 from .advertising import decode, uuid_from_le
+from .errors import connect_error, describe_reason, gatt_error, transport_hint
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +51,6 @@ ATT_TRANSACTION_TIMEOUT_S = 30.0
 CANCEL_CLEANUP_S = 10.0
 #: How long the end of a scan waits for the controller to confirm it stopped scanning.
 STOP_GRACE_S = 0.3
-#: HCI errors that mean "no room for another link" (Core Vol 1, Part F).
-OUT_OF_SLOTS_CODES = frozenset({0x07, 0x09, 0x0D})
 PROPERTY_NAMES = (
     (0x01, "broadcast"),
     (0x02, "read"),
@@ -67,44 +65,11 @@ PROPERTY_NAMES = (
 TransportOpener = Callable[[str], Awaitable[Any]]
 
 
-def transport_hint(transport: str) -> str:
-    """What to check when a transport does not open, by its scheme."""
-    scheme = transport.split(":", 1)[0]
-    hints = {
-        "usb": "plug in a Bluetooth USB dongle (usb:0 is the first one; `bumble-usb-probe` lists "
-        "them). On Linux the kernel driver must let go of it: run as root or add a udev rule "
-        "for the dongle, and unload btusb (`sudo modprobe -r btusb`); on Windows install the "
-        "WinUSB driver for the dongle with Zadig",
-        "pyusb": "same as usb: a dongle the kernel driver has released",
-        "serial": "check the port and baud rate (serial:/dev/ttyUSB0,1000000) and that you may "
-        "open the port (Linux: the dialout group)",
-        "tcp-client": "check host and port, and that the HCI bridge is listening",
-        "tcp-server": "check that the port is free and the controller connects to it",
-        "hci-socket": "needs Linux, root (or CAP_NET_RAW) and the adapter released by BlueZ "
-        "(`sudo hciconfig hci0 down`)",
-        "vhci": "needs /dev/vhci (`sudo modprobe hci_vhci`) and root",
-        "android-netsim": "start the Android emulator (it runs netsim) first",
-        "android-emulator": "start the Android emulator first",
-    }
-    return hints.get(scheme, "see bumble's transport names: usb:0, serial:PORT,BAUD, tcp-client:")
-
-
 def random_static_address() -> str:
     """A random static address (two top bits set), as the spec requires for one we make up."""
     raw = bytearray(os.urandom(6))
     raw[0] |= 0xC0
     return ":".join(f"{b:02X}" for b in raw)
-
-
-def describe_reason(code: int) -> str:
-    """``remote user terminated connection (0x13)`` from an HCI error code."""
-    from bumble.hci import HCI_Constant
-
-    name = HCI_Constant.error_name(code)
-    if name.startswith("0x"):
-        return f"HCI error {name}"
-    words = name.removeprefix("HCI_").removesuffix("_ERROR").replace("_", " ").lower()
-    return f"{words} (0x{code:02X})"
 
 
 def _uuid(bumble_uuid: Any) -> str:
@@ -344,9 +309,9 @@ class BumbleBackend(Backend):
                     "the device may be out of range or no longer advertising",
                 ) from None
             except core.ConnectionError as exc:
-                raise self._connect_error(address, exc.error_code) from None
+                raise connect_error(address, exc.error_code) from None
             except hci.HCI_Error as exc:
-                raise self._connect_error(address, exc.error_code) from None
+                raise connect_error(address, exc.error_code) from None
             except core.InvalidStateError:
                 raise OperationInProgress(
                     f"The controller is already connecting to another device than {address}",
@@ -380,7 +345,7 @@ class BumbleBackend(Backend):
                 ) from None
             except Exception as exc:
                 await self.disconnect(address)
-                raise self._gatt_error(exc, address, "MTU exchange") from None
+                raise gatt_error(exc, address, "MTU exchange") from None
 
     async def _data_length(self, connection: Any) -> int | None:
         """Octets per link-layer packet: ask the controller for the most (LE Set Data Length,
@@ -453,18 +418,6 @@ class BumbleBackend(Backend):
                 raise core.TimeoutError(f"ATT timeout for {request.name}") from None
 
         client.send_request = bounded_request
-
-    def _connect_error(self, address: str, code: int | None) -> BleError:
-        reason = describe_reason(code) if code is not None else "unknown reason"
-        if code in OUT_OF_SLOTS_CODES:
-            return OutOfSlots(
-                f"Connecting to {address} failed: {reason}",
-                "the controller has no free connection slot; disconnect another device",
-            )
-        return ConnectionFailed(
-            f"Connecting to {address} failed: {reason}",
-            "retry; move closer to the device if it keeps failing",
-        )
 
     def _on_disconnection(self, address: str, link: _Link, reason: int) -> None:
         transport = self._transport
@@ -543,23 +496,7 @@ class BumbleBackend(Backend):
                 "connect again with ble_connect",
             ) from None
         except Exception as exc:
-            raise self._gatt_error(exc, address, operation) from None
-
-    @staticmethod
-    def _gatt_error(exc: BaseException, address: str, operation: str) -> BleError:
-        from bumble import att, core
-
-        if isinstance(exc, att.ATT_Error):
-            return GattError(int(exc.error_code), operation)
-        if isinstance(exc, core.TimeoutError | TimeoutError):
-            return BleTimeout(
-                f"{address} did not answer the {operation} within the ATT timeout",
-                "the device may be busy or out of range",
-            )
-        return ConnectionFailed(
-            f"The {operation} on {address} failed: {type(exc).__name__}: {exc}",
-            "retry; reconnect if it keeps failing",
-        )
+            raise gatt_error(exc, address, operation) from None
 
     def _characteristic(self, address: str, handle: int) -> tuple[_Link, Any]:
         link = self._linked(address)
