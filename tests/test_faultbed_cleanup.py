@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 
-TESTS = Path(__file__).parent
+ROOT = Path(__file__).parent.parent  # where the tests package is
 
 STARTER = f"""
 import sys, time
-sys.path.insert(0, {str(TESTS)!r})
-from faultbed import Controllers, free_port
+sys.path.insert(0, {str(ROOT)!r})
+from tests.faultbed import Controllers, free_port
 controllers = Controllers(free_port(), free_port()).start()
 print(controllers.proc.pid, flush=True)
 time.sleep(120)
