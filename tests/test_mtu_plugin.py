@@ -226,8 +226,8 @@ async def test_probe_keeps_the_fastest_mtu_on_bumble(tmp_path):
     from mcp_ble.backends.bumble.backend import BumbleBackend
     from mcp_ble.backends.simulated.world import load_world
 
-    from testbed.link import opener
-    from testbed.peripherals import VirtualWorld
+    from tests.testbed.link import opener
+    from tests.testbed.peripherals import VirtualWorld
 
     link = LocalLink()
     virtual = await VirtualWorld(load_world(str(probe_world(tmp_path))), link).start()
