@@ -98,3 +98,23 @@ async def failure(client: Any, tool: str, **args: Any) -> tuple[str, dict[str, A
     text: str = result.content[0].text
     assert "Traceback" not in text and "Error executing tool" not in text, text
     return text, info
+
+
+def readme_figures(group: str) -> list[str]:
+    """Regular expressions for the figure names the README's Benchmarks table gives ``group``:
+    ``{a,b}`` is either, ``{n}`` / ``<n>`` any word, a leading ``...`` any prefix."""
+    import re
+
+    readme = (TESTS.parent / "README.md").read_text(encoding="utf-8")
+    row = re.search(rf"^\| {group} \|.*\|(.*)\|$", readme, re.M)
+    assert row, f"bench group {group} has no row in the README"
+    patterns = []
+    for name in re.findall(r"`([^`]+)`", row.group(1)):
+        pattern = re.escape(name)
+        pattern = re.sub(
+            r"\\\{(\w+(?:,\w+)+)\\\}", lambda m: f"({m.group(1).replace(',', '|')})", pattern
+        )
+        pattern = re.sub(r"\\\{\w+\\\}|<[\w\\ ]+>", r"\\w+", pattern)
+        pattern = pattern.replace(r"\.\.\.", ".*")
+        patterns.append(pattern)
+    return patterns

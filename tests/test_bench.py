@@ -7,6 +7,7 @@ never how fast this machine is.
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -16,7 +17,7 @@ from mcp_ble.core.tooling.bench.results import Progress, Result
 from mcp_ble.core.tooling.bench.suite import count_steps, run_suite
 from mcp_ble.core.tooling.bench.world import MTU_CANDIDATES, BenchParams, bench_world
 
-from tests.helpers import load, write_config
+from tests.helpers import load, readme_figures, write_config
 
 REQUIRED = {
     "adv_ingest_per_s",
@@ -78,6 +79,9 @@ async def test_each_benchmark_runs_with_tiny_parameters(tmp_path, group):
         assert set(as_json) == {"name", "value", "unit", "ideal", "ratio", "simulated"}
         # No ratio to an ideal of zero (a count of stuck operations, a memory growth).
         assert (as_json["ideal"] in (None, 0)) == (as_json["ratio"] is None), r
+    documented = readme_figures(group)
+    for name in names:
+        assert any(re.fullmatch(p, name) for p in documented), f"{name} missing from the README"
     by_name = {r.name: r for r in results}
     if group == "transfer":
         for name in ("write_without_response_bytes_per_s", "write_with_response_bytes_per_s"):
