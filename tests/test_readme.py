@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib
 import inspect
 import json
 import re
@@ -211,3 +212,45 @@ def test_every_bench_group_has_a_row():
     assert listed and listed.group(1).split(", ") == [g for g in GROUPS if g not in OPT_IN]
     for group in OPT_IN:
         assert f"--only {group} " in text, group
+
+
+def test_every_path_and_module_named_exists():
+    root = Path(__file__).resolve().parent.parent
+    for path in set(
+        re.findall(r"`((?:core|plugins|backends|config|tests|\.ci)/[\w./-]*)`", README)
+    ):
+        assert (root / path).exists(), f"the README names {path}, which does not exist"
+    for dotted in set(re.findall(r"\b(mcp_ble(?:\.\w+)+)", README)):
+        module, _, name = dotted.rpartition(".")
+        try:
+            importlib.import_module(dotted)
+        except ModuleNotFoundError:
+            assert hasattr(importlib.import_module(module), name), dotted
+
+
+def test_every_alert_is_documented():
+    rules = (Path(__file__).resolve().parent.parent / "config/prometheus/alerts.yml").read_text()
+    alerts = set(re.findall(r"- alert: (\w+)", rules))
+    documented = set(re.findall(r"^\| `(Ble\w+)` \|", section("## Operating mcp-ble"), re.M))
+    assert documented == alerts
+
+
+def test_every_world_key_is_documented():
+    from mcp_ble.backends.simulated import world
+
+    models = {
+        "### Top level": world.World,
+        "### `[link]`": world.Link,
+        "### `[[devices]]`": world.Device,
+        "### `[[devices.services.characteristics]]`": world.Characteristic,
+        "### `[devices.faults]`": world.Faults,
+        "### `[[crowds]]`": world.Crowd,
+    }
+    for heading, model in models.items():
+        start = README.index(f"\n{heading}")
+        text = README[start : README.index("\n#", start + 1)]
+        keys = set()
+        for cell in re.findall(r"^\| (`[^|]*)\|", text, re.M):
+            keys |= {k.strip("[]").rsplit(".", 1)[-1] for k in re.findall(r"`([^`]+)`", cell)}
+        fields = {field.alias or name for name, field in model.model_fields.items()}
+        assert keys == fields, f"{heading}: README only {keys - fields}, code only {fields - keys}"
