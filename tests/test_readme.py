@@ -37,6 +37,10 @@ async def test_every_tool_is_documented(tmp_path):
             re.findall(r"`(\w+)`", piece)[0] for piece in arguments.split(", ") if "`" in piece
         }
         assert documented == set(tool.input_schema.get("properties", {})) - {"ctx"}, tool.name
+        for name, schema in tool.input_schema.get("properties", {}).items():
+            if schema.get("default") is not None:  # shown as `name` = `default`
+                shown = f"`{name}` = `{json.dumps(schema['default'])}`"
+                assert shown in row.group(1), f"{tool.name}: README lacks {shown}"
 
 
 def test_every_setting_is_documented():
