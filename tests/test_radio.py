@@ -214,7 +214,11 @@ async def test_a_world_can_unplug_the_simulated_adapter(tmp_path):
                 text, info = await failure(
                     client, "ble_read", address="C0:FF:EE:00:00:09", characteristic="2a19"
                 )
-                assert info["code"] == "backend_unavailable", text
+                if info["code"] != "backend_unavailable":
+                    # The scaled clock ran past radio_back_at_s between the two calls (a loaded
+                    # machine): the radio is back, and the link it ended stays gone.
+                    radio = (await ok(client, "ble_status"))["radio"]
+                    assert info["code"] == "not_connected" and radio == "ready", text
             await asyncio.sleep(0.005)
         assert states[0] == "ready" and states[1] in ("lost", "recovering"), states
         assert app.radio.now() >= 110.0
