@@ -43,9 +43,15 @@ TOOLS = {
 
 @pytest.fixture(params=["auto", "legacy"])
 async def client(request, tmp_path):
-    # Devices stay "recent" however slow the machine: ages count on the simulated clock, which
-    # runs 100x faster than the wall clock here.
-    app = make_app(tmp_path, "[server]\nscan_duration_s = 2.0\nrecent_s = 1000000\n")
+    # The virtual clock: a scan lasts its simulated length however loaded the machine (on a
+    # 100x scaled clock a 2 s scan is 20 ms of wall time, which a busy loop could miss), and
+    # between calls simulated time follows the wall clock, so notifications keep coming.
+    app = make_app(
+        tmp_path,
+        "[server]\nscan_duration_s = 2.0\n",
+        time_scale=0,
+        environ={"MCP_BLE_BACKENDS__SIMULATED__VIRTUAL_IDLE": "wall"},
+    )
     async with Client(build_server(app), mode=request.param) as c:
         c.app = app
         yield c

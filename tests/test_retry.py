@@ -21,7 +21,7 @@ class FlakyBackend(SimulatedBackend):
     """The demo world, with scripted failures in front of chosen operations."""
 
     def __init__(self) -> None:
-        super().__init__(load_world("demo"), time_scale=0.01)
+        super().__init__(load_world("demo"), time_scale=0)
         self.failures: dict[str, list[Exception]] = {}
         self.calls: dict[str, int] = {}
 

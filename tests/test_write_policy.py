@@ -70,7 +70,10 @@ class RecordingBackend(SimulatedBackend):
     """The simulated radio, recording every write that reaches it, and able to pair."""
 
     def __init__(self, world: str) -> None:
-        super().__init__(load_world(world), time_scale=0.01)
+        # The virtual clock: a scan lasts its simulated length however loaded the machine (scaled
+        # time shrank a 0.5 s scan to 5 ms of wall time, which a busy loop could miss entirely);
+        # between calls simulated time follows the wall clock, so notifications keep coming.
+        super().__init__(load_world(world), time_scale=0, idle="wall")
         self.sent: list[tuple[str, int | None, bytes]] = []
 
     async def write(self, address, handle, data, response):
