@@ -4,6 +4,7 @@ with a wrong one, Host and Origin checks on every bind address, the token never 
 from __future__ import annotations
 
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx2
 from mcp.client import Client
@@ -49,13 +50,27 @@ def test_off_loopback_without_a_token_exits_2(tmp_path):
 
 
 def test_a_short_or_unreadable_token_is_refused_without_printing_it(tmp_path):
-    proc = serve_exits(tmp_path, "127.0.0.2", clean_env(MCP_BLE_SERVER__HTTP_TOKEN="hunter2"))
+    missing = tmp_path / "nope"
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    with ThreadPoolExecutor(2) as pool:  # two independent processes: start them side by side
+        short = pool.submit(
+            serve_exits,
+            tmp_path / "a",
+            "127.0.0.2",
+            clean_env(MCP_BLE_SERVER__HTTP_TOKEN="hunter2"),
+        )
+        unreadable = pool.submit(
+            serve_exits,
+            tmp_path / "b",
+            "127.0.0.2",
+            clean_env(),
+            f'[server]\nhttp_token_file = "{missing}"\n',
+        )
+    proc = short.result()
     assert proc.returncode == 2 and "hunter2" not in proc.stderr
     assert "7 characters" in proc.stderr and "at least 16" in proc.stderr
-    missing = tmp_path / "nope"
-    proc = serve_exits(
-        tmp_path, "127.0.0.2", clean_env(), f'[server]\nhttp_token_file = "{missing}"\n'
-    )
+    proc = unreadable.result()
     assert proc.returncode == 2
     assert "http_token_file" in proc.stderr and "cannot read" in proc.stderr
 

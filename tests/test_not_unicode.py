@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import subprocess
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import httpx2 as httpx
@@ -31,13 +32,23 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     return env
 
 
+@pytest.fixture(scope="module")
+def http_url(env: dict[str, str]) -> Iterator[str]:
+    """One HTTP server for the module: nothing here connects or changes what it holds (every
+    write is refused before it reaches the radio), and each start costs seconds."""
+    with http_server(env) as url:
+        yield url
+
+
 @pytest.mark.parametrize("transport", ["stdio", "http"])
-def test_ts_sdk_gets_invalid_params_not_a_timeout(transport: str, env: dict[str, str]) -> None:
+def test_ts_sdk_gets_invalid_params_not_a_timeout(
+    transport: str, env: dict[str, str], request: pytest.FixtureRequest
+) -> None:
     calls: list[tuple[str, dict[str, Any]]] = [("ble_write", WRITE), ("ble_status", {})]
+    url = str(request.getfixturevalue("http_url")) if transport == "http" else ""
     started = time.monotonic()
-    if transport == "http":
-        with http_server(env) as url:
-            shown = sdk(env, [url], calls)
+    if url:
+        shown = sdk(env, [url], calls)
     else:
         shown = sdk(env, ["--", *serve_command()], calls)
     refused, status = shown
@@ -93,8 +104,9 @@ def test_stdio_answers_every_line(env: dict[str, str]) -> None:
     assert scan["id"] == 10 and "result" in scan and not scan["result"].get("isError"), scan
 
 
-def test_http_answers_with_the_request_id(env: dict[str, str]) -> None:
-    with http_server(env) as url, httpx.Client(timeout=30) as client:
+def test_http_answers_with_the_request_id(http_url: str) -> None:
+    url = http_url
+    with httpx.Client(timeout=30) as client:
         accept = {"Accept": "application/json, text/event-stream"}
         first = client.post(url, json=_initialize(), headers=accept)
         assert first.status_code == 200, first.text
@@ -120,7 +132,7 @@ def test_http_answers_with_the_request_id(env: dict[str, str]) -> None:
         assert alone.status_code == 400 and "session" in alone.text.lower(), alone.text
 
 
-def test_http_stateless_revision_reaches_the_tool(env: dict[str, str]) -> None:
+def test_http_stateless_revision_reaches_the_tool(http_url: str) -> None:
     """On 2026-07-28 the SDK reads the body with json.loads and checks the routing headers
     against it: the body is left as sent, and the tool refuses the text itself."""
     version = "2026-07-28"
@@ -137,8 +149,8 @@ def test_http_stateless_revision_reaches_the_tool(env: dict[str, str]) -> None:
         "Mcp-Method": "tools/call",
         "Mcp-Name": "ble_write",
     }
-    with http_server(env) as url, httpx.Client(timeout=30) as client:
-        reply = client.post(url, content=body.encode(), headers=headers)
+    with httpx.Client(timeout=30) as client:
+        reply = client.post(http_url, content=body.encode(), headers=headers)
     text = reply.text
     payload = json.loads(text[text.index("{") : text.rindex("}") + 1])
     assert payload["id"] == 51 and payload["result"]["isError"], payload
