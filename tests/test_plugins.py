@@ -191,7 +191,9 @@ async def test_failing_event_hook_does_not_break_the_operation(tmp_path, caplog)
         def mcp_ble_scan_finished(self):
             raise RuntimeError("plugin bug")
 
-    app = make_app(tmp_path, 'plugins = ["faulty"]', extra_plugins={"faulty": Faulty})
+    # The virtual clock: on the 100x scaled one this scan is 0.5 ms of wall time, and a busy
+    # machine let it end before the first advertisement.
+    app = make_app(tmp_path, 'plugins = ["faulty"]', extra_plugins={"faulty": Faulty}, time_scale=0)
     async with app:
         outcome = await app.scan(0.05, ScanFilter())
     assert outcome.matched >= 1
