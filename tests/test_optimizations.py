@@ -192,7 +192,9 @@ async def test_cleanup_sweep_forgets_stale_devices_and_buffers(tmp_path):
 
 
 async def test_concurrent_scans_share_one_radio_scan(tmp_path):
-    app = make_app(tmp_path, "plugins = []\n[server]\nmax_concurrent_scans = 3\n")
+    # the virtual clock: at time_scale 0.01 a 1-2 s scan is 10-20 ms of wall time, which a
+    # busy machine can miss or stretch
+    app = make_app(tmp_path, "plugins = []\n[server]\nmax_concurrent_scans = 3\n", time_scale=0)
     async with app:
         results = await asyncio.gather(
             app.scan(2.0, ScanFilter()),
@@ -219,7 +221,9 @@ async def test_a_later_longer_request_extends_the_radio_scan(tmp_path):
 
 
 async def test_requests_beyond_the_limit_wait_for_a_place(tmp_path):
-    app = make_app(tmp_path, "plugins = []\n[server]\nmax_concurrent_scans = 1\n")
+    # the virtual clock: at time_scale 0.01 a 1-2 s scan is 10-20 ms of wall time, which a
+    # busy machine can miss or stretch
+    app = make_app(tmp_path, "plugins = []\n[server]\nmax_concurrent_scans = 1\n", time_scale=0)
     async with app:
         first, second = await asyncio.gather(
             app.scan(1.0, ScanFilter()), app.scan(1.0, ScanFilter())
