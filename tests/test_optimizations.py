@@ -121,8 +121,11 @@ def test_adaptive_duration_follows_the_device_count():
 
 
 async def test_adaptive_scan_plans_and_stops_early(tmp_path):
+    # the virtual clock: the first scan must hear all six devices within its 3 s
     app = make_app(
-        tmp_path, 'plugins = ["adaptive_scan"]\n[adaptive_scan]\nmin_s = 3\nquiet_s = 1.5\n'
+        tmp_path,
+        'plugins = ["adaptive_scan"]\n[adaptive_scan]\nmin_s = 3\nquiet_s = 1.5\n',
+        time_scale=0,
     )
     async with app:
         first = await app.scan(None, ScanFilter())
