@@ -36,22 +36,28 @@ def make_app(
     tmp_path: Path,
     toml: str = "",
     world: str | Path = "demo",
-    time_scale: float = 0.01,
+    time_scale: float | None = None,
     extra_plugins: dict[str, object] | None = None,
     environ: dict[str, str] | None = None,
     cli: dict[str, Any] | None = None,
 ) -> BleApp:
-    """An app on the simulated backend (fast time scale), from a settings file built here.
+    """An app on the simulated backend, from a settings file built here. By default on the
+    virtual clock with simulated time following the wall clock between operations: a scan or
+    a connection lasts its simulated length however busy the machine (a scaled clock turns a
+    stall of the loop into lost simulated seconds), and notifications keep flowing between
+    calls. ``time_scale = 0`` alone is the frozen virtual clock; > 0 a scaled one.
     Writes are open unless ``toml`` sets server.write_policy (tests of other things write)."""
     if "write_policy" not in toml:
         if "[server]" in toml:
             toml = toml.replace("[server]", '[server]\nwrite_policy = "open"', 1)
         else:
             toml += '\n[server]\nwrite_policy = "open"\n'
-    text = (
-        f'backend = "simulated"\n{toml}\n'
-        f'[backends.simulated]\nworld = "{world}"\ntime_scale = {time_scale}\n'
+    clock = (
+        'time_scale = 0\nvirtual_idle = "wall"'
+        if time_scale is None
+        else f"time_scale = {time_scale}"
     )
+    text = f'backend = "simulated"\n{toml}\n[backends.simulated]\nworld = "{world}"\n{clock}\n'
     loaded, catalog = load(write_config(tmp_path, text), cli, environ, extra_plugins)
     return BleApp.create(loaded, catalog)
 

@@ -458,7 +458,7 @@ async def test_scan_reports_progress_on_the_backend_clock(tmp_path):
     async def on_progress(progress, total, message):
         updates.append((progress, total, message))
 
-    app = make_app(tmp_path)  # time_scale 0.01: 150 simulated seconds take 1.5 s
+    app = make_app(tmp_path, time_scale=0.01)  # 150 simulated seconds take 1.5 s
     async with Client(build_server(app)) as c:
         result = await c.call_tool("ble_scan", {"duration_s": 150}, progress_callback=on_progress)
         assert not result.is_error
