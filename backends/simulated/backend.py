@@ -194,11 +194,18 @@ class SimulatedBackend(SimAtt):
 
     # ------------------------------------------------------------------ descriptors
 
-    async def read_descriptor(self, address: str, handle: int) -> bytes:
+    def _descriptor(
+        self, address: str, handle: int, what: str
+    ) -> tuple[SimDevice, Link, SimCharacteristic]:
+        """The linked device, its link and the characteristic owning descriptor ``handle``."""
         device, link = self._linked(address)
         sim = device.descriptor_owner.get(handle)
         if sim is None:
-            raise GattError(0x01, "descriptor read")
+            raise GattError(0x01, what)
+        return device, link, sim
+
+    async def read_descriptor(self, address: str, handle: int) -> bytes:
+        device, link, sim = self._descriptor(address, handle, "descriptor read")
         async with link.att:
             self._linked(address)
             await self._op_faults(device, link, "descriptor read")
@@ -210,10 +217,7 @@ class SimulatedBackend(SimAtt):
         return value
 
     async def write_descriptor(self, address: str, handle: int, data: bytes) -> None:
-        device, link = self._linked(address)
-        sim = device.descriptor_owner.get(handle)
-        if sim is None:
-            raise GattError(0x01, "descriptor write")
+        device, link, sim = self._descriptor(address, handle, "descriptor write")
         async with link.att:
             self._linked(address)
             await self._op_faults(device, link, "descriptor write")
