@@ -2,7 +2,7 @@
 
 Checked against ``mcp`` 2.3.0 (``SDK_CHECKED``). When the SDK changes, this module is the one to
 re-read against ``mcp/server/mcpserver/{server,tools/base,tools/tool_manager}.py``; the tests in
-tests/test_mcp.py and tests/test_protocol.py fail if any assumption below stops holding.
+tests/core/test_mcp.py and tests/core/test_protocol.py fail if any assumption below stops holding.
 
 What it relies on:
 

@@ -5,7 +5,7 @@ through immutable views (links, subscriptions, tracked devices) and act through 
 (release a link, end a subscription, forget old devices, drop ended buffers, run work
 periodically on the backend's clock). Nothing here hands out a mutable structure of the core, so
 the core can change how it keeps state without breaking a plugin. The built-in plugins use this
-and nothing else (``tests/test_plugin_api.py`` checks it).
+and nothing else (``tests/core/test_plugin_api.py`` checks it).
 
 A plugin declares its settings once, as a class attribute ``settings_model`` (a pydantic model):
 the core registers the section named after the plugin (``[pool]`` for ``plugins = ["pool"]``),

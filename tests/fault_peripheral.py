@@ -1,4 +1,4 @@
-"""A virtual peripheral in its own process, for the fault suite (tests/test_faults_tcp.py).
+"""A virtual peripheral in its own process, for the fault suite (tests/backends/test_faults_tcp.py).
 
 Usage: python tests/fault_peripheral.py TRANSPORT ADDRESS
 

@@ -21,8 +21,8 @@ from mcp.client.stdio import StdioServerParameters
 from mcp_ble.core.app import BleApp
 from mcp_ble.core.models import ScanFilter
 
+from tests.core.test_plugin_api import SURFACE, app_uses
 from tests.helpers import load, write_config
-from tests.test_plugin_api import SURFACE, app_uses
 
 PACKAGE = Path(__file__).parent / "thirdparty" / "replay"
 RECORDING = PACKAGE / "session.json"

@@ -10,10 +10,10 @@ from pathlib import Path
 
 from tests.external import require_command
 
-ROOT = Path(__file__).parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PROMETHEUS = ROOT / "config" / "prometheus"
 RULES = PROMETHEUS / "alerts.yml"
-RULE_TESTS = Path(__file__).parent / "prometheus" / "alerts_test.yml"
+RULE_TESTS = Path(__file__).resolve().parents[1] / "prometheus" / "alerts_test.yml"
 DASHBOARD = ROOT / "config" / "grafana" / "mcp-ble.json"
 
 #: What README "Operating mcp-ble" promises: one alert for each of these.

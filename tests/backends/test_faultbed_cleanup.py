@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).parent.parent  # where the tests package is
+ROOT = Path(__file__).resolve().parents[2]  # where the tests package is
 
 STARTER = f"""
 import sys, time

@@ -10,7 +10,7 @@ import pytest
 
 from mcp_ble.core.cli import build_parser, load
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "config" / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "config" / "examples"
 EXPECTED = {
     "bleak-linux.toml": "bleak",
     "bleak-macos.toml": "bleak",

@@ -28,7 +28,7 @@ from mcp.client.stdio import StdioServerParameters
 from mcp_ble.plugins.metrics import OPERATION_BUCKETS
 
 from tests.external import require_command
-from tests.test_prometheus_rules import PROMETHEUS, dashboard_expressions
+from tests.plugins.test_prometheus_rules import PROMETHEUS, dashboard_expressions
 
 SENSOR = "A0:00:00:00:00:01"
 BROKEN = "A0:00:00:00:00:02"

@@ -17,7 +17,7 @@ from mcp_ble.core.plugin_api import PluginApp
 
 from tests.helpers import make_app
 
-PLUGINS = Path(__file__).resolve().parent.parent / "plugins"
+PLUGINS = Path(__file__).resolve().parents[2] / "plugins"
 SURFACE = {name for name in dir(PluginApp) if not name.startswith("_")}
 UART = "F1:22:9B:03:5E:C0"
 NUS_TX = "6e400003-b5a3-f393-e0a9-e50e24dcca9e"

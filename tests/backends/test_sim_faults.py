@@ -16,7 +16,7 @@ from mcp_ble.core.server import build_server
 
 from tests.helpers import error, make_app, ok
 
-FAULTS = Path(__file__).parent / "worlds" / "faults.toml"
+FAULTS = Path(__file__).resolve().parents[1] / "worlds" / "faults.toml"
 ABORT, BUSY, FULL, GHOST, MUTE = (f"F0:00:00:00:00:0{i}" for i in range(1, 6))
 LOCK, DROPPER, TIMER, LEAVER = (f"F0:00:00:00:00:0{i}" for i in range(6, 10))
 STORM, STUCK, JAMMER, JOSTLE, STALL, FLAKY = (f"F0:00:00:00:00:0{c}" for c in "ABCDEF")
