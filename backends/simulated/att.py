@@ -91,24 +91,20 @@ class SimAtt(SimLinkLayer):
     async def _op_faults(self, device: SimDevice, link: Link, what: str) -> None:
         """Transient errors of ``[devices.faults.errors]`` for one GATT operation."""
         errors = device.spec.faults.errors
-        rng = device.rng
         address = device.spec.address
-        if errors.in_progress and rng.random() < errors.in_progress:
-            self.stats.fault("in_progress")
+        if self._strikes(device, errors.in_progress, "in_progress"):
             raise OperationInProgress(
                 f"The {what} on {address} was refused: another operation is in progress "
                 "(org.bluez.Error.InProgress)",
                 "retry in a few milliseconds",
             )
-        if errors.aborted and rng.random() < errors.aborted:
-            self.stats.fault("aborted")
+        if self._strikes(device, errors.aborted, "aborted"):
             await self._until(device, link, link.next_event_after(self.clock.now()), what)
             raise ConnectionFailed(
                 f"The {what} on {address} failed: the exchange was aborted by interference",
                 "retry; move closer to the device if it keeps failing",
             )
-        if errors.timeout and rng.random() < errors.timeout:
-            self.stats.fault("timeout")
+        if self._strikes(device, errors.timeout, "timeout"):
             now = self.clock.now()
             await self._until(device, link, now + theory.ATT_TRANSACTION_TIMEOUT_S, what)
             raise self._att_timeout(device, what)

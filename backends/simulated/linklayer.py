@@ -237,25 +237,29 @@ class SimLinkLayer(Backend):
         finally:
             self._connecting.discard(address)
 
+    def _strikes(self, device: SimDevice, rate: float, kind: str) -> bool:
+        """Whether a fault of ``kind`` (probability ``rate``) strikes now, counted when it does.
+        The device's generator is drawn only for a rate above zero: runs stay reproducible."""
+        if rate and device.rng.random() < rate:
+            self.stats.fault(kind)
+            return True
+        return False
+
     def _connect_faults(self, device: SimDevice) -> None:
         errors = device.spec.faults.connect_errors
-        rng = device.rng
         address = device.spec.address
-        if errors.in_progress and rng.random() < errors.in_progress:
-            self.stats.fault("in_progress")
+        if self._strikes(device, errors.in_progress, "in_progress"):
             raise OperationInProgress(
                 f"Connecting to {address} was refused: another operation is in progress "
                 "(org.bluez.Error.InProgress)",
                 "retry in a moment",
             )
-        if errors.out_of_slots and rng.random() < errors.out_of_slots:
-            self.stats.fault("out_of_slots")
+        if self._strikes(device, errors.out_of_slots, "out_of_slots"):
             raise OutOfSlots(
                 f"Connecting to {address} failed: the controller reports no free connection slot",
                 "disconnect a device you no longer need, or retry in a few seconds",
             )
-        if errors.not_found and rng.random() < errors.not_found:
-            self.stats.fault("not_found")
+        if self._strikes(device, errors.not_found, "not_found"):
             raise DeviceNotFound(
                 f"Connecting to {address} failed: the adapter does not know the device any more",
                 "run ble_scan so the adapter sees it again, then connect",
