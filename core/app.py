@@ -45,6 +45,7 @@ from .plugin_manager import (
 )
 from .policy import WriteGuard
 from .scanning import ScanBroker
+from .sensors import SensorStore
 from .sessions import Sessions
 from .settings import CoreSettings, LoadedSettings
 from .tracker import AdvertisementTracker, DeviceRecord
@@ -97,6 +98,14 @@ class BleApp(Links, Subscriptions, Operations):
         self.api = PluginApp(self)
         self.hook = self.pm.hook
         self.tracker = AdvertisementTracker(settings.server.max_tracked_devices, clock=self.now)
+        #: Sensor readings decoded from advertisements (core/sensors.py); enabled when a
+        #: decoder plugin is.
+        self.sensors = SensorStore(
+            self.hook.mcp_ble_decode_advertisement,
+            settings.server.max_tracked_devices,
+            clock=self.now,
+        )
+        self.sensors.enabled = bool(self.hook.mcp_ble_decode_advertisement.get_hookimpls())
         #: The write policy and audit log; every write, descriptor write and pairing passes it.
         self.guard = WriteGuard(settings.server, self.tracker)
         self.connections: dict[str, Connection] = {}
@@ -210,6 +219,7 @@ class BleApp(Links, Subscriptions, Operations):
             raise ConfigError(f"plugin '{name}' cannot be added: {exc}") from None
         self.plugins.append((name, plugin))
         self.adv_hook = bool(self.hook.mcp_ble_advertisement.get_hookimpls())
+        self.sensors.enabled = bool(self.hook.mcp_ble_decode_advertisement.get_hookimpls())
 
     def plugin_hooks(self) -> list[tuple[str, list[str]]]:
         """(plugin name, hooks it implements) for every registered plugin, in order."""

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
 
     from .errors import BleError
-    from .models import Advertisement
+    from .models import Advertisement, SensorReading
     from .plans import ConnectPlan, MtuPlan, Operation, ScanPlan, SubscribePlan, WritePlan
     from .plugin_api import PluginApp
     from .tracker import DeviceRecord
@@ -115,6 +115,22 @@ def mcp_ble_scan_plan(plan: ScanPlan, app: PluginApp) -> None:
 def mcp_ble_advertisement(advertisement: Advertisement, record: DeviceRecord, new: bool) -> None:
     """Hot path: an advertisement was merged into the device tracker. ``new`` is true the first
     time this address is seen. Synchronous only."""
+
+
+@hookspec(firstresult=True)
+def mcp_ble_decode_advertisement(advertisement: Advertisement) -> list[SensorReading] | None:
+    """*firstresult*, synchronous, hot path. Turn an advertisement's service data or
+    manufacturer data into sensor readings, or return ``None`` when it is not your format (the
+    next decoder in settings order is asked). An empty list means "my format, nothing to
+    report" and stops the search.
+
+    The core calls this only for advertisements that carry service or manufacturer data, and
+    only once per distinct payload of a device (``core/sensors.py`` caches the answer per
+    address, service data, manufacturer data and name), so a decoder may keep per-device state
+    (keys, packet counters) but must give the same answer for the same payload. ``advertisement``
+    carries the device's latest known name when the report itself has none. Values that follow
+    the RSSI of one report (signal strength, distance) do not belong here: the device list shows
+    the RSSI. A decoder that raises is logged and counted as ``None``."""
 
 
 @hookspec

@@ -27,6 +27,31 @@ class Advertisement:
     service_data: dict[str, bytes] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True)
+class SensorReading:
+    """One value a device broadcasts in its advertisements, as a decoder plugin reads it.
+
+    ``measurement`` is lower snake case and uses sensor-state-data's device class names where one
+    fits ("temperature", "humidity", "battery", "pressure", "illuminance", "co2", "moisture",
+    "conductivity", "voltage", ...). ``unit`` is its symbol ("°C", "%", "hPa", "lx", "ppm") or
+    ``None`` for counts, flags and text. ``source`` names the format ("bthome", "xiaomi",
+    "ibeacon", ...). ``key`` tells apart two readings of one measurement on one device (two
+    temperature probes: "temperature_probe_1", "temperature_probe_2"); it equals
+    ``measurement`` when the device has one of them.
+    """
+
+    measurement: str
+    value: float | int | str | bool
+    unit: str | None
+    source: str
+    key: str = ""
+
+    @property
+    def ident(self) -> str:
+        """What names this reading on its device: ``key``, or ``measurement`` without one."""
+        return self.key or self.measurement
+
+
 class Advertised(Protocol):
     """What a scan filter looks at: an Advertisement, or the tracker's merged DeviceRecord."""
 

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
 
     from .app import BleApp, Subscription
+    from .models import SensorReading
     from .settings import CoreSettings
 
 log = logging.getLogger("mcp_ble")
@@ -166,6 +167,11 @@ class PluginApp:
         """How many tracked devices advertised in the last ``seconds``."""
         return len(self._app.tracker.recent(seconds))
 
+    def sensor_readings(self, address: str) -> list[tuple[SensorReading, float]]:
+        """A device's latest decoded advertisement readings with when each was heard (on the
+        backend's clock), by reading name; empty when none were decoded."""
+        return self._app.sensors.latest(address)
+
     # ------------------------------------------------------------------ actions
 
     async def release(self, address: str) -> bool:
@@ -179,7 +185,9 @@ class PluginApp:
         await self._app.end_subscriptions(address, handle)
 
     def forget_devices_older_than(self, seconds: float) -> int:
-        """Drop devices not heard for ``seconds`` from the tracker; returns how many."""
+        """Drop devices not heard for ``seconds`` from the tracker, and their sensor readings;
+        returns how many left the tracker."""
+        self._app.sensors.forget_older_than(seconds)
         return self._app.tracker.forget_older_than(seconds)
 
     def drop_ended_subscriptions(self, older_than_s: float) -> int:

@@ -185,12 +185,15 @@ class ScanBroker:
         if it was cut short (every listener done, or a new listener needs a longer scan)."""
         tracker = self.app.tracker
         hook = self.app.hook.mcp_ble_advertisement if self.app.adv_hook else None
+        sensors = self.app.sensors if self.app.sensors.enabled else None
         active = self.active
         async for adv in stream:
             record, new = tracker.ingest(adv)
             if hook is not None:
                 hook(advertisement=adv, record=record, new=new)
             now = clock()
+            if sensors is not None:
+                sensors.ingest(adv, now)
             finished = False
             for request in active:
                 if not request.done.done() and request.offer(record, now, radio_end):
