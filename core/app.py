@@ -27,6 +27,7 @@ from .app_operations import DescriptorOutcome, Operations, ReadOutcome, WriteOut
 from .app_subscriptions import Subscription, Subscriptions
 from .backend import Backend
 from .deadlines import Abandoned
+from .decoding import Codec
 from .errors import ConfigError, InvalidInput
 from .locks import KeyedLocks
 from .models import ScanFilter
@@ -97,6 +98,8 @@ class BleApp(Links, Subscriptions, Operations):
         #: What plugins see as ``app`` (core/plugin_api.py).
         self.api = PluginApp(self)
         self.hook = self.pm.hook
+        #: The decoding hooks: values decoded, typed values encoded, UUIDs named.
+        self.codec = Codec(self.hook)
         self.tracker = AdvertisementTracker(settings.server.max_tracked_devices, clock=self.now)
         #: Sensor readings decoded from advertisements (core/sensors.py); enabled when a
         #: decoder plugin is.

@@ -20,7 +20,7 @@ Principles:
   the section named after the plugin and sets ``self.settings`` before any hook runs.
 - Hot-path hooks run for every advertisement or notification: keep them to a few microseconds.
 
-Families: registration, lifecycle, discovery, connection, transfer, metrics.
+Families: registration, lifecycle, discovery, connection, transfer, decoding, metrics.
 """
 
 from __future__ import annotations
@@ -211,6 +211,39 @@ def mcp_ble_operation_finished(
 @hookspec
 def mcp_ble_notification(address: str, handle: int, data: bytes) -> None:
     """Hot path: a notification or indication arrived for a subscription. Synchronous only."""
+
+
+# --------------------------------------------------------------------------- decoding
+#
+# Decoders are plugins like the others: enabled and ordered in the settings file, and the first
+# listed that answers (returns something other than None) wins. Without any decoder a value is
+# shown as hex (and text when it is text), and a UUID by its number alone.
+
+
+@hookspec(firstresult=True)
+def mcp_ble_decode_value(uuid: str, data: bytes) -> dict[str, Any] | None:
+    """*firstresult*, synchronous, hot path (every read and notification). ``uuid`` is the full
+    lowercase UUID of a characteristic or descriptor, ``data`` its value. Return the decoded
+    fields, flat, each named with its unit (``{"battery_level_percent": 87}``,
+    ``{"temperature_c": 21.5}``), JSON-serialisable; or ``None`` when this decoder does not know
+    the characteristic. A value that cannot be parsed returns ``None`` too (the caller then
+    sees hex and text): never raise."""
+
+
+@hookspec(firstresult=True)
+def mcp_ble_encode_value(uuid: str, value: Any) -> bytes | None:
+    """*firstresult*, synchronous. The bytes that write the typed ``value`` (a number, a string
+    or an object of fields, as ``mcp_ble_decode_value`` names them) to characteristic ``uuid``,
+    or ``None`` when this decoder cannot encode that characteristic. A value of the wrong shape
+    raises ``InvalidInput`` (``mcp_ble.core.errors``, code ``invalid_input``) whose message
+    lists the fields expected."""
+
+
+@hookspec(firstresult=True)
+def mcp_ble_uuid_name(uuid: str) -> str | None:
+    """*firstresult*, synchronous. The name of a service, characteristic or descriptor UUID
+    (full, lowercase), such as ``"Heart Rate"``, or ``None`` when this plugin does not know it.
+    Results cache the answer per UUID for the app's lifetime."""
 
 
 # --------------------------------------------------------------------------- metrics

@@ -1,0 +1,1 @@
+"""The ``sig`` decoder plugin: Bluetooth SIG characteristics decoded and named (being built)."""
