@@ -246,6 +246,7 @@ def test_every_world_key_is_documented():
         "### Top level": world.World,
         "### `[link]`": world.Link,
         "### `[[devices]]`": world.Device,
+        "### `[[devices.adverts]]`": world.Advert,
         "### `[[devices.services.characteristics]]`": world.Characteristic,
         "### `[devices.faults]`": world.Faults,
         "### `[[crowds]]`": world.Crowd,

@@ -18,7 +18,8 @@ from mcp_ble.core.models import (
 from . import theory
 from .clock import Timer
 from .link import Link, LinkStats
-from .world import CCCD, USER_DESCRIPTION, Characteristic, Device, ValueSource, World
+from .sources import AdvertSchedule, ValueSource
+from .world import CCCD, USER_DESCRIPTION, Characteristic, Device, World
 
 
 @dataclass
@@ -69,10 +70,9 @@ class SimDevice:
         self.link: Link | None = None
         self.subscribers: dict[int, NotifyCallback] = {}
         self.streams: dict[int, Stream] = {}
-        # Advertising payload, built once: reports share it, as a controller's cache would.
+        # Advertising payloads, built once: reports share them, as a controller's cache would.
         self._uuids = tuple(spec.service_uuids)
-        self._company = spec.company_data()
-        self._service_data = dict(spec.service_data)
+        self.adverts = AdvertSchedule(spec)
 
     def _out_of_range_from(self) -> float:
         """When the device leaves the scanner's range: the fault's time, or when its drifting
@@ -92,8 +92,10 @@ class SimDevice:
         noisy = mean + self.rng.gauss(0, spec.rssi_noise_db) if spec.rssi_noise_db else mean
         return max(-127, min(20, round(noisy)))
 
-    def advertisement(self, rssi: int) -> Advertisement:
+    def advertisement(self, rssi: int, t: float) -> Advertisement:
+        """The advertisement heard at simulated time ``t`` with ``rssi``."""
         spec = self.spec
+        company, service_data = self.adverts.at(t)
         return Advertisement(
             spec.address,
             rssi,
@@ -101,8 +103,8 @@ class SimDevice:
             spec.tx_power,
             spec.connectable,
             self._uuids,
-            self._company,
-            self._service_data,
+            company,
+            service_data,
         )
 
 

@@ -184,7 +184,7 @@ class SimLinkLayer(Backend):
                 continue
             await sleep_until(t + airtime)
             stats.advertisements += 1
-            yield device.advertisement(rssi)
+            yield device.advertisement(rssi, t)
         await sleep_until(end)
 
     # ------------------------------------------------------------------ connection

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import math
 import random
-import struct
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -271,6 +270,36 @@ class Faults(Strict):
     gatt_errors: list[GattFault] = Field(default_factory=list)
 
 
+def _company_keys(value: dict[str, bytes]) -> dict[str, bytes]:
+    for key in value:
+        try:
+            company = int(key, 0)
+        except ValueError:
+            raise ValueError(
+                f"manufacturer id '{key}' is not a number (use e.g. \"0x0059\")"
+            ) from None
+        if not 0 <= company <= 0xFFFF:
+            raise ValueError(f"manufacturer id {key} is outside 0..0xFFFF")
+    return value
+
+
+class Advert(Strict):
+    """An entry of ``[[devices.adverts]]``: what the device advertises for ``for_s`` seconds
+    (over its ``manufacturer_data`` and ``service_data``, key by key) before the next entry; the
+    list repeats. Payloads from real sensors make their broadcast readings change over time."""
+
+    for_s: float = Field(10.0, gt=0, le=86_400)
+    manufacturer_data: dict[str, Hex] = Field(default_factory=dict)
+    service_data: dict[str, Hex] = Field(default_factory=dict)
+
+    _companies = field_validator("manufacturer_data")(_company_keys)
+
+    @field_validator("service_data")
+    @classmethod
+    def _service_data_uuids(cls, value: dict[str, bytes]) -> dict[str, bytes]:
+        return {_uuid(key): data for key, data in value.items()}
+
+
 class Device(Strict):
     address: str
     name: str | None = None
@@ -283,6 +312,7 @@ class Device(Strict):
     service_uuids: list[Uuid] = Field(default_factory=list)
     manufacturer_data: dict[str, Hex] = Field(default_factory=dict)
     service_data: dict[str, Hex] = Field(default_factory=dict)
+    adverts: list[Advert] = Field(default_factory=list, max_length=1000)
     mtu: int = Field(247, ge=23, le=517)
     link: LinkOverrides = Field(default_factory=LinkOverrides)
     services: list[Service] = Field(default_factory=list)
@@ -296,19 +326,7 @@ class Device(Strict):
         except InvalidInput as exc:
             raise ValueError(str(exc)) from None
 
-    @field_validator("manufacturer_data")
-    @classmethod
-    def _company_ids(cls, value: dict[str, bytes]) -> dict[str, bytes]:
-        for key in value:
-            try:
-                company = int(key, 0)
-            except ValueError:
-                raise ValueError(
-                    f"manufacturer id '{key}' is not a number (use e.g. \"0x0059\")"
-                ) from None
-            if not 0 <= company <= 0xFFFF:
-                raise ValueError(f"manufacturer id {key} is outside 0..0xFFFF")
-        return value
+    _companies = field_validator("manufacturer_data")(_company_keys)
 
     @field_validator("service_data")
     @classmethod
@@ -475,72 +493,3 @@ def _dotted(loc: tuple[Any, ...], data: Any) -> str:
             parts.append(("." if parts else "") + str(part))
             node = node.get(part) if isinstance(node, dict) else None
     return "".join(parts)
-
-
-# --------------------------------------------------------------------------- values over time
-
-
-class ValueSource:
-    """Produces a characteristic's bytes from its generator, a fixed value or text."""
-
-    def __init__(self, spec: Characteristic, rng: random.Random) -> None:
-        self.spec = spec
-        self.rng = rng
-        gen = spec.generator
-        self.current = (gen.start if gen.start is not None else gen.value) if gen else 0.0
-        if spec.value is not None:
-            self.fixed: bytes | None = spec.value
-        elif spec.text is not None:
-            self.fixed = spec.text.encode()
-        elif gen is None:
-            self.fixed = b""
-        else:
-            self.fixed = None
-
-    def sample(self, t: float) -> bytes:
-        """The value at simulated time ``t`` (seconds); advances counters and walks."""
-        if self.fixed is not None:
-            return self.fixed
-        gen = self.spec.generator
-        assert gen is not None
-        if gen.kind == "constant":
-            number = gen.value
-        elif gen.kind == "counter":
-            number = self.current
-            nxt = self.current + gen.step
-            if nxt > gen.max:  # wraps around, like a sequence number (or a battery replaced)
-                nxt = gen.min if math.isfinite(gen.min) else (gen.start or 0.0)
-            elif nxt < gen.min:
-                nxt = gen.max if math.isfinite(gen.max) else (gen.start or 0.0)
-            self.current = nxt
-        elif gen.kind == "random_walk":
-            self.current = min(
-                gen.max, max(gen.min, self.current + self.rng.uniform(-gen.step, gen.step))
-            )
-            number = self.current
-        else:  # sine
-            base = gen.start if gen.start is not None else gen.value
-            number = base + gen.amplitude * math.sin(2 * math.pi * t / gen.period_s)
-        return self.spec.prefix + encode_number(number, self.spec.format, self.spec.scale)
-
-    def store(self, data: bytes) -> None:
-        """A write replaces the value (the generator, if any, stops)."""
-        self.fixed = data
-
-
-def encode_number(number: float, fmt: str, scale: float) -> bytes:
-    if fmt == "utf8":
-        return f"{number:g}".encode()
-    raw = round(number / scale)
-    if fmt == "uint24":
-        return max(0, min(raw, 0xFFFFFF)).to_bytes(3, "little")
-    code = FORMATS[fmt]
-    assert code is not None
-    if fmt == "float32":
-        return struct.pack(code, number / scale)
-    bits = struct.calcsize(code) * 8
-    if code[1].islower():
-        lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
-    else:
-        lo, hi = 0, (1 << bits) - 1
-    return struct.pack(code, max(lo, min(raw, hi)))

@@ -6,7 +6,8 @@ database laid out like the simulated backend's (no GAP/GATT services, CCCD first
 user description, then extra descriptors), so handles are the same on every backend.
 
 World semantics, as the simulated backend implements them: values come from the world's
-generators; ``echo_to`` sends what was written back as notifications of another characteristic in
+generators; ``[[devices.adverts]]`` change the advertising data when each entry's time comes;
+``echo_to`` sends what was written back as notifications of another characteristic in
 ``MTU - 3`` byte pieces; ``notify_hz`` notifies generator values periodically while subscribed;
 ``max_length`` rejects longer writes with ATT Invalid Attribute Value Length; reading a
 characteristic without the read property answers Read Not Permitted, writing one without a write
@@ -37,7 +38,8 @@ from bumble.link import LocalLink
 from bumble.transport.common import AsyncPipeSink
 
 from mcp_ble.backends.bumble.advertising import encode
-from mcp_ble.backends.simulated.world import USER_DESCRIPTION, ValueSource, World
+from mcp_ble.backends.simulated.sources import AdvertSchedule, ValueSource
+from mcp_ble.backends.simulated.world import USER_DESCRIPTION, World
 from mcp_ble.backends.simulated.world import Characteristic as CharSpec
 from mcp_ble.backends.simulated.world import Device as DeviceSpec
 
@@ -80,6 +82,8 @@ class VirtualPeripheral:
         self.notifiers: dict[tuple[int, int], asyncio.Task[None]] = {}
         self.writes = 0
         self._advertising: Any = None
+        self.adverts = AdvertSchedule(spec)
+        self._adverts_task: asyncio.Task[None] | None = None
         self._build_gatt()
 
     # ------------------------------------------------------------------ GATT database
@@ -200,17 +204,29 @@ class VirtualPeripheral:
 
     # ------------------------------------------------------------------ lifecycle
 
-    async def start(self) -> None:
-        await self.device.power_on()
+    def _advertising_data(self, t: float) -> bytes:
         spec = self.spec
-        data = encode(
+        company, service_data = self.adverts.at(t)
+        return encode(
             name=spec.name,
             service_uuids=spec.service_uuids,
-            manufacturer_data=spec.company_data(),
-            service_data=spec.service_data,
+            manufacturer_data=company,
+            service_data=service_data,
             tx_power=spec.tx_power,
             connectable=spec.connectable,
         )
+
+    async def _advertise_over_time(self) -> None:
+        """``[[devices.adverts]]``: put each entry's data on the air when its time comes."""
+        with contextlib.suppress(asyncio.CancelledError):
+            while True:
+                await asyncio.sleep(max(0.0, self.adverts.next_change(self.now()) - self.now()))
+                await self._advertising.set_advertising_data(self._advertising_data(self.now()))
+
+    async def start(self) -> None:
+        await self.device.power_on()
+        spec = self.spec
+        data = self._advertising_data(self.now())
         params = AdvertisingParameters(
             advertising_event_properties=AdvertisingEventProperties(
                 is_connectable=spec.connectable, is_legacy=False
@@ -221,6 +237,8 @@ class VirtualPeripheral:
         self._advertising = await self.device.create_advertising_set(
             advertising_parameters=params, advertising_data=data, auto_restart=True
         )
+        if self.adverts.changes:
+            self._adverts_task = asyncio.get_running_loop().create_task(self._advertise_over_time())
 
     async def drop_link(self, reason: int = HCI_REMOTE_USER_TERMINATED_CONNECTION_ERROR) -> None:
         """The peripheral ends every link it has (as if switched off or out of range)."""
@@ -230,6 +248,8 @@ class VirtualPeripheral:
     async def stop(self) -> None:
         for task in self.notifiers.values():
             task.cancel()
+        if self._adverts_task is not None:
+            self._adverts_task.cancel()
         if self._advertising is not None:
             self._advertising.auto_restart = False
             with contextlib.suppress(Exception):
