@@ -468,6 +468,11 @@ def _lookup(data: dict[str, Any], loc: tuple[Any, ...]) -> tuple[bool, Any]:
     return True, node
 
 
+#: Settings whose values are never echoed in an error (server.http_token, an ESPHome proxy's
+#: noise_psk and API password).
+SECRET_WORDS = ("token", "psk", "password")
+
+
 def _explain(
     exc: ValidationError,
     path: Path,
@@ -507,7 +512,7 @@ def _explain(
         else:
             found, value = _lookup({**file_data, **env_data, **cli_data}, loc)
             # Never echo a secret (server.http_token), nor a whole table that may hold one.
-            secret = "token" in dotted or isinstance(value, dict)
+            secret = any(w in dotted for w in SECRET_WORDS) or isinstance(value, dict)
             shown = f" = {value!r}" if found and not secret else ""
             message = error["msg"].removeprefix("Value error, ")
             lines.append(f"{where}: {dotted}{shown}: {message}")

@@ -109,9 +109,31 @@ async def simplepyble(world_path: Path) -> AsyncIterator[BackendUnderTest]:
         await asyncio.to_thread(fake.stop)
 
 
+@contextlib.asynccontextmanager
+async def esphome(world_path: Path) -> AsyncIterator[BackendUnderTest]:
+    """The production esphome backend (aioesphomeapi and bleak-esphome, unchanged) talking the
+    native API over 127.0.0.1 to a fake ESPHome Bluetooth proxy whose bumble central reaches the
+    world's peripherals on a LocalLink; Noise-encrypted, as proxies are configured."""
+    from mcp_ble.backends.esphome.backend import EsphomeBackend
+
+    from tests.testbed.esphome_proxy import ProxiedWorld
+
+    world = load_world(str(world_path))
+    key = "LaOYPM8T6tYNmAHuGBZtTe/RRrjuFgOQ8HZrRVk1n3w="  # a test key, 32 bytes in base64
+    proxied = await ProxiedWorld.start(world, psk=key)
+    backend = EsphomeBackend("127.0.0.1", proxied.proxy.port, noise_psk=key)
+    await backend.start()
+    try:
+        yield BackendUnderTest("esphome", backend, world, proxied.virtual.drop_link)
+    finally:
+        await backend.stop()
+        await proxied.stop()
+
+
 BACKENDS: dict[str, Callable[[Path], contextlib.AbstractAsyncContextManager[BackendUnderTest]]] = {
     "simulated": simulated,
     "bumble": bumble,
     "bleak": bleak,
     "simplepyble": simplepyble,
+    "esphome": esphome,
 }
