@@ -250,6 +250,7 @@ def test_every_world_key_is_documented():
         "### `[[devices.services.characteristics]]`": world.Characteristic,
         "### `[devices.faults]`": world.Faults,
         "### `[[crowds]]`": world.Crowd,
+        "### `[[radios]]`": world.Radio,
     }
     for heading, model in models.items():
         start = README.index(f"\n{heading}")

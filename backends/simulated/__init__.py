@@ -34,6 +34,13 @@ class SimulatedSettings(BaseModel):
         "notification streams keep flowing between calls)",
     )
 
+    radio: str | None = Field(
+        None,
+        description="which of the world's [[radios]] this backend is; backends naming radios "
+        "of the same world (and seed, time_scale, virtual_idle, max_mtu) share its devices and "
+        "clock. Unset: the world's single adapter, hearing every device",
+    )
+
     @field_validator("world")
     @classmethod
     def _world_exists(cls, value: str) -> str:
@@ -55,14 +62,31 @@ class SimulatedSettings(BaseModel):
 
 def _create(settings: SimulatedSettings, backends: Any) -> Any:
     from .backend import SimulatedBackend
+    from .radios import shared_world
     from .world import load_world
 
+    world = load_world(settings.world)
+    shared = None
+    if settings.radio is not None:
+        world.radio(settings.radio)  # a radio the world does not have fails here, named
+        seed = world.seed if settings.seed is None else settings.seed
+        shared = shared_world(
+            settings.world,
+            world,
+            settings.time_scale,
+            min(settings.max_mtu, world.link.max_mtu),
+            seed,
+            settings.virtual_idle,
+        )
+        world = shared.world
     return SimulatedBackend(
-        load_world(settings.world),
+        world,
         settings.time_scale,
         settings.max_mtu,
         seed=settings.seed,
         idle=settings.virtual_idle,
+        radio=settings.radio,
+        shared=shared,
     )
 
 

@@ -18,7 +18,7 @@ Part B: Link Layer; Vol 3, Part F: ATT; :mod:`.theory` for the closed forms):
 
 The class is built in layers: :mod:`.linklayer` (clock, scans, links), :mod:`.att` (ATT
 transactions and notification streams), and here GATT and descriptors; :mod:`.devices` holds the
-devices as the radio keeps them.
+devices as the radio keeps them; :mod:`.radios` the world several radios share.
 
 Time comes from a :mod:`.clock`: scaled real time, or a virtual clock (``time_scale = 0``).
 """

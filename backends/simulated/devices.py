@@ -66,31 +66,24 @@ class SimDevice:
         self.supervision_s = (over.supervision_timeout_ms or link.supervision_timeout_ms) / 1000
         self.adv_interval = spec.adv_interval_ms / 1000
         self.sensitivity = link.sensitivity_dbm
-        self.out_of_range_from = self._out_of_range_from()
+        self.out_of_range_from = out_of_range_from(spec, self.sensitivity)
         self.link: Link | None = None
+        #: The radio (simulated backend) holding the link.
+        self.owner: object | None = None
         self.subscribers: dict[int, NotifyCallback] = {}
         self.streams: dict[int, Stream] = {}
         # Advertising payloads, built once: reports share them, as a controller's cache would.
         self._uuids = tuple(spec.service_uuids)
         self.adverts = AdvertSchedule(spec)
 
-    def _out_of_range_from(self) -> float:
-        """When the device leaves the scanner's range: the fault's time, or when its drifting
-        mean RSSI crosses the sensitivity."""
+    def rssi_sample(self, t: float, rng: random.Random | None = None, loss_db: float = 0.0) -> int:
+        """An RSSI sample at ``t``; a radio of several draws with its own ``rng`` and hears the
+        device ``loss_db`` weaker (path loss)."""
         spec = self.spec
-        t = spec.faults.out_of_range_at_s
-        at = math.inf if t is None else t
-        if spec.rssi_drift_db_per_s < 0:
-            at = min(at, max(0.0, (self.sensitivity - spec.rssi) / spec.rssi_drift_db_per_s))
-        elif spec.rssi < self.sensitivity:
-            at = 0.0
-        return at
-
-    def rssi_sample(self, t: float) -> int:
-        spec = self.spec
-        mean = spec.rssi + spec.rssi_drift_db_per_s * t
-        noisy = mean + self.rng.gauss(0, spec.rssi_noise_db) if spec.rssi_noise_db else mean
-        return max(-127, min(20, round(noisy)))
+        mean = spec.rssi - loss_db + spec.rssi_drift_db_per_s * t
+        if spec.rssi_noise_db:
+            mean += (rng or self.rng).gauss(0, spec.rssi_noise_db)
+        return max(-127, min(20, round(mean)))
 
     def advertisement(self, rssi: int, t: float) -> Advertisement:
         """The advertisement heard at simulated time ``t`` with ``rssi``."""
@@ -106,6 +99,19 @@ class SimDevice:
             company,
             service_data,
         )
+
+
+def out_of_range_from(spec: Device, sensitivity: int, loss_db: float = 0.0) -> float:
+    """When the device leaves a scanner's range: the fault's time, or when its drifting mean
+    RSSI (``loss_db`` weaker at this scanner) crosses the sensitivity."""
+    t = spec.faults.out_of_range_at_s
+    at = math.inf if t is None else t
+    rssi = spec.rssi - loss_db
+    if spec.rssi_drift_db_per_s < 0:
+        at = min(at, max(0.0, (sensitivity - rssi) / spec.rssi_drift_db_per_s))
+    elif rssi < sensitivity:
+        at = 0.0
+    return at
 
 
 def build_gatt(

@@ -26,10 +26,11 @@ from mcp_ble.core.models import (
 )
 
 from . import theory
-from .clock import IdleMode, ScaledClock, SimClock, Timer, VirtualClock
+from .clock import IdleMode, SimClock, Timer
 from .devices import SimDevice, SimStats
 from .link import Link
-from .world import World
+from .radios import Heard, SharedWorld
+from .world import Radio, World
 
 
 class SimLinkLayer(Backend):
@@ -42,24 +43,62 @@ class SimLinkLayer(Backend):
         max_mtu: int = 517,
         seed: int | None = None,
         idle: IdleMode = "frozen",
+        radio: str | None = None,
+        shared: SharedWorld | None = None,
     ) -> None:
+        """``radio`` names one of the world's ``[[radios]]``: this backend is that radio, in
+        ``shared`` (the world its other radios share; a world of its own if None). Without it
+        the backend is the world's single adapter and hears every device."""
         self.world = world
         self.time_scale = time_scale
         self.seed = world.seed if seed is None else seed
         self.max_mtu = min(max_mtu, world.link.max_mtu)
-        self.clock: SimClock = VirtualClock(idle) if time_scale == 0 else ScaledClock(time_scale)
+        if shared is None:
+            shared = SharedWorld.build(world, time_scale, self.max_mtu, self.seed, idle)
+        self.shared = shared
+        self.clock: SimClock = shared.clock
         self.stats = SimStats()
-        self.devices: dict[str, SimDevice] = {
-            spec.address: SimDevice(spec, world, self.max_mtu, self.seed) for spec in world.devices
-        }
-        self._advertisers = list(self.devices.values())
+        self.devices: dict[str, SimDevice] = shared.devices
+        link = world.link
+        self.radio: Radio | None = None if radio is None else world.radio(radio)
+        place = self.radio
+        self.sensitivity = link.sensitivity_dbm
+        self.slots = link.adapter_slots
+        self._lost_at, self._back_at = link.radio_lost_at_s, link.radio_back_at_s
+        if place is not None:
+            if place.sensitivity_dbm is not None:
+                self.sensitivity = place.sensitivity_dbm
+            if place.slots is not None:
+                self.slots = place.slots
+            self._lost_at, self._back_at = place.lost_at_s, place.back_at_s
+            self._hearing = shared.hearing(place, self.sensitivity)
+        else:
+            self._hearing = {
+                a: Heard(d, 0.0, d.rng, d.out_of_range_from) for a, d in self.devices.items()
+            }
+        self._advertisers = list(self._hearing.values())
         self._connecting: set[str] = set()
         self._replay: Iterator[Advertisement] | None = None
         self._unplug_timer: Timer | None = None
-        link = world.link
-        self.slots = link.adapter_slots
+        #: Switched off (unplugged) and not yet taken again.
+        self.off = False
+        self._switched_off = False
+        self._timed_out = False
         self._scan = (link.scan_interval_ms / 1000, link.scan_window_ms / 1000)
         self._initiator = (link.connect_scan_interval_ms / 1000, link.connect_scan_window_ms / 1000)
+
+    @property
+    def name(self) -> str | None:
+        """The radio's name in the world, None for a world's single adapter."""
+        return None if self.radio is None else self.radio.name
+
+    def hears(self, address: str) -> Heard | None:
+        """How this radio hears the device (None: out of its range)."""
+        return self._hearing.get(address)
+
+    def links(self) -> list[str]:
+        """Addresses linked through this radio."""
+        return [a for a, d in self.devices.items() if d.owner is self]
 
     def info(self) -> BackendInfo:
         return BackendInfo(
@@ -71,37 +110,59 @@ class SimLinkLayer(Backend):
                 "time_scale": f"{self.time_scale:g}",
                 "clock": self.clock.describe(),
                 "seed": str(self.seed),
+                **({"radio": self.radio.name} if self.radio is not None else {}),
             },
         )
 
     async def start(self) -> None:
-        self.clock.start()
-        lost_at = self.world.link.radio_lost_at_s
-        if lost_at is not None:
-            self._unplug_timer = self.clock.call_at(lost_at, self._unplug)
+        self.shared.start()
+        if self._lost_at is not None:
+            self._unplug_timer = self.clock.call_at(self._lost_at, self._lost_on_time)
 
-    def _unplug(self) -> None:
-        """``[link] radio_lost_at_s``: the adapter goes, with every link on it."""
-        for device in self.devices.values():
-            if device.link is not None:
-                self._reset_link(device)
-        self.radio_lost(f"the simulated adapter was unplugged at t = {self.clock.now():.1f} s")
+    def _lost_on_time(self) -> None:
+        self._timed_out = True
+        self._unplug()
+
+    def _unplug(self, why: str | None = None) -> None:
+        """The adapter goes (``radio_lost_at_s``, a radio's ``lost_at_s``, or
+        :meth:`switch_off`), with every link on it."""
+        self.off = True
+        for address in self.links():
+            self._reset_link(self.devices[address])
+        which = "adapter" if self.radio is None else f"radio '{self.radio.name}'"
+        at = self.clock.now()
+        self.radio_lost(why or f"the simulated {which} was unplugged at t = {at:.1f} s")
+
+    def switch_off(self, reason: str = "") -> None:
+        """Unplug the radio now; it stays away until :meth:`switch_on`."""
+        self._switched_off = True
+        if not self.off:
+            which = "radio" if self.radio is None else f"radio '{self.radio.name}'"
+            self._unplug(reason or f"the simulated {which} was switched off")
+
+    def switch_on(self) -> None:
+        """Plug a switched-off radio back in: the next :meth:`reacquire` takes it."""
+        self._switched_off = False
 
     async def reacquire(self) -> None:
-        back_at = self.world.link.radio_back_at_s
-        if back_at is None or self.clock.now() < back_at:
+        back_at = self._back_at
+        if self._switched_off or (
+            self._timed_out and (back_at is None or self.clock.now() < back_at)
+        ):
+            key = "radio_back_at_s of the world's [link]" if self.radio is None else "back_at_s"
             raise BackendUnavailable(
                 "The simulated adapter is still unplugged",
-                "it comes back at radio_back_at_s of the world's [link], if set",
+                f"it comes back at {key}, if set"
+                + (", or when the bench switches it on" if self._switched_off else ""),
             )
+        self.off = self._timed_out = False
 
     async def stop(self) -> None:
         if self._unplug_timer is not None:
             self._unplug_timer.cancel()
-        for device in self.devices.values():
-            if device.link is not None:
-                self._reset_link(device)
-        self.clock.stop()
+        for address in self.links():
+            self._reset_link(self.devices[address])
+        self.shared.stop()
 
     async def sleep(self, seconds: float) -> None:
         """Retry waits and other core waits run on the simulated clock."""
@@ -132,18 +193,18 @@ class SimLinkLayer(Backend):
     # ------------------------------------------------------------------ discovery
 
     def _heard(
-        self, device: SimDevice, t: float, origin: float, scan: tuple[float, float]
+        self, heard: Heard, t: float, origin: float, scan: tuple[float, float]
     ) -> int | None:
         """The RSSI the scanner reports for the device's advertising event at ``t``, or None
         when it is not heard (window closed, packet lost, too weak)."""
         interval, window = scan
         if window < interval and (t - origin) % interval >= window:
             return None
-        loss = device.params.loss_rate
-        if loss and device.rng.random() < loss:
+        loss = heard.device.params.loss_rate
+        if loss and heard.rng.random() < loss:
             return None
-        rssi = device.rssi_sample(t)
-        return rssi if rssi >= device.sensitivity else None
+        rssi = heard.sample(t)
+        return rssi if rssi >= self.sensitivity else None
 
     def replay(self, advertisements: Iterable[Advertisement]) -> None:
         """Make the next scan yield ``advertisements`` (consumed lazily, as fast as the caller
@@ -160,11 +221,13 @@ class SimLinkLayer(Backend):
             for adv in replay:
                 yield adv
             return
+        if self.off:
+            raise self._unplugged()
         clock = self.clock
         start = clock.now()
         end = start + duration_s
         devices = self._advertisers
-        heap = [(start + d.rng.uniform(0, d.adv_interval), i) for i, d in enumerate(devices)]
+        heap = [(start + h.rng.uniform(0, h.device.adv_interval), i) for i, h in enumerate(devices)]
         heapq.heapify(heap)
         scan = self._scan
         delay = theory.ADV_DELAY_MAX_S
@@ -175,14 +238,17 @@ class SimLinkLayer(Backend):
             t, i = heap[0]
             if t > end:
                 break
-            device = devices[i]
-            heapq.heapreplace(heap, (t + device.adv_interval + device.rng.uniform(0, delay), i))
-            if device.link is not None or t >= device.out_of_range_from:
+            heard = devices[i]
+            device = heard.device
+            heapq.heapreplace(heap, (t + device.adv_interval + heard.rng.uniform(0, delay), i))
+            if device.link is not None or t >= heard.out_of_range_from:
                 continue  # a connected peripheral stops advertising
-            rssi = self._heard(device, t, start, scan)
+            rssi = self._heard(heard, t, start, scan)
             if rssi is None:
                 continue
             await sleep_until(t + airtime)
+            if self.off:
+                return  # unplugged mid-scan: nothing more is heard
             stats.advertisements += 1
             yield device.advertisement(rssi, t)
         await sleep_until(end)
@@ -198,9 +264,16 @@ class SimLinkLayer(Backend):
             )
         return device
 
+    def _unplugged(self) -> BackendUnavailable:
+        return BackendUnavailable(
+            "The simulated adapter is unplugged"
+            + ("" if self.radio is None else f" (radio '{self.radio.name}')"),
+            "wait until it is back, or use another radio",
+        )
+
     def _linked(self, address: str) -> tuple[SimDevice, Link]:
         device = self._device(address)
-        if device.link is None:
+        if device.link is None or device.owner is not self:
             raise NotConnected(f"{address} is not connected", "call ble_connect first")
         return device, device.link
 
@@ -213,7 +286,9 @@ class SimLinkLayer(Backend):
 
     async def connect(self, address: str, timeout_s: float) -> None:
         device = self._device(address)
-        if device.link is not None:
+        if self.off:
+            raise self._unplugged()
+        if device.owner is self:
             return
         if address in self._connecting:
             raise OperationInProgress(
@@ -224,7 +299,7 @@ class SimLinkLayer(Backend):
                 f"{address} does not accept connections", "it advertises as not connectable"
             )
         self._connect_faults(device)
-        used = sum(1 for d in self.devices.values() if d.link is not None) + len(self._connecting)
+        used = len(self.links()) + len(self._connecting)
         if used >= self.slots:
             raise OutOfSlots(
                 f"Connecting to {address} failed: the adapter has no free connection slot "
@@ -266,13 +341,17 @@ class SimLinkLayer(Backend):
             )
 
     def _first_heard(self, device: SimDevice, start: float, deadline: float) -> float | None:
-        """When the initiator first hears a connectable advertisement, or None before deadline."""
-        rng = device.rng
+        """When the initiator first hears a connectable advertisement, or None before deadline
+        (never while another radio holds the link: a connected peripheral stops advertising)."""
+        heard = self._hearing.get(device.spec.address)
+        if heard is None or device.link is not None:
+            return None
+        rng = heard.rng
         t = start + rng.uniform(0, device.adv_interval)
         while t <= deadline:
-            if t >= device.out_of_range_from:
+            if t >= heard.out_of_range_from:
                 return None
-            if self._heard(device, t, start, self._initiator) is not None:
+            if self._heard(heard, t, start, self._initiator) is not None:
                 return t
             t += device.adv_interval + rng.uniform(0, theory.ADV_DELAY_MAX_S)
         return None
@@ -313,7 +392,8 @@ class SimLinkLayer(Backend):
         link = Link(address, t0, device.params, device.supervision_s, rng, self.stats.radio)
         failure = spec.faults.connect_failure_rate
         aborted = bool(failure) and rng.random() < failure
-        if aborted or t0 >= device.out_of_range_from:
+        reach = self._hearing[address].out_of_range_from  # it was heard: it is in range
+        if aborted or t0 >= reach:
             # No packet in the first six connection events: the connection failed to be
             # established, which BlueZ reports as le-connection-abort-by-local.
             failed_at = link.anchor(6)
@@ -334,13 +414,19 @@ class SimLinkLayer(Backend):
             await clock.sleep_until(deadline)
             raise self._connect_timeout(address, timeout_s, "the MTU exchange did not finish")
         await clock.sleep_until(done)
+        if device.link is not None:  # another radio's CONNECT_IND came first
+            await clock.sleep_until(deadline)
+            raise self._connect_timeout(
+                address, timeout_s, "the device stopped advertising (linked through another radio)"
+            )
         device.link = link
+        device.owner = self
         self.stats.connects += 1
-        if math.isfinite(device.out_of_range_from):
+        if math.isfinite(reach):
             self._schedule_loss(
                 device,
                 link,
-                max(device.out_of_range_from, done) + link.supervision_s,
+                max(reach, done) + link.supervision_s,
                 "supervision timeout: the device went out of range",
             )
         at = spec.faults.disconnect_at_s
@@ -349,7 +435,7 @@ class SimLinkLayer(Backend):
 
     async def disconnect(self, address: str) -> None:
         device = self.devices.get(address)
-        if device is None or device.link is None:
+        if device is None or device.link is None or device.owner is not self:
             return
         link = device.link
         self._reset_link(device)
@@ -365,6 +451,7 @@ class SimLinkLayer(Backend):
                 stream.timer.cancel()
         device.streams.clear()
         device.link = None
+        device.owner = None
         device.subscribers.clear()
         for sim in device.chars.values():
             if sim.cccd_handle is not None:
@@ -386,9 +473,10 @@ class SimLinkLayer(Backend):
     def drop_link(self, address: str, reason: str = "remote user terminated connection") -> None:
         """The peripheral ends the link now (it powered off, or walked out of range)."""
         device = self._device(address)
-        if device.link is not None:
+        owner = device.owner
+        if device.link is not None and isinstance(owner, SimLinkLayer):
             device.link.lost_reason = reason
-            self._lose(device, device.link)
+            owner._lose(device, device.link)
 
     def mtu(self, address: str) -> int:
         return self._linked(address)[1].mtu

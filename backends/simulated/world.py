@@ -4,8 +4,10 @@ The same world drives the simulated backend and the bumble test bed, so a world 
 devices the way a peripheral would: advertising data and a GATT database with values that come
 from generators. On top of that it describes the radio: ``[link]`` (the adapter and the default
 link parameters), per-device ``[devices.link]`` overrides, an RSSI model, and ``[devices.faults]``
-(fault injection). ``[[crowds]]`` generate many similar devices. The format is documented in the
-README ("World files"); every key is validated and an unknown key is an error.
+(fault injection). ``[[crowds]]`` generate many similar devices. ``[[radios]]`` place several
+adapters in the world, each hearing the devices in its range at an RSSI that falls with
+distance. The format is documented in the README ("World files"); every key is validated and an
+unknown key is an error.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ from pydantic import (
 from mcp_ble.core.errors import ConfigError, InvalidInput
 from mcp_ble.core.settings import parse_toml
 from mcp_ble.core.values import parse_address, parse_uuid
+
+from .floor import Position, Radio
 
 PROPERTIES = (
     "broadcast",
@@ -314,6 +318,7 @@ class Device(Strict):
     service_data: dict[str, Hex] = Field(default_factory=dict)
     adverts: list[Advert] = Field(default_factory=list, max_length=1000)
     mtu: int = Field(247, ge=23, le=517)
+    position: Position | None = None
     link: LinkOverrides = Field(default_factory=LinkOverrides)
     services: list[Service] = Field(default_factory=list)
     faults: Faults = Field(default_factory=Faults)
@@ -362,6 +367,7 @@ class Crowd(Strict):
     manufacturer_data: dict[str, Hex] = Field(default_factory=dict)
     service_data: dict[str, Hex] = Field(default_factory=dict)
     mtu: int = Field(247, ge=23, le=517)
+    area: tuple[float, float, float, float] | None = None
     services: list[Service] = Field(default_factory=list)
 
     @field_validator("first_address")
@@ -374,6 +380,15 @@ class Crowd(Strict):
         if len(address) != 17:
             raise ValueError("first_address must be a MAC address such as 02:00:00:00:00:01")
         return address
+
+    @field_validator("area")
+    @classmethod
+    def _area(
+        cls, value: tuple[float, float, float, float] | None
+    ) -> tuple[float, float, float, float] | None:
+        if value is not None and (value[0] > value[2] or value[1] > value[3]):
+            raise ValueError("area is [x0, y0, x1, y1] with x0 <= x1 and y0 <= y1")
+        return value
 
     @field_validator("adv_interval_ms", "rssi")
     @classmethod
@@ -405,6 +420,9 @@ class Crowd(Strict):
                 device["name"] = self.name.replace("{i}", str(i))
             if self.tx_power is not None:
                 device["tx_power"] = self.tx_power
+            if self.area is not None:
+                x0, y0, x1, y1 = self.area
+                device["position"] = (round(rng.uniform(x0, x1), 2), round(rng.uniform(y0, y1), 2))
             out.append(device)
         return out
 
@@ -413,7 +431,9 @@ class World(Strict):
     name: str = "world"
     description: str = ""
     seed: int = 0
+    path_loss_exponent: float = Field(2.0, ge=1, le=6)
     link: Link = Field(default_factory=Link)
+    radios: list[Radio] = Field(default_factory=list)
     devices: list[Device] = Field(default_factory=list)
     crowds: list[Crowd] = Field(default_factory=list)
 
@@ -426,6 +446,10 @@ class World(Strict):
                 except ValidationError as exc:
                     raise ValueError(f"crowds[{index}] makes an invalid device: {exc}") from None
         self.crowds = []
+        names = [radio.name for radio in self.radios]
+        twice = sorted({name for name in names if names.count(name) > 1})
+        if twice:
+            raise ValueError(f"two radios are named {', '.join(twice)}")
         seen: set[str] = set()
         for device in self.devices:
             if device.address in seen:
@@ -438,6 +462,17 @@ class World(Strict):
             except ValueError as exc:
                 raise ValueError(f"device {device.address}: {exc}") from None
         return self
+
+    def radio(self, name: str) -> Radio:
+        """The ``[[radios]]`` entry called ``name``."""
+        for radio in self.radios:
+            if radio.name == name:
+                return radio
+        have = ", ".join(r.name for r in self.radios) or "none"
+        raise ConfigError(
+            f"world '{self.name}' has no radio '{name}' (its [[radios]]: {have}); "
+            "name one of them, or leave radio unset for the world's single adapter"
+        )
 
 
 def bundled_worlds() -> list[str]:
