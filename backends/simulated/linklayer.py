@@ -63,13 +63,13 @@ class SimLinkLayer(Backend):
         self.radio: Radio | None = None if radio is None else world.radio(radio)
         place = self.radio
         self.sensitivity = link.sensitivity_dbm
-        self.slots = link.adapter_slots
+        self.slots_total = link.adapter_slots
         self._lost_at, self._back_at = link.radio_lost_at_s, link.radio_back_at_s
         if place is not None:
             if place.sensitivity_dbm is not None:
                 self.sensitivity = place.sensitivity_dbm
             if place.slots is not None:
-                self.slots = place.slots
+                self.slots_total = place.slots
             self._lost_at, self._back_at = place.lost_at_s, place.back_at_s
             self._hearing = shared.hearing(place, self.sensitivity)
         else:
@@ -95,6 +95,10 @@ class SimLinkLayer(Backend):
     def hears(self, address: str) -> Heard | None:
         """How this radio hears the device (None: out of its range)."""
         return self._hearing.get(address)
+
+    def slots(self) -> tuple[int, int]:
+        """(links and connects under way, slots) of this radio."""
+        return len(self.links()) + len(self._connecting), self.slots_total
 
     def links(self) -> list[str]:
         """Addresses linked through this radio."""
@@ -300,10 +304,10 @@ class SimLinkLayer(Backend):
             )
         self._connect_faults(device)
         used = len(self.links()) + len(self._connecting)
-        if used >= self.slots:
+        if used >= self.slots_total:
             raise OutOfSlots(
                 f"Connecting to {address} failed: the adapter has no free connection slot "
-                f"({used} of {self.slots} in use)",
+                f"({used} of {self.slots_total} in use)",
                 "disconnect a device you no longer need, or retry in a few seconds",
             )
         self._connecting.add(address)
