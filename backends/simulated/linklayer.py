@@ -96,9 +96,12 @@ class SimLinkLayer(Backend):
         """How this radio hears the device (None: out of its range)."""
         return self._hearing.get(address)
 
-    def slots(self) -> tuple[int, int]:
+    def connection_slots(self) -> tuple[int, int]:
         """(links and connects under way, slots) of this radio."""
         return len(self.links()) + len(self._connecting), self.slots_total
+
+    def slots(self) -> tuple[int, int]:
+        return self.connection_slots()
 
     def links(self) -> list[str]:
         """Addresses linked through this radio."""

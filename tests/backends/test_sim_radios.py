@@ -142,7 +142,7 @@ async def test_a_link_belongs_to_one_radio_and_holds_its_slot(world_file):
         assert hall.links() == [BETWEEN]
         # The hall has 2 slots; the lab the world's 7.
         await hall.connect(EVERYWHERE, 5.0)
-        assert hall.slots() == (2, 2) and lab.slots() == (0, 7)
+        assert hall.connection_slots() == (2, 2) and lab.connection_slots() == (0, 7)
         with pytest.raises(OutOfSlots, match="2 of 2"):
             await hall.connect(HALL, 5.0)
         await hall.disconnect(BETWEEN)
