@@ -511,8 +511,11 @@ def _explain(
             lines.append(f"{where}: unknown key '{dotted}'{hint}")
         else:
             found, value = _lookup({**file_data, **env_data, **cli_data}, loc)
-            # Never echo a secret (server.http_token), nor a whole table that may hold one.
-            secret = any(w in dotted for w in SECRET_WORDS) or isinstance(value, dict)
+            # Never echo a secret (server.http_token, a decoder's keys), nor a whole table that
+            # may hold one.
+            secret = (
+                any(w in dotted for w in SECRET_WORDS) or "keys" in loc or isinstance(value, dict)
+            )
             shown = f" = {value!r}" if found and not secret else ""
             message = error["msg"].removeprefix("Value error, ")
             lines.append(f"{where}: {dotted}{shown}: {message}")

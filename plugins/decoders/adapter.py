@@ -1,0 +1,152 @@
+"""The one adapter between the sensor-state-data parser family and mcp-ble's readings.
+
+bthome-ble, xiaomi-ble, govee-ble, inkbird-ble, qingping-ble, ruuvitag-ble, sensorpush-ble,
+thermopro-ble and bluemaestro-ble (the parsers Home Assistant uses) share one shape: a per-device
+``BluetoothData`` object whose ``update(service_info)`` returns a ``SensorUpdate`` of keyed values
+with descriptions (device class, unit). :class:`SensorStatePlugin` runs one of them per device
+and turns its update into :class:`~mcp_ble.core.models.SensorReading` s; each decoder plugin
+names its library, its parser and, where the format has a fixed home, the service UUIDs or
+company ids worth trying.
+
+Only this module imports ``habluetooth`` and ``sensor_state_data``; it is imported by the
+plugins, which fail to load (naming their extra) when their library is missing.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import OrderedDict
+from datetime import date
+from decimal import Decimal
+from typing import Any, ClassVar
+
+from bleak.backends.device import BLEDevice
+from habluetooth import BluetoothServiceInfoBleak
+
+from ...core.hookspecs import hookimpl
+from ...core.models import Advertisement, SensorReading
+
+log = logging.getLogger("mcp_ble.decoders")
+
+#: Keys a parser reports that are not values the device sent: the RSSI of the report (already on
+#: every device) and BTHome's packet counter (it changes with every packet, the readings do not).
+SKIPPED_KEYS = frozenset({"signal_strength", "packet_id"})
+
+#: Per-device parser objects kept per plugin (the least recently used goes first).
+MAX_PARSERS = 4096
+
+
+def plain(value: Any) -> float | int | str | bool | None:
+    """A parser's native value as JSON-friendly data: Decimal to float, dates as ISO text."""
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    return str(value)
+
+
+def service_info(adv: Advertisement) -> BluetoothServiceInfoBleak:
+    """The advertisement as the parser family reads it. A report without a name gets its address
+    as the name, as Home Assistant's scanners give it; ``time`` is when it was decoded."""
+    return BluetoothServiceInfoBleak(
+        adv.name or adv.address,
+        adv.address,
+        adv.rssi,
+        adv.manufacturer_data,
+        adv.service_data,
+        list(adv.service_uuids),
+        "mcp-ble",
+        BLEDevice(adv.address, adv.name, None),
+        None,
+        adv.connectable,
+        time.monotonic(),
+        adv.tx_power,
+    )
+
+
+def readings_of(update: Any, source: str) -> list[SensorReading]:
+    """The readings in a ``SensorUpdate``: sensor and binary sensor values, named by their
+    device class (``temperature``) with the parser's key (``temperature_probe_1``) beside it."""
+    found: list[SensorReading] = []
+    for values, descriptions in (
+        (update.entity_values, update.entity_descriptions),
+        (update.binary_entity_values, update.binary_entity_descriptions),
+    ):
+        for device_key, sensor_value in values.items():
+            key = str(getattr(device_key.key, "value", device_key.key))
+            if key in SKIPPED_KEYS:
+                continue
+            value = plain(sensor_value.native_value)
+            if value is None:
+                continue
+            description = descriptions.get(device_key)
+            device_class = getattr(description, "device_class", None)
+            measurement = str(getattr(device_class, "value", device_class) or key)
+            unit = getattr(description, "native_unit_of_measurement", None)
+            if device_key.device_id is not None:
+                key = f"{key}_{device_key.device_id}"
+            found.append(
+                SensorReading(
+                    measurement,
+                    value,
+                    str(getattr(unit, "value", unit)) if unit else None,
+                    source,
+                    key,
+                )
+            )
+    return found
+
+
+class SensorStatePlugin:
+    """A decoder plugin on one sensor-state-data parser library. Subclasses set ``source`` (the
+    format, also the plugin's name), ``service_uuids`` and ``manufacturer_ids`` (what to try;
+    empty sets: try every payload, for formats recognised by name or by varying company ids) and
+    implement :meth:`new_parser`."""
+
+    source: ClassVar[str] = ""
+    service_uuids: ClassVar[frozenset[str]] = frozenset()
+    manufacturer_ids: ClassVar[frozenset[int]] = frozenset()
+
+    def __init__(self) -> None:
+        self._parsers: OrderedDict[str, Any] = OrderedDict()
+
+    def new_parser(self, address: str) -> Any:
+        """A fresh parser object for one device."""
+        raise NotImplementedError
+
+    def might_be_mine(self, adv: Advertisement) -> bool:
+        if not self.service_uuids and not self.manufacturer_ids:
+            return True
+        return any(u in self.service_uuids for u in adv.service_data) or any(
+            c in self.manufacturer_ids for c in adv.manufacturer_data
+        )
+
+    @hookimpl
+    def mcp_ble_decode_advertisement(
+        self, advertisement: Advertisement
+    ) -> list[SensorReading] | None:
+        if not self.might_be_mine(advertisement):
+            return None
+        address = advertisement.address
+        parsers = self._parsers
+        parser = parsers.get(address)
+        known = parser is not None
+        if parser is None:
+            parser = self.new_parser(address)
+        try:
+            update = parser.update(service_info(advertisement))
+        except Exception as exc:  # a malformed payload: not a reading, not a server error
+            log.debug("%s parser refused %s: %s: %s", self.source, address, type(exc).__name__, exc)
+            return None
+        if not update.devices:
+            return None  # the parser recognised no device in it: not this format
+        if known:
+            parsers.move_to_end(address)
+        else:
+            parsers[address] = parser
+            if len(parsers) > MAX_PARSERS:
+                parsers.popitem(last=False)
+        return readings_of(update, self.source)

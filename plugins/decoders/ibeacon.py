@@ -1,0 +1,54 @@
+"""``ibeacon``: Apple iBeacon frames on the ibeacon-ble library (MIT).
+
+Readings: ``uuid`` (the proximity UUID), ``major``, ``minor`` and ``tx_power`` (the calibrated
+power at 1 m, dBm). The distance the library estimates follows the RSSI of each report, so it is
+left out like the RSSI itself; so are its Cypress temperature and humidity, which it computes
+from major and minor for any beacon.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import missing_library
+
+try:
+    from ibeacon_ble import iBeaconParser
+
+    from .adapter import service_info
+except ImportError:
+    raise missing_library("ibeacon", "ibeacon-ble") from None
+
+from ...core.hookspecs import hookimpl
+from ...core.models import Advertisement, SensorReading
+
+APPLE = 0x004C
+
+
+class IBeaconPlugin:
+    def __init__(self) -> None:
+        self._parser = iBeaconParser()
+
+    @hookimpl
+    async def mcp_ble_startup(self, app: Any) -> None:
+        # The parser looks up each beacon's vendor by address in a table it loads once.
+        await self._parser.async_setup()
+
+    @hookimpl
+    def mcp_ble_decode_advertisement(
+        self, advertisement: Advertisement
+    ) -> list[SensorReading] | None:
+        if APPLE not in advertisement.manufacturer_data:
+            return None
+        try:
+            beacon = self._parser.parse(service_info(advertisement))
+        except Exception:  # malformed: not a beacon
+            return None
+        if beacon is None:
+            return None
+        return [
+            SensorReading("uuid", str(beacon.uuid), None, "ibeacon", "uuid"),
+            SensorReading("major", beacon.major, None, "ibeacon", "major"),
+            SensorReading("minor", beacon.minor, None, "ibeacon", "minor"),
+            SensorReading("tx_power", beacon.power, "dBm", "ibeacon", "tx_power"),
+        ]
