@@ -135,7 +135,7 @@ class EsphomeBackend(Backend):
         )
         try:
             async with asyncio.timeout(self.connect_timeout_s):
-                await api.connect(on_stop=self._on_api_stop, login=True)
+                await api.connect(on_stop=self._on_api_stop, login=True, log_errors=False)
                 info = await api.device_info()
         except Exception as exc:
             with contextlib.suppress(Exception):

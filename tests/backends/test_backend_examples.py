@@ -17,6 +17,7 @@ EXPECTED = {
     "bleak-windows.toml": "bleak",
     "simplepyble.toml": "simplepyble",
     "bumble-usb.toml": "bumble",
+    "esphome-proxy.toml": "esphome",
 }
 
 
@@ -28,6 +29,8 @@ def test_every_example_is_listed():
 def test_example_loads_through_the_settings_loader(name, monkeypatch):
     for variable in [v for v in os.environ if v.startswith("MCP_BLE_")]:
         monkeypatch.delenv(variable)
+    # the proxy's key comes from the environment variable the file names (a test key here)
+    monkeypatch.setenv("ESPHOME_PROXY_KEY", "LaOYPM8T6tYNmAHuGBZtTe/RRrjuFgOQ8HZrRVk1n3w=")
     args = build_parser().parse_args(["config", "show", "--config", str(EXAMPLES / name)])
     loaded, catalog = load(args)
     settings = loaded.settings
@@ -42,3 +45,5 @@ def test_example_loads_through_the_settings_loader(name, monkeypatch):
         assert own.adapter is None  # one adapter on those platforms: none to select
     if name == "bumble-usb.toml":
         assert own.transport == "usb:0"
+    if name == "esphome-proxy.toml":
+        assert own.port == 6053 and own.key() == os.environ["ESPHOME_PROXY_KEY"]

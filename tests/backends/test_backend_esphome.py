@@ -1,0 +1,174 @@
+"""The esphome backend against the fake ESPHome Bluetooth proxy (tests/testbed/esphome_proxy.py):
+aioesphomeapi and bleak-esphome unchanged, the native API over 127.0.0.1 in plaintext and with
+Noise encryption; connection slots, the proxy's MTU, key mismatches, settings, and a proxy that
+goes away and comes back. (The contract suite runs on it too, encrypted.)"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from bumble.link import LocalLink
+from mcp.client import Client
+
+from mcp_ble.backends.esphome.backend import EsphomeBackend
+from mcp_ble.backends.simulated.world import load_world
+from mcp_ble.core import radio
+from mcp_ble.core.app import BleApp
+from mcp_ble.core.cli import main
+from mcp_ble.core.errors import BackendUnavailable, OutOfSlots
+from mcp_ble.core.models import ScanFilter
+from mcp_ble.core.server import build_server
+
+from tests.backends_under_test import CONTRACT_WORLD
+from tests.helpers import failure, load, ok, write_config
+from tests.testbed.esphome_proxy import FakeProxy, ProxiedWorld
+
+SENSOR = "C0:FF:EE:00:00:01"
+OTHER = "C0:FF:EE:00:00:02"
+KEY = "LaOYPM8T6tYNmAHuGBZtTe/RRrjuFgOQ8HZrRVk1n3w="
+OTHER_KEY = "px4ReF6kNsn8wWb9Rd3V7bYQGFOtAl5qUvWv0tqEcTw="
+
+
+async def until(predicate, seconds: float = 5.0) -> None:
+    for _ in range(int(seconds / 0.02)):
+        if predicate():
+            return
+        await asyncio.sleep(0.02)
+    assert predicate()
+
+
+async def test_plaintext_proxy_scans_connects_and_reports_its_slots_and_mtu():
+    proxied = await ProxiedWorld.start(load_world(str(CONTRACT_WORLD)), slots=1)
+    backend = EsphomeBackend("127.0.0.1", proxied.proxy.port)
+    try:
+        await backend.start()
+        assert backend.info().details["encryption"] == "none"
+        await until(lambda: backend.slots() == (0, 1))
+        seen = {adv.address async for adv in backend.scan(0.5, ScanFilter())}
+        assert {SENSOR, OTHER} <= seen
+        await backend.connect(SENSOR, 10.0)
+        assert backend.mtu(SENSOR) == 247  # what the proxy negotiated and reported
+        await until(lambda: backend.slots() == (1, 1))
+        assert backend.info().details["slots"] == "1/1 used"
+        with pytest.raises(OutOfSlots) as full:
+            await backend.connect(OTHER, 10.0)
+        assert "1 of 1 in use" in str(full.value)
+        await backend.disconnect(SENSOR)
+        await until(lambda: backend.slots() == (0, 1))
+        await backend.connect(OTHER, 10.0)
+        chars = {c.uuid: c for s in await backend.discover(OTHER) for c in s.characteristics}
+        heart_rate = chars["00002a37-0000-1000-8000-00805f9b34fb"]
+        beats: list[bytes] = []
+        await backend.start_notify(OTHER, heart_rate.handle, beats.append)
+        await until(lambda: len(beats) >= 2)
+        await backend.stop_notify(OTHER, heart_rate.handle)
+    finally:
+        await backend.stop()
+        await proxied.stop()
+    assert proxied.proxy.accepted == 1 and proxied.proxy.handshake_failures == 0
+
+
+async def test_encryption_mismatches_are_named_and_the_key_never_shown():
+    link = LocalLink()
+    plain = await FakeProxy(link, name="plain", mac="AC:0B:FB:00:00:0A").start()
+    secret = await FakeProxy(link, name="secret", mac="AC:0B:FB:00:00:0B", psk=KEY).start()
+    cases = [
+        (secret.port, OTHER_KEY, "refused our encryption key"),
+        (secret.port, None, "requires encryption"),
+        (plain.port, KEY, "does not use encryption"),
+    ]
+    try:
+        for port, key, says in cases:
+            backend = EsphomeBackend("127.0.0.1", port, noise_psk=key, connect_timeout_s=5)
+            with pytest.raises(BackendUnavailable) as refused:
+                await backend.start()
+            await backend.stop()
+            assert says in str(refused.value)
+            assert KEY not in str(refused.value) and OTHER_KEY not in str(refused.value)
+        good = EsphomeBackend("127.0.0.1", secret.port, noise_psk=KEY)
+        await good.start()
+        await until(lambda: good.slots() is not None)
+        assert good.info().details == {
+            "proxy": f"127.0.0.1:{secret.port}",
+            "encryption": "noise",
+            "name": "secret",
+            "esphome": "2025.11.0",
+            "slots": "0/3 used",
+        }
+        await good.stop()
+        assert secret.accepted == 1 and secret.handshake_failures == 2
+        assert plain.handshake_failures == 1
+    finally:
+        await plain.stop()
+        await secret.stop()
+
+
+def test_settings_errors_are_one_line_exit_2_and_never_echo_the_key(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("PROXY_KEY", raising=False)
+    base = 'backend = "esphome"\n[backends.esphome]\nhost = "127.0.0.1"\n'
+    cases = {
+        'noise_psk = "bm90LWEta2V5"\n': "decodes to 9 bytes, not 32",
+        'noise_psk = "%%%not base64%%%"\n': "noise_psk: not base64; use",
+        'noise_psk_env = "PROXY_KEY"\n': "PROXY_KEY, which is not set",
+        f'noise_psk = "{KEY}"\nnoise_psk_env = "PROXY_KEY"\n': "not both",
+        "port = 70000\n": "less than or equal to 65535",
+    }
+    for extra, says in cases.items():
+        config = write_config(tmp_path, base + extra)
+        assert main(["config", "show", "--config", str(config)]) == 2
+        err = capsys.readouterr().err
+        assert len(err.strip().splitlines()) == 1 and says in err, err
+        assert "bm90LWEta2V5" not in err and KEY not in err and "not base64%" not in err
+    monkeypatch.setenv("PROXY_KEY", KEY)
+    config = write_config(tmp_path, base + 'noise_psk_env = "PROXY_KEY"\npassword = "pw"\n')
+    assert main(["config", "show", "--config", str(config)]) == 0
+    shown = capsys.readouterr().out
+    assert "backends.esphome.noise_psk_env" in shown and "PROXY_KEY" in shown
+    assert KEY not in shown and "noise_psk " not in shown and "password" not in shown
+    monkeypatch.setenv("PROXY_KEY", "c2hvcnQ=")
+    assert main(["config", "show", "--config", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert "environment variable PROXY_KEY: decodes to 5 bytes" in err and "c2hvcnQ" not in err
+
+
+async def test_a_proxy_that_goes_away_is_a_lost_radio_and_is_reacquired(tmp_path, monkeypatch):
+    """Through the core, from a settings file whose key comes from the environment: the proxy
+    stops (its API connection and links end), the radio is lost with that reason, calls fail at
+    once; the proxy comes back on its port and the backend re-acquires it with backoff."""
+    monkeypatch.setattr(radio, "RECOVERY_FIRST_S", 0.05)
+    monkeypatch.setenv("MCP_BLE_TEST_PROXY_KEY", KEY)
+    proxied = await ProxiedWorld.start(load_world(str(CONTRACT_WORLD)), psk=KEY)
+    config = write_config(
+        tmp_path,
+        'backend = "esphome"\nplugins = []\n[server]\nwrite_policy = "open"\n'
+        f'[backends.esphome]\nhost = "127.0.0.1"\nport = {proxied.proxy.port}\n'
+        'noise_psk_env = "MCP_BLE_TEST_PROXY_KEY"\n',
+    )
+    loaded, catalog = load(config)
+    app = BleApp.create(loaded, catalog)
+    try:
+        async with Client(build_server(app)) as client:
+            await ok(client, "ble_scan", duration_s=0.5)
+            connected = await ok(client, "ble_connect", address=SENSOR)
+            assert connected["mtu"] == 247
+            await ok(client, "ble_subscribe", address=SENSOR, characteristic="2a19")
+            await proxied.proxy.stop()
+            await until(lambda: not app.radio.health.ready)
+            status = await ok(client, "ble_status")
+            assert "closed the API connection" in status["radio"]
+            assert status["connections"] == 0
+            text, info = await failure(client, "ble_read", address=SENSOR, characteristic="2a19")
+            assert info["code"] == "backend_unavailable", text
+            ended = await ok(client, "ble_notifications", address=SENSOR, characteristic="2a19")
+            assert ended["ended"].startswith("radio lost: the ESPHome proxy at 127.0.0.1")
+
+            await proxied.proxy.start()  # the same port again
+            await until(lambda: app.radio.health.ready, 10.0)
+            assert app.radio.health.losses == 1
+            await ok(client, "ble_scan", duration_s=0.3)
+            again = await ok(client, "ble_connect", address=SENSOR)
+            assert again["mtu"] == 247
+    finally:
+        await proxied.stop()
+    assert proxied.proxy.accepted == 2
