@@ -83,7 +83,7 @@ class EsphomeBackend(Backend):
         self._device_info: Any = None
         self._undo: list[Any] = []
         self._links: dict[str, _Link] = {}
-        self._scans: set[asyncio.Queue[Advertisement]] = set()
+        self._scans: set[asyncio.Queue[Advertisement | None]] = set()
         self._heard: dict[str, asyncio.Event] = {}
         self._manager = False
         self._stopping = False
@@ -175,6 +175,10 @@ class EsphomeBackend(Backend):
             with contextlib.suppress(Exception):
                 undo()
         self._undo = []
+        for queue in self._scans:  # scans under way end: nothing more will arrive
+            if queue.full():
+                queue.get_nowait()
+            queue.put_nowait(None)
         if data is not None:
             data.bluetooth_device.async_set_unavailable()
             for callback in list(data.disconnect_callbacks):
@@ -183,6 +187,7 @@ class EsphomeBackend(Backend):
 
     async def stop(self) -> None:
         self._stopping = True
+        await self.health.close()  # no re-acquiring once stopped
         api = self._api
         for address in list(self._links):
             with contextlib.suppress(Exception):
@@ -235,10 +240,14 @@ class EsphomeBackend(Backend):
     ) -> AsyncIterator[Advertisement]:
         """The proxy scans all the time; a scan is a window onto what it forwards."""
         self._require()
-        queue: asyncio.Queue[Advertisement] = asyncio.Queue(SCAN_BUFFER)
+        queue: asyncio.Queue[Advertisement | None] = asyncio.Queue(SCAN_BUFFER)
         self._scans.add(queue)
         try:
             async for adv in until_deadline(queue, duration_s):
+                if adv is None:  # the API connection ended
+                    if not self.health.ready:
+                        raise self.health.unavailable()
+                    return
                 yield adv
         finally:
             self._scans.discard(queue)

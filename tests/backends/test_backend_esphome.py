@@ -153,7 +153,11 @@ async def test_a_proxy_that_goes_away_is_a_lost_radio_and_is_reacquired(tmp_path
             connected = await ok(client, "ble_connect", address=SENSOR)
             assert connected["mtu"] == 247
             await ok(client, "ble_subscribe", address=SENSOR, characteristic="2a19")
+            scanning = asyncio.create_task(client.call_tool("ble_scan", {"duration_s": 30.0}))
+            await asyncio.sleep(0.2)
             await proxied.proxy.stop()
+            scanned = await asyncio.wait_for(scanning, 10)  # ends with the proxy, not in 30 s
+            assert scanned.is_error and "closed the API connection" in str(scanned.content)
             await until(lambda: not app.radio.health.ready)
             status = await ok(client, "ble_status")
             assert "closed the API connection" in status["radio"]
