@@ -19,6 +19,7 @@ GROUPS = (
     "mtu",
     "load",
     "micro",
+    "sensors",
     "tokens",
     "soak",
     "retry",

@@ -14,11 +14,12 @@ from .command import GROUPS
 from .micro import MicroGroup
 from .radio import RadioGroups
 from .results import TARGETS, Progress, Result
+from .sensors import SensorsGroup
 from .world import BenchParams, bench_world
 
 
 @dataclass
-class Suite(RadioGroups, MicroGroup):
+class Suite(RadioGroups, MicroGroup, SensorsGroup):
     """Every group of the benchmarks, for one run under one settings file."""
 
     async def tokens(self) -> None:
@@ -84,6 +85,7 @@ STEPS = {
     "mtu": 1,
     "load": 1,
     "micro": 4,
+    "sensors": 1,
     "tokens": 1,
     "soak": 1,
     "retry": 1,
