@@ -85,8 +85,17 @@ class EsphomeSettings(BaseModel):
 
 
 def _create(settings: EsphomeSettings, backends: Any) -> Any:
+    from mcp_ble.core.errors import BackendUnavailable
+
     from .backend import EsphomeBackend
 
+    if not settings.host:
+        # At build time: `mcp-ble doctor` reports an unconfigured backend it was not asked
+        # about as skipped, not as a problem.
+        raise BackendUnavailable(
+            "The esphome backend has no proxy to talk to: [backends.esphome] host is not set",
+            "set host to the proxy's host name or IP address (and noise_psk_env for its key)",
+        )
     return EsphomeBackend(
         settings.host,
         settings.port,

@@ -66,7 +66,7 @@ class EsphomeBackend(Backend):
 
     def __init__(
         self,
-        host: str | None,
+        host: str,
         port: int = 6053,
         *,
         noise_psk: str | None = None,
@@ -121,11 +121,6 @@ class EsphomeBackend(Backend):
         from bleak_esphome import connect_scanner
         from habluetooth import get_manager
 
-        if not self.host:
-            raise BackendUnavailable(
-                "The esphome backend has no proxy to talk to: [backends.esphome] host is not set",
-                "set host to the proxy's host name or IP address (and noise_psk_env for its key)",
-            )
         self._stopping = False
         if not self._manager:
             await manager.acquire()

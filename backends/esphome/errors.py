@@ -64,9 +64,23 @@ def unreachable(exc: BaseException, where: str) -> BackendUnavailable:
             "check that it is powered and on the network; raise connect_timeout_s if it is slow",
         )
     return BackendUnavailable(
-        f"Cannot reach the ESPHome proxy at {where} ({_text(exc)})",
+        f"Cannot reach the ESPHome proxy at {where} ({_socket_reason(exc)})",
         "check host and port (the native API listens on 6053) and that the proxy is online",
     )
+
+
+def _socket_reason(exc: BaseException) -> str:
+    """The operating system's reason (connection refused, no route...) under aioesphomeapi's
+    wrapping, which lists every address it tried."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ConnectionRefusedError):
+            return "connection refused"
+        if isinstance(seen, OSError) and seen.strerror:
+            return seen.strerror.lower()
+        seen = seen.__cause__ or seen.__context__
+    text = _text(exc)
+    return text if len(text) <= 120 else text[:117] + "..."
 
 
 def _gatt_code(exc: BaseException) -> int | None:

@@ -6,6 +6,7 @@ goes away and comes back. (The contract suite runs on it too, encrypted.)"""
 from __future__ import annotations
 
 import asyncio
+import socket
 
 import pytest
 from bumble.link import LocalLink
@@ -69,7 +70,14 @@ async def test_plaintext_proxy_scans_connects_and_reports_its_slots_and_mtu():
     assert proxied.proxy.accepted == 1 and proxied.proxy.handshake_failures == 0
 
 
-async def test_encryption_mismatches_are_named_and_the_key_never_shown():
+def closed_port() -> int:
+    """A port nothing listens on (bound, then released)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def test_key_mismatches_and_an_unreachable_proxy_are_named_never_the_key():
     link = LocalLink()
     plain = await FakeProxy(link, name="plain", mac="AC:0B:FB:00:00:0A").start()
     secret = await FakeProxy(link, name="secret", mac="AC:0B:FB:00:00:0B", psk=KEY).start()
@@ -77,6 +85,7 @@ async def test_encryption_mismatches_are_named_and_the_key_never_shown():
         (secret.port, OTHER_KEY, "refused our encryption key"),
         (secret.port, None, "requires encryption"),
         (plain.port, KEY, "does not use encryption"),
+        (closed_port(), None, "(connection refused)"),
     ]
     try:
         for port, key, says in cases:
