@@ -83,6 +83,7 @@ VECTORS = [
         {
             "temperature": ("temperature", 25.06, "°C"),
             "humidity": ("humidity", 50.55, "%"),
+            "encryption": ("encryption", "decrypted", None),
         },
         service_data={BTHOME: b"\x41\xa4\x72\x66\xc9\x5f\x73\x00\x11\x22\x33\x78\x23\x72\x14"},
         key="231d39c1d7cc1ab1aee224cd096db932",
@@ -106,7 +107,10 @@ VECTORS = [
         "xiaomi-ble tests/test_parser.py::test_Xiaomi_LYWSD03MMC_encrypted (MiBeacon v5)",
         "A4:C1:38:02:83:F4",
         "Test",
-        {"humidity": ("humidity", 46, "%")},
+        {
+            "humidity": ("humidity", 46, "%"),
+            "encryption": ("encryption", "decrypted", None),
+        },
         service_data={
             MIBEACON: b"XX[\x05P\xf4\x83\x028\xc1\xa4\x95\xefXv<&\x00\x00\x97\xe2\xab\xb5"
         },

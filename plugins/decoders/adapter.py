@@ -100,6 +100,17 @@ def readings_of(update: Any, source: str) -> list[SensorReading]:
     return found
 
 
+def encryption_state(parser: Any) -> str | None:
+    """For a device that encrypts its advertisements (BTHome and Xiaomi parsers say so):
+    ``"decrypted"``, ``"no key"`` (give it in the plugin's ``keys``) or ``"key wrong"``."""
+    scheme = getattr(parser, "encryption_scheme", None)
+    if scheme is None or getattr(scheme, "value", scheme) == "none":
+        return None
+    if not getattr(parser, "bindkey", None):
+        return "no key"
+    return "decrypted" if getattr(parser, "bindkey_verified", False) else "key wrong"
+
+
 class SensorStatePlugin:
     """A decoder plugin on one sensor-state-data parser library. Subclasses set ``source`` (the
     format, also the plugin's name), ``service_uuids`` and ``manufacturer_ids`` (what to try;
@@ -149,4 +160,8 @@ class SensorStatePlugin:
             parsers[address] = parser
             if len(parsers) > MAX_PARSERS:
                 parsers.popitem(last=False)
-        return readings_of(update, self.source)
+        readings = readings_of(update, self.source)
+        state = encryption_state(parser)
+        if state is not None:  # the agent learns why an encrypted device gives no values
+            readings.append(SensorReading("encryption", state, None, self.source, "encryption"))
+        return readings
