@@ -17,7 +17,7 @@ from .gatt import label
 from .models import GattCharacteristic, GattDescriptor
 from .plans import ATT_REQUESTS, Operation, OperationKind, WritePlan
 from .policy import CCCD, WriteAttempt
-from .values import MAX_ATTRIBUTE_LEN, parse_address
+from .values import MAX_ATTRIBUTE_LEN, check_typed, parse_address, parse_value
 
 if TYPE_CHECKING:
     from .app import BleApp
@@ -232,6 +232,31 @@ class Operations:
         return WriteOutcome(
             conn.address, char, len(data), with_response, len(plan.chunks), plan.notes
         )
+
+    @_holds_link
+    async def value_bytes(
+        self: BleApp, address: str, ref: str | int, value: str | dict[str, Any], encoding: str
+    ) -> bytes:
+        """The bytes a write sends: ``value`` as text in ``encoding``, or a typed value (an
+        object of fields, bounded first) encoded for the characteristic's UUID by the decoder
+        plugins (``mcp_ble_encode_value``)."""
+        if isinstance(value, str):
+            return parse_value(value, encoding)
+        if not isinstance(value, dict):
+            raise InvalidInput(
+                f"The value is {type(value).__name__}, not text or an object",
+                'give hex text, or a typed value such as {"value": 21.5}',
+            )
+        check_typed(value)
+        char = await self.characteristic(address, ref)
+        data = self.codec.encode(char.uuid, value)
+        if data is None:
+            raise InvalidInput(
+                f"Typed values are not known for characteristic {label(char.uuid)}: no decoder "
+                "plugin encodes it",
+                "send the bytes as a hex string",
+            )
+        return data
 
     @_holds_link
     async def preview_write(

@@ -51,6 +51,8 @@ class Preview:
 
     attempt: WriteAttempt | None
     ask: bool
+    #: The typed value the bytes were encoded from, shown with them.
+    typed: dict[str, Any] | None = None
 
 
 CLIENT_CANNOT_ASK = object()  # the client declared no elicitation support
@@ -68,7 +70,9 @@ def clean(text: str, limit: int) -> str:
     return json.dumps(cut, ensure_ascii=False)
 
 
-def question(attempt: WriteAttempt, advertised_name: str | None) -> str:
+def question(
+    attempt: WriteAttempt, advertised_name: str | None, typed: dict[str, Any] | None = None
+) -> str:
     device = attempt.address
     if advertised_name:
         name = clean(advertised_name, NAME_LIMIT)
@@ -81,11 +85,13 @@ def question(attempt: WriteAttempt, advertised_name: str | None) -> str:
         shown += " …"
     text = printable_text(data)
     value = f"{len(data)} bytes, hex {shown}" + (f", text {clean(text, 64)}" if text else "")
+    if typed is not None:
+        value += f" (typed value {clean(json.dumps(typed, ensure_ascii=False), 96)})"
     pieces = f" as {attempt.chunks} writes" if attempt.chunks > 1 else ""
     return f"Allow writing {value} to {attempt.target()} on {device}{pieces}?"
 
 
-async def _preview(ctx: Context, make: Any) -> Preview:
+async def _preview(ctx: Context, make: Any, typed: dict[str, Any] | None = None) -> Preview:
     app = cast(BleApp, ctx.request_context.lifespan_context)
     guard = app.guard
     if guard.policy != "confirm":
@@ -94,23 +100,22 @@ async def _preview(ctx: Context, make: Any) -> Preview:
         attempt = await make(app)
     except BleError:
         return Preview(None, False)  # the tool body reports it, before any I/O
-    return Preview(attempt, not guard.listed(attempt))
+    return Preview(attempt, not guard.listed(attempt), typed)
 
 
 async def preview_write(
     ctx: Context,
     address: str,
     characteristic: str | int,
-    value: str,
+    value: str | dict[str, Any],
     encoding: str = "hex",
     response: str = "auto",
 ) -> Preview:
-    return await _preview(
-        ctx,
-        lambda app: app.preview_write(
-            address, characteristic, parse_value(value, encoding), response
-        ),
-    )
+    async def make(app: BleApp) -> WriteAttempt:
+        data = await app.value_bytes(address, characteristic, value, encoding)
+        return await app.preview_write(address, characteristic, data, response)
+
+    return await _preview(ctx, make, value if isinstance(value, dict) else None)
 
 
 async def preview_descriptor_write(
@@ -145,7 +150,8 @@ def _ask(ctx: Context, preview: Preview) -> Any:
         return CLIENT_CANNOT_ASK
     app = cast(BleApp, ctx.request_context.lifespan_context)
     record = app.tracker.get(parse_address(preview.attempt.address))
-    return Elicit(question(preview.attempt, record.name if record else None), WriteApproval)
+    name = record.name if record else None
+    return Elicit(question(preview.attempt, name, preview.typed), WriteApproval)
 
 
 async def ask_write(ctx: Context, preview: Annotated[Preview, Resolve(preview_write)]) -> Any:

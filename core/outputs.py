@@ -270,6 +270,8 @@ class ReadResult(Value):
 
 class WriteResult(Lean):
     bytes: int
+    #: What a typed value became.
+    hex: str | None = None
     with_response: bool
     chunks: int | None = Field(None, description="writes it took, when more than one")
     notes: list[str] | None = None

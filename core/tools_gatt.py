@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from mcp.server.mcpserver import Context, ElicitationResult, Resolve
 from pydantic import Field
@@ -36,6 +36,7 @@ from .values import parse_value
 DescriptorArg = Annotated[str | int, Field(description="UUID ('2902') or handle ('#15')")]
 OwnerArg = Annotated[str | int | None, Field(description="its characteristic, if ambiguous")]
 Encoding = Literal["hex", "utf8", "base64"]
+TypedOrText = str | dict[str, Any]
 
 
 def by_handle(ref: str | int | None) -> bool:
@@ -87,7 +88,7 @@ async def ble_write(
     ctx: Context,
     address: AddressArg,
     characteristic: CharacteristicArg,
-    value: str,
+    value: TypedOrText,
     preview: Annotated[Preview, Resolve(preview_write)],
     approval: Annotated[ElicitationResult[WriteApproval], Resolve(ask_write)],
     encoding: Encoding = "hex",
@@ -96,13 +97,16 @@ async def ble_write(
         Field(description="auto: with response if the characteristic allows"),
     ] = "auto",
 ) -> WriteResult:
-    """Write a characteristic: up to 512 bytes with response, MTU-3 without. May ask the
-    person first (server.write_policy)."""
-    data = parse_value(value, encoding)
+    """Write a characteristic: up to 512 bytes with response, MTU-3 without. value: text in
+    encoding, or typed fields, e.g. {"value": 21.5}. May ask the person first
+    (server.write_policy)."""
+    app = app_of(ctx)
+    data = await app.value_bytes(address, characteristic, value, encoding)
     with approving(preview, approval):
-        outcome = await app_of(ctx).write(address, characteristic, data, response)
+        outcome = await app.write(address, characteristic, data, response)
     return WriteResult(
         bytes=outcome.nbytes,
+        hex=data.hex() if isinstance(value, dict) else None,
         with_response=outcome.response,
         chunks=outcome.chunks if outcome.chunks > 1 else None,
         notes=outcome.notes or None,

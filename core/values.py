@@ -11,6 +11,7 @@ import binascii
 import functools
 import re
 import uuid as uuidlib
+from typing import Any
 
 from .errors import InvalidInput
 from .sig import BASE_SUFFIX
@@ -183,3 +184,46 @@ def parse_value(text: str, encoding: str) -> bytes:
             "split it over several calls",
         )
     return data
+
+
+#: Bounds on a typed value (``ble_write`` with ``value`` as an object), checked before it is
+#: looked at: a SIG characteristic's fields are a handful of numbers, names and dates, nested
+#: at most twice (Local Time Information), in at most 512 bytes.
+MAX_TYPED_ITEMS = 64
+MAX_TYPED_DEPTH = 4
+MAX_TYPED_TEXT = 1024
+
+
+def check_typed(value: dict[str, Any]) -> None:
+    """Refuse a typed value larger than any characteristic's: too many items, too deep, too
+    much text, or an integer wider than 64 bits. Walks without recursion."""
+    items, text = 0, 0
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        items += 1
+        if items > MAX_TYPED_ITEMS or depth > MAX_TYPED_DEPTH:
+            raise InvalidInput(
+                f"The typed value has more than {MAX_TYPED_ITEMS} items or is nested deeper "
+                f"than {MAX_TYPED_DEPTH} levels; no characteristic takes that much",
+                "give the characteristic's fields (the error for a wrong shape lists them), "
+                "or the bytes as hex",
+            )
+        if isinstance(node, dict):
+            text += sum(len(key) for key in node)
+            stack.extend((item, depth + 1) for item in node.values())
+        elif isinstance(node, list):
+            stack.extend((item, depth + 1) for item in node)
+        elif isinstance(node, str):
+            text += len(node)
+        elif isinstance(node, int) and node.bit_length() > 64:
+            raise InvalidInput(
+                f"The typed value holds {shown_number(node)}; no field is wider than 64 bits",
+                "check the number",
+            )
+        if text > MAX_TYPED_TEXT:
+            raise InvalidInput(
+                f"The typed value holds more than {MAX_TYPED_TEXT} characters of names and "
+                "text; no characteristic takes that much",
+                "send long text with encoding='utf8', or the bytes as hex",
+            )

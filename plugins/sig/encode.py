@@ -1,11 +1,220 @@
-"""Typed values to bytes for the ``sig`` plugin's ``mcp_ble_encode_value``."""
+"""Typed values to bytes for the ``sig`` plugin's ``mcp_ble_encode_value``, on bluetooth-sig.
+
+The library knows each characteristic's value type (``python_type``: a number, a string, an
+enumeration, a date, or a msgspec ``Struct`` of fields) and builds the bytes from it
+(``build_value``: type check, range check from the SIG's GATT Specification Supplement, encoding,
+length check). This module only turns what an agent sends as JSON into that type: msgspec's
+``convert`` (the library's own dependency) does the conversion, ISO 8601 dates included; the
+walk below lets an enumeration be given by member name as well as by value (``"HIGH_ALERT"`` or
+``2``), and a bit field by a list of member names. A scalar characteristic takes
+``{"value": x}``; a structured one its fields by name.
+"""
 
 from __future__ import annotations
 
+import enum
+import functools
+import operator
 from typing import Any
+
+import msgspec
+import msgspec.inspect as mi
+from bluetooth_sig.gatt.characteristics.base import BaseCharacteristic
+from bluetooth_sig.gatt.characteristics.registry import CharacteristicRegistry
+from bluetooth_sig.gatt.exceptions import BluetoothSIGError
+
+from mcp_ble.core.errors import InvalidInput
+
+#: The key a scalar characteristic's value takes: ``{"value": 21.5}``.
+SCALAR_KEY = "value"
+#: Value types a typed write cannot usefully take (opaque bytes; containers of unknown shape):
+#: such characteristics are written as hex.
+_OPAQUE = (mi.BytesType, mi.ByteArrayType, mi.MemoryViewType, mi.AnyType, mi.CustomType)
+
+
+@functools.lru_cache(maxsize=1024)  # keys are UUIDs of characteristics written: few
+def _characteristic(uuid: str) -> tuple[BaseCharacteristic[Any], mi.Type] | None:
+    """The library's characteristic for ``uuid`` and its value type, or None when it has none
+    a typed value can be converted to."""
+    try:
+        char = CharacteristicRegistry.get_characteristic(uuid)
+    except (ValueError, TypeError):
+        return None
+    if char is None:
+        return None
+    python_type = char.python_type
+    if python_type is None or isinstance(python_type, str):
+        return None
+    try:
+        info = mi.type_info(python_type)
+    except (TypeError, ValueError):
+        return None
+    if isinstance(info, _OPAQUE) or _is_opaque_container(info):
+        return None
+    return char, info
+
+
+def _is_opaque_container(info: mi.Type) -> bool:
+    return isinstance(info, (mi.DictType, mi.ListType, mi.VarTupleType, mi.NoneType))
 
 
 def encode(uuid: str, value: Any) -> bytes | None:
     """The bytes for ``value`` written to characteristic ``uuid``, or None when it cannot be
-    encoded here (the caller then asks for hex)."""
-    return None
+    encoded here (the caller then asks for hex). A value of the wrong shape raises
+    :class:`InvalidInput` listing the fields expected."""
+    found = _characteristic(uuid)
+    if found is None:
+        return None
+    char, info = found
+    if isinstance(info, mi.StructType):
+        if not isinstance(value, dict):
+            raise _wrong(char, info, f"{char.name} takes an object of fields")
+        known = {field.encode_name for field in info.fields}
+        unknown = sorted(set(value) - known)
+        if unknown:
+            raise _wrong(char, info, f"{char.name} has no field {_names(unknown)}")
+        missing = [f.encode_name for f in info.fields if f.required and f.encode_name not in value]
+        if missing:
+            raise _wrong(char, info, f"{char.name} needs {_names(missing)}")
+        given: Any = value
+    else:
+        if isinstance(value, dict):
+            if set(value) != {SCALAR_KEY}:
+                raise _wrong(char, info, f"{char.name} takes one field, '{SCALAR_KEY}'")
+            given = value[SCALAR_KEY]
+        else:
+            given = value
+    try:
+        typed = msgspec.convert(_by_name(given, info), char.python_type, strict=False)
+    except msgspec.ValidationError as exc:
+        raise _wrong(char, info, f"{char.name}: {_message(exc, info)}") from None
+    try:
+        data = char.build_value(typed)
+    except (BluetoothSIGError, ValueError, TypeError, ArithmeticError) as exc:
+        # the library's type, range (GATT Specification Supplement) and length checks
+        raise _wrong(char, info, f"{char.name}: {_first_line(exc)}") from None
+    return bytes(data)
+
+
+# --------------------------------------------------------------------------- member names
+
+
+def _by_name(value: Any, info: mi.Type) -> Any:
+    """``value`` with each enumeration member given by name replaced by its value (a list of
+    names for a bit field by their union), following ``info`` into fields and optionals."""
+    if isinstance(info, mi.UnionType):
+        for member in info.types:
+            if not isinstance(member, mi.NoneType):
+                replaced = _by_name(value, member)
+                if replaced is not value:
+                    return replaced
+        return value
+    if isinstance(info, mi.StructType) and isinstance(value, dict):
+        types = {field.encode_name: field.type for field in info.fields}
+        return {
+            key: _by_name(item, types[key]) if key in types else item for key, item in value.items()
+        }
+    if isinstance(info, mi.EnumType):
+        return _member(value, info.cls)
+    return value
+
+
+def _member(value: Any, cls: type[enum.Enum]) -> Any:
+    members = {name.casefold(): member.value for name, member in cls.__members__.items()}
+    if isinstance(value, str) and value.casefold() in members:
+        return members[value.casefold()]
+    names = value if isinstance(value, list) and issubclass(cls, enum.Flag) else None
+    if names is not None and all(isinstance(v, str) and v.casefold() in members for v in names):
+        return functools.reduce(operator.or_, (members[v.casefold()] for v in names), 0)
+    return value
+
+
+# --------------------------------------------------------------------------- what is expected
+
+
+def _wrong(char: BaseCharacteristic[Any], info: mi.Type, what: str) -> InvalidInput:
+    return InvalidInput(f"{what}. It takes {expected(char, info)}", _example(char, info))
+
+
+def expected(char: BaseCharacteristic[Any], info: mi.Type) -> str:
+    """The fields ``char`` takes, each with its type, unit and range where the library knows
+    them; optional ones marked."""
+    if isinstance(info, mi.StructType):
+        parts = []
+        for field in info.fields:
+            unit = _field_unit(char, field.name)
+            text = f"{field.encode_name} ({_kind(field.type)}{', ' + unit if unit else ''})"
+            parts.append(text if field.required else f"{text}?")
+        legend = " (? optional)" if any(not field.required for field in info.fields) else ""
+        return "{" + ", ".join(parts) + "}" + legend
+    extras = [_kind(info)]
+    if char.unit:
+        extras.append(char.unit)
+    bounds = _range(char)
+    if bounds:
+        extras.append(bounds)
+    return f"{{{SCALAR_KEY}: {', '.join(extras)}}}"
+
+
+def _example(char: BaseCharacteristic[Any], info: mi.Type) -> str:
+    if isinstance(info, mi.StructType):
+        return "give the fields by name, enumerations by member name, dates in ISO 8601"
+    return f'give {{"{SCALAR_KEY}": ...}}, or send the bytes as hex'
+
+
+def _field_unit(char: BaseCharacteristic[Any], name: str) -> str:
+    try:
+        return str(char.get_field_unit(name) or "")
+    except (AttributeError, KeyError, ValueError, TypeError):
+        return ""
+
+
+def _range(char: BaseCharacteristic[Any]) -> str:
+    low, high = char.min_value, char.max_value
+    if low is None and high is None and char.spec is not None and char.spec.structure:
+        for field in char.spec.structure:
+            if field.value_range is not None:
+                low, high = field.value_range
+                break
+    if low is None and high is None:
+        return ""
+    return f"{'' if low is None else _number(low)}..{'' if high is None else _number(high)}"
+
+
+def _number(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else str(x)
+
+
+def _kind(info: mi.Type) -> str:
+    """A short name for a value type: number, integer, text, date-time, one of names, ..."""
+    if isinstance(info, mi.UnionType):
+        return " or ".join(_kind(t) for t in info.types if not isinstance(t, mi.NoneType))
+    if isinstance(info, mi.EnumType):
+        names = list(info.cls.__members__)
+        shown = "|".join(names[:8]) + ("|..." if len(names) > 8 else "")
+        return f"{'flags' if issubclass(info.cls, enum.Flag) else 'one of'} {shown}"
+    if isinstance(info, mi.StructType):
+        return "{" + ", ".join(f.encode_name for f in info.fields) + "}"
+    return {
+        mi.IntType: "integer",
+        mi.FloatType: "number",
+        mi.StrType: "text",
+        mi.BoolType: "true/false",
+        mi.DateTimeType: "ISO date-time",
+        mi.DateType: "ISO date",
+        mi.TimeType: "ISO time",
+        mi.TimeDeltaType: "seconds",
+    }.get(type(info), type(info).__name__.removesuffix("Type").lower())
+
+
+def _names(names: list[str]) -> str:
+    return ", ".join(f"'{name}'" for name in names[:8])
+
+
+def _message(exc: msgspec.ValidationError, info: mi.Type) -> str:
+    return _first_line(exc).replace("`$.", "`").replace("`$`", "the value")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return text[:200]

@@ -85,12 +85,28 @@ refs = st.one_of(
     st.sampled_from(WEIRD_TEXT),
     st.text(max_size=40),
 )
+#: Typed values (an object of fields, encoded by the decoder plugins): right, wrong and junk.
+typed_values = st.recursive(
+    st.one_of(st.integers(), st.floats(), st.text(max_size=8), st.booleans(), st.none()),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3),
+        st.dictionaries(
+            st.one_of(st.sampled_from(["value", "year", "month", "day"]), st.text(max_size=6)),
+            inner,
+            max_size=4,
+        ),
+    ),
+    max_leaves=12,
+).filter(lambda v: isinstance(v, dict)) | st.sampled_from(
+    [{"value": 21.5}, {"value": 87}, {"value": "high_alert"}, {"value": 2**80}]
+)
 values = st.one_of(
     st.binary(max_size=40).map(bytes.hex),
     st.sampled_from(["00", "01", "0100", "0200", "de:ad be-ef", "0x01ff", "AQID", "aGk=", "hi"]),
     st.sampled_from(WEIRD_TEXT),
     st.text(max_size=40),
     st.just("00" * 700),
+    typed_values,
 )
 numbers = st.one_of(
     st.floats(min_value=0.0, max_value=0.05),
