@@ -29,11 +29,12 @@ from .backend import Backend
 from .deadlines import Abandoned
 from .decoding import Codec
 from .errors import ConfigError, InvalidInput
+from .fleet import Fleet, Radio, fleet_views
 from .locks import KeyedLocks
 from .models import ScanFilter
 from .mtu import MtuChoices
 from .plans import ScanPlan, SubscribePlan
-from .plugin_api import PluginApp
+from .plugin_api import PluginApp, RadioView
 from .plugin_manager import (
     PluginCatalog,
     RegisteredBackends,
@@ -89,8 +90,7 @@ class BleApp(Links, Subscriptions, Operations):
         self.loaded = loaded
         self.catalog = catalog
         self.plugins = [
-            (name, instantiate(obj))
-            for name, obj in catalog.resolve(settings.backend, settings.plugins)
+            (name, instantiate(obj)) for name, obj in catalog.resolve_settings(settings)
         ]
         for name, plugin in self.plugins:
             inject_settings(plugin, name, settings)
@@ -121,6 +121,8 @@ class BleApp(Links, Subscriptions, Operations):
         self.sessions = Sessions()
         self.metrics_registry = CollectorRegistry(auto_describe=True)
         self.backend: Backend | None = None
+        #: The radios when ``[[radios]]`` configures them (the backend is then this fleet).
+        self.fleet: Fleet | None = None
         self.scans_run = 0
         #: Notifications received from the radio, and lost to full buffers (one per buffer that
         #: lost one), since start: counters, unlike the per-subscription figures that go away.
@@ -149,11 +151,7 @@ class BleApp(Links, Subscriptions, Operations):
         return cls(loaded.settings, catalog, loaded)
 
     async def start(self) -> None:
-        registration = self.catalog.backends[self.settings.backend]
-        backend_settings = self.settings.backend_settings(self.settings.backend)
-        self.backend = registration.factory(
-            backend_settings, RegisteredBackends(self.catalog, self.settings)
-        )
+        self.backend = self._build_backend()
         self.guard.guard_backend(self.backend)
         self.backend.on_disconnect = self._on_backend_disconnect
         if self.hook.mcp_ble_mtu_plan.get_hookimpls():
@@ -164,6 +162,61 @@ class BleApp(Links, Subscriptions, Operations):
         self.adv_hook = bool(self.hook.mcp_ble_advertisement.get_hookimpls())
         self.hook.mcp_ble_register_metrics(registry=self.metrics_registry, app=self.api)
         await self._event("mcp_ble_startup", app=self)
+
+    def _build_backend(self) -> Backend:
+        """The backend, or with ``[[radios]]`` a fleet of them (core/fleet.py)."""
+        registered = RegisteredBackends(self.catalog, self.settings)
+        specs = self.settings.radio_list()
+        built = [
+            (spec, self.catalog.backends[spec.backend].factory(spec.settings, registered))
+            for spec in specs
+        ]
+        if not self.settings.radios:
+            return built[0][1]  # type: ignore[no-any-return]
+        fleet = Fleet([Radio(spec.name, backend, spec.slots) for spec, backend in built])
+        fleet.hearing = self._hearing
+        fleet.listeners.append(self._on_fleet_radio)
+        self.fleet = fleet
+        return fleet
+
+    def _hearing(self, address: str) -> dict[str, tuple[int, float]] | None:
+        record = self.tracker.get(address)
+        return record.heard_by if record is not None else None
+
+    def _on_fleet_radio(self, name: str, state: str, reason: str) -> None:
+        """A radio of several went away: its reports stop counting (its links were ended by
+        the fleet with the reason)."""
+        if state == "lost":
+            self.tracker.forget_radio(name)
+
+    @property
+    def backend_name(self) -> str:
+        """The backend's name for messages: the settings' backend, or ``fleet``."""
+        return "fleet" if self.settings.radios else self.settings.backend
+
+    def radio_names(self) -> list[str]:
+        """The configured radios' names (one: the backend's name)."""
+        return [spec.name for spec in self.settings.radio_list()]
+
+    def radio_views(self) -> list[RadioView]:
+        """Each radio's health, slots and devices heard (ble_status, doctor, metrics)."""
+        recent = self.tracker.recent(self.settings.server.recent_s)
+        if self.fleet is not None:
+            return fleet_views(self.fleet, recent)
+        backend = self.radio
+        reported = backend.connection_slots()
+        health = backend.health
+        return [
+            RadioView(
+                self.settings.backend,
+                backend.info().name,
+                health.state,
+                health.reason,
+                max(len(self.connections), reported[0] if reported else 0),
+                reported[1] if reported else None,
+                len(recent),
+            )
+        ]
 
     async def close(self) -> None:
         for task in list(self._tasks):

@@ -41,6 +41,8 @@ class Connection:
     notes: list[str] = field(default_factory=list)
     #: How the MTU was chosen when a plugin chooses MTUs: "asked" or "os" (core/mtu.py).
     mtu_by: str | None = None
+    #: The radio holding the link, when several serve (core/fleet.py).
+    radio: str | None = None
 
 
 class Links:
@@ -116,10 +118,7 @@ class Links:
         """A new link to ``address``, found by a scan first if it was never heard; the caller
         holds its connect lock."""
         started = time.monotonic()
-        record = self.tracker.get(address)
-        found_by: float | None = None
-        if record is None:
-            record, found_by = await self._find(address, within_s)
+        record, found_by = await self._heard(address, within_s)
         if not record.connectable:
             raise NotPermitted(
                 f"{address} advertises as not connectable (a beacon)",
@@ -179,6 +178,7 @@ class Links:
             attempts=attempts,
             notes=plan.notes + mtu_notes,
             mtu_by=mtu_by,
+            radio=self.fleet.radio_of(address) if self.fleet is not None else None,
         )
         self.connections[address] = conn
         self.sessions.use_link(address)
@@ -190,6 +190,19 @@ class Links:
             app=self,
         )
         return conn
+
+    async def _heard(
+        self: BleApp, address: str, within_s: float
+    ) -> tuple[DeviceRecord, float | None]:
+        """The record of ``address``, listening for it first when it was never heard, or
+        heard only by radios that are gone; and that scan's length (None: no scan)."""
+        record = self.tracker.get(address)
+        fleet = self.fleet
+        if fleet is not None:
+            fleet.begin_connect(address)
+        if record is None or (fleet is not None and not fleet.hears(address)):
+            return await self._find(address, within_s)
+        return record, None
 
     async def _find(
         self: BleApp, address: str, connect_timeout: float

@@ -127,8 +127,9 @@ class Operations:
         while True:
             attempt += 1
             op.attempts = attempt
+            # With several radios, the health of the radio carrying the link (core/fleet.py).
+            health = self.radio.health_for(op.address)
             try:
-                health = self.radio.health
                 if not health.ready:
                     raise health.unavailable()
                 remaining = op.remaining()
@@ -138,19 +139,21 @@ class Operations:
             except TimeoutError:
                 error: BleError = self._timeout(op)
             except RadioLostDuringCall:
-                error = self.radio.health.unavailable()
+                error = health.unavailable()
             except BleError as exc:
                 error = exc
             except Exception as exc:  # a backend bug must still become a readable error
-                log.exception("backend %s failed during %s", self.settings.backend, op.kind)
+                log.exception("backend %s failed during %s", self.backend_name, op.kind)
                 error = BleError(
-                    f"The {self.settings.backend} backend failed during {op.kind.replace('_', ' ')}"
+                    f"The {self.backend_name} backend failed during {op.kind.replace('_', ' ')}"
                     f" on {op.address}: {type(exc).__name__}: {exc}",
                     "retry; if it persists run 'mcp-ble doctor' and check the server log",
                 )
             else:
+                self._on_radio(op)
                 self._finished(op, nbytes(result) if callable(nbytes) else nbytes, None)
                 return result, attempt
+            self._on_radio(op)
             if isinstance(error, BleTimeout) and op.kind in ATT_REQUESTS:
                 error = self._close_dead_link(op, error)
             delay = self.hook.mcp_ble_retry_delay(operation=op, error=error, attempt=attempt)
@@ -160,6 +163,14 @@ class Operations:
                 raise error
             log.info("retrying %s on %s in %.2fs after: %s", op.kind, op.address, delay, error)
             await self.radio.sleep(delay)
+
+    def _on_radio(self: BleApp, op: Operation) -> None:
+        """With several radios: the radio the attempt ran on, and whether another radio could
+        take the next attempt (the retry plugin reads both)."""
+        fleet = self.fleet
+        if fleet is not None:
+            op.radio = fleet.radio_of(op.address) or fleet.last_radio.get(op.address, "")
+            op.other_radio = op.kind == "connect" and fleet.more_radios(op.address)
 
     @contextlib.contextmanager
     def _holding(self: BleApp, address: str) -> Iterator[None]:
@@ -187,8 +198,8 @@ class Operations:
             "the device may be busy or out of range; check ble_connections and try again",
         )
 
-    def _check_radio(self: BleApp) -> None:
-        health = self.radio.health
+    def _check_radio(self: BleApp, address: str | None = None) -> None:
+        health = self.radio.health if address is None else self.radio.health_for(address)
         if not health.ready:
             raise health.unavailable()
 

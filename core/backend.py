@@ -84,6 +84,17 @@ class Backend(ABC):
             health = self.__dict__["_health"] = RadioHealth()
         return health
 
+    def health_for(self, address: str) -> RadioHealth:
+        """The health of the radio that carries ``address``'s link (several radios: the one
+        holding it); one radio: :attr:`health`."""
+        return self.health
+
+    def connection_slots(self) -> tuple[int, int] | None:
+        """(links in use, links it can hold) when the radio knows (a proxy reports its free
+        slots; a controller its limit), else None. With several radios a connect goes to one
+        with a free slot; links made by other clients of a shared radio count as used."""
+        return None
+
     def radio_lost(self, reason: str) -> None:
         """Report that the radio went away (transport closed, adapter removed, D-Bus gone).
         The core ends every link and fails calls at once; :meth:`reacquire` runs with backoff

@@ -25,6 +25,8 @@ class Advertisement:
     service_uuids: tuple[str, ...] = ()
     manufacturer_data: dict[int, bytes] = field(default_factory=dict)
     service_data: dict[str, bytes] = field(default_factory=dict)
+    #: The radio that heard it, when several serve (core/fleet.py sets it); "" with one.
+    radio: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -106,6 +106,7 @@ class DeviceOut(Lean):
         None, description="'89 Nordic Semiconductor ASA': hex (company id, then name)"
     )
     service_data: dict[str, str] | None = Field(None, description="service UUID: hex")
+    radio: str | None = None
 
 
 def device_out(record: DeviceRecord, now: float | None = None) -> DeviceOut:
@@ -124,6 +125,7 @@ def device_out(record: DeviceRecord, now: float | None = None) -> DeviceOut:
         }
         or None,
         service_data={uuid_label(u): data.hex() for u, data in record.service_data.items()} or None,
+        radio=record.radio,
     )
 
 
@@ -149,6 +151,7 @@ class ConnectResult(Lean):
     already_connected: bool | None = None
     attempts: int | None = Field(None, description="when more than one was needed")
     notes: list[str] | None = None
+    radio: str | None = None
 
 
 class PairResult(Lean):
@@ -178,6 +181,7 @@ class ConnectionOut(Lean):
     mtu_by: str | None = None
     connected_for_s: float
     idle_s: float
+    radio: str | None = None
     subscriptions: list[SubscriptionOut] | None = Field(
         None, description="this MCP session's subscriptions"
     )
@@ -213,6 +217,7 @@ class StatusResult(Lean):
     radio_scans: int = Field(description="concurrent ble_scan requests share one")
     tracked_devices: int
     uptime_s: float
+    radios: dict[str, str] | None = None
 
 
 # --------------------------------------------------------------------------- GATT

@@ -55,6 +55,10 @@ class Operation:
     began: float | None = None
     #: Attempts made so far (1 on the first try); set by the core.
     attempts: int = 1
+    #: With several radios (core/fleet.py): the radio the last attempt ran on, and whether
+    #: another radio that hears the device could take the next connect attempt.
+    radio: str = ""
+    other_radio: bool = False
 
     @property
     def idempotent(self) -> bool:

@@ -46,6 +46,24 @@ class LinkView:
     active_subscriptions: int
     #: MCP sessions using it (core/sessions.py); 0 once the last one has ended or left.
     sessions: int = 0
+    #: The radio holding it, when several serve (core/fleet.py).
+    radio: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RadioView:
+    """One radio: its configured name (the backend's name when it is the only one)."""
+
+    name: str
+    backend: str
+    #: ``ready``, ``lost`` or ``recovering``, and why when not ready.
+    state: str
+    reason: str
+    #: Links it holds (or reports in use) and how many it can hold (None: unknown).
+    used: int
+    limit: int | None
+    #: Devices it heard within ``server.recent_s`` (one radio: every device heard).
+    heard: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +153,7 @@ class PluginApp:
                 busy=c.address in app.in_flight,
                 active_subscriptions=sum(s.active for s in app.subscriptions_of(c.address)),
                 sessions=len(app.sessions.link_users.get(c.address, ())),
+                radio=c.radio,
             )
             for c in list(app.connections.values())
         ]
@@ -148,6 +167,10 @@ class PluginApp:
     def subscribes_under_way(self) -> list[tuple[str, int]]:
         """(address, handle) of the subscribes started but not finished, oldest first."""
         return list(self._app.subscribing)
+
+    def radios(self) -> list[RadioView]:
+        """Every radio, in the settings' order (one when ``[[radios]]`` is not used)."""
+        return self._app.radio_views()
 
     def radio_state(self) -> str:
         """``ready``, ``lost`` or ``recovering``: whether the backend's radio is there."""

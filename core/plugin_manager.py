@@ -176,19 +176,24 @@ class PluginCatalog:
                 ) from None
         return found
 
-    def resolve(self, backend: str, enabled: Iterable[str]) -> list[tuple[str, object]]:
-        """The plugins an app with this backend and these enabled plugins registers, in order."""
-        if backend not in self.backends:
-            broken = "".join(
-                f"; plugin '{n}' was not loaded: {why}" for n, why in self.broken.items()
-            )
-            raise ConfigError(
-                f"backend = '{backend}' is not a known backend; "
-                f"available: {', '.join(sorted(self.backends))}{broken}"
-            )
+    def resolve(
+        self, backend: str | Sequence[str], enabled: Iterable[str]
+    ) -> list[tuple[str, object]]:
+        """The plugins an app with this backend (or these, one per radio) and these enabled
+        plugins registers, in order."""
         chosen: list[tuple[str, object]] = []
-        owner = self.backends[backend].plugin
-        chosen.append((owner, self.plugins[owner]))
+        for name in [backend] if isinstance(backend, str) else backend:
+            if name not in self.backends:
+                broken = "".join(
+                    f"; plugin '{n}' was not loaded: {why}" for n, why in self.broken.items()
+                )
+                raise ConfigError(
+                    f"backend = '{name}' is not a known backend; "
+                    f"available: {', '.join(sorted(self.backends))}{broken}"
+                )
+            owner = self.backends[name].plugin
+            if owner not in (n for n, _ in chosen):
+                chosen.append((owner, self.plugins[owner]))
         for name in enabled:
             if name in self.broken:
                 raise ConfigError(f"plugin '{name}' cannot be loaded: {self.broken[name]}")
@@ -204,6 +209,25 @@ class PluginCatalog:
                 raise ConfigError(f"plugins: '{name}' is listed twice; list each plugin once")
             chosen.append((name, self.plugins[name]))
         return chosen
+
+    def resolve_settings(self, settings: Any) -> list[tuple[str, object]]:
+        """:meth:`resolve` for loaded settings: every radio's backend, checked as a fleet."""
+        radios = settings.radio_list()
+        if settings.radios:
+            simulated = [r.name for r in radios if self.backends[r.backend].traits.simulated]
+            for radio in radios:
+                if self.backends[radio.backend].traits.composes is not None:
+                    raise ConfigError(
+                        f"radios: radio '{radio.name}' runs backend '{radio.backend}', which "
+                        "chooses another backend when it starts; name that backend instead"
+                    )
+            if simulated and len(simulated) < len(radios):
+                raise ConfigError(
+                    f"radios: simulated radios ({', '.join(simulated)}) cannot serve beside "
+                    "real ones (results say simulated for all devices or none); use only "
+                    "simulated or only real radios"
+                )
+        return self.resolve([r.backend for r in radios], settings.plugins)
 
 
 class RegisteredBackends:

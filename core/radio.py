@@ -37,6 +37,8 @@ class RadioHealth:
     """The state of one backend's radio, what changed it, and the recovery under way."""
 
     def __init__(self) -> None:
+        #: The radio's name when several serve (core/fleet.py); "" for the only one.
+        self.name = ""
         self.state: RadioState = "ready"
         self.reason = ""
         self.since = time.monotonic()
@@ -71,7 +73,7 @@ class RadioHealth:
             return
         self.losses += 1
         self.attempts = 0
-        log.warning("radio lost: %s", reason)
+        log.warning("radio %slost: %s", f"{self.name} " if self.name else "", reason)
         self._set("lost", reason)
         signal, self._signal = self._signal, None
         if signal is not None and not signal.done():
@@ -117,8 +119,9 @@ class RadioHealth:
             doing = f"re-acquiring it (attempt {self.attempts})"
         else:
             doing = "it will be re-acquired automatically"
+        radio = f"radio {self.name}" if self.name else "radio"
         return BackendUnavailable(
-            f"The radio is {self.state} ({self.reason}) for {down:.1f} s; {doing}",
+            f"The {radio} is {self.state} ({self.reason}) for {down:.1f} s; {doing}",
             "wait and retry: ble_status shows radio ready again once it is back; links and "
             "subscriptions were ended and must be made again",
         )

@@ -105,7 +105,7 @@ class ScanBroker:
                     await asyncio.shield(request.done)
             except TimeoutError:
                 raise BleTimeout(
-                    f"The {self.app.settings.backend} backend did not end a "
+                    f"The {self.app.backend_name} backend did not end a "
                     f"{plan.duration_s:g} s scan in time",
                     "run 'mcp-ble doctor'; the adapter may be stuck",
                 ) from None
@@ -171,9 +171,9 @@ class ScanBroker:
             for request in self.active:
                 request.finish(exc)
         except Exception as exc:  # a backend bug must reach the callers as a readable error
-            log.exception("scan failed in the %s backend", app.settings.backend)
+            log.exception("scan failed in the %s backend", app.backend_name)
             error = BleError(
-                f"The {app.settings.backend} backend failed while scanning: "
+                f"The {app.backend_name} backend failed while scanning: "
                 f"{type(exc).__name__}: {exc}",
                 "retry; if it persists run 'mcp-ble doctor' and check the server log",
             )

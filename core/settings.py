@@ -14,7 +14,7 @@ import tomllib
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
     BaseModel,
@@ -36,6 +36,7 @@ from pydantic_settings import (
 )
 
 from .errors import ConfigError, InvalidInput
+from .settings_radios import RadioSpec, check_fleet, radio_models, radio_type
 
 ENV_PREFIX = "MCP_BLE_"
 #: Enabled when the settings name no plugins list. ``chunking`` is opt-in: it changes what a
@@ -208,8 +209,17 @@ class CoreSettings(BaseSettings):
     )
     trace_hooks: bool = Field(False, description="print every plugin hook call to stderr")
     server: ServerSettings = Field(default_factory=ServerSettings)
+    #: ``[[radios]]``: several radios behind one server (core/fleet.py). The loaded model
+    #: replaces ``Any`` with one model per backend (:func:`build_settings_class`).
+    radios: list[Any] = Field(
+        default_factory=list,
+        description="several radios as one: each a table with name, backend, optional slots "
+        "and that backend's own settings; replaces backend",
+    )
 
     _validate_plugins = field_validator("plugins", mode="before")(_split_list)
+    #: The ``[[radios]]`` table model of each backend (set by :func:`build_settings_class`).
+    radio_models: ClassVar[dict[str, type[BaseModel]]] = {}
 
     def section(self, name: str) -> Any:
         """The validated settings of a plugin section: ``[retry]`` is ``section("retry")``."""
@@ -217,6 +227,18 @@ class CoreSettings(BaseSettings):
 
     def backend_settings(self, name: str) -> Any:
         return getattr(self.backends, name, None)  # type: ignore[attr-defined]
+
+    @model_validator(mode="after")
+    def _fleet(self) -> CoreSettings:
+        check_fleet(self.backend, "backend" in self.model_fields_set, self.radios)
+        return self
+
+    def radio_list(self) -> list[RadioSpec]:
+        """The radios that run: the ``[[radios]]`` tables, or a fleet of one named after
+        ``backend``."""
+        if not self.radios:
+            return [RadioSpec(self.backend, self.backend, self.backend_settings(self.backend))]
+        return [RadioSpec(r.name, r.backend, r.backend_model(), r.slots) for r in self.radios]
 
 
 CORE_KEYS = frozenset(CoreSettings.model_fields) | {"backends"}
@@ -245,18 +267,23 @@ def build_settings_class(
     for name, model in backend_models.items():
         if model is not None:
             backend_fields[name] = (model, Field(default_factory=model))
+    radios = radio_models(backend_models)
+    one_radio: Any = radio_type(radios)
     backends_model = create_model(  # type: ignore[call-overload]
         "BackendsSettings", __config__=ConfigDict(extra="forbid"), **backend_fields
     )
     section_fields = {
         name: (model, Field(default_factory=model)) for name, model in sections.items()
     }
-    return create_model(  # type: ignore[call-overload, no-any-return]
+    settings: type[CoreSettings] = create_model(  # type: ignore[call-overload]
         "Settings",
         __base__=CoreSettings,
         backends=(backends_model, Field(default_factory=backends_model)),
+        radios=(list[one_radio], Field(default_factory=list)),
         **section_fields,
     )
+    settings.radio_models = dict(radios)
+    return settings
 
 
 def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
@@ -496,11 +523,28 @@ def _explain(
                 return label
         return str(path)
 
+    radio_models = settings_cls.radio_models
     for error in exc.errors():
         loc = tuple(error["loc"])
+        radio_model = None
+        if len(loc) > 2 and loc[0] == "radios" and isinstance(loc[1], int):
+            radio_model = radio_models.get(str(loc[2]))
+            if radio_model is not None:  # drop the tag pydantic adds: radios.0.bleak.adapter
+                loc = (*loc[:2], *loc[3:])
         dotted = ".".join(str(p) for p in loc)
         where = source(loc)
-        if error["type"] == "replaced_key":
+        if error["type"] == "fleet":
+            lines.append(f"{source(('radios',))}: radios: {error['msg']}")
+        elif error["type"] in ("union_tag_invalid", "union_tag_not_found"):
+            names = ", ".join(sorted(radio_models))
+            found, table = _lookup({**file_data, **env_data, **cli_data}, loc)
+            tag = table.get("backend") if found and isinstance(table, dict) else None
+            what = "names no backend" if tag is None else f"backend = {tag!r} is not a backend"
+            lines.append(f"{where}: {dotted}: {what}; available: {names}")
+        elif error["type"] == "extra_forbidden" and radio_model is not None:
+            allowed = sorted(radio_model.model_fields)
+            lines.append(f"{where}: unknown key '{dotted}'; valid keys here: {', '.join(allowed)}")
+        elif error["type"] == "replaced_key":
             for key in error.get("ctx", {}).get("keys", []):
                 lines.append(
                     f"{source((*loc, key))}: {dotted}.{key} was replaced by {REPLACED_KEYS[key]}"

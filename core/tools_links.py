@@ -24,6 +24,7 @@ from .outputs import (
     SubscriptionOut,
     uuid_label,
 )
+from .plugin_api import RadioView
 from .sessions import current_owner
 from .toolkit import LINK, READ_ONLY, WRITE, AddressArg, app_of, tool
 
@@ -43,6 +44,7 @@ async def ble_connect(
         already_connected=None if new else True,
         attempts=conn.attempts if new and conn.attempts > 1 else None,
         notes=(conn.notes or None) if new else None,
+        radio=conn.radio if new and several(app_of(ctx)) else None,
     )
 
 
@@ -96,6 +98,7 @@ def connections_out(app: BleApp) -> ConnectionsResult:
                 mtu_by=conn.mtu_by,
                 connected_for_s=round(now - conn.connected_at, 1),
                 idle_s=round(mono - conn.last_used, 1),
+                radio=conn.radio if several(app) else None,
                 subscriptions=[subscription_out(s) for s in mine] or None,
                 other_sessions_subscriptions=others or None,
             )
@@ -107,6 +110,25 @@ def connections_out(app: BleApp) -> ConnectionsResult:
 async def ble_connections(ctx: Context) -> ConnectionsResult:
     """Links that are up, with MTU, age, idle time and subscriptions."""
     return connections_out(app_of(ctx))
+
+
+def several(app: BleApp) -> bool:
+    """Whether several radios serve (results then name the radio; with one they do not)."""
+    return app.fleet is not None and app.fleet.several
+
+
+def radios_out(app: BleApp) -> dict[str, str] | None:
+    """Each radio of several: ``"ready; slots 1/3; heard 12"`` (links used/limit, '?' when
+    the radio does not tell; devices heard within server.recent_s)."""
+    if not several(app):
+        return None
+    return {v.name: radio_line(v) for v in app.radio_views()}
+
+
+def radio_line(v: RadioView) -> str:
+    state = v.state if v.state == "ready" else f"{v.state} ({v.reason})"
+    limit = v.limit if v.limit is not None else "?"
+    return f"{state}; slots {v.used}/{limit}; heard {v.heard}"
 
 
 def third_party(origin: str | None) -> str | None:
@@ -135,4 +157,5 @@ async def ble_status(ctx: Context) -> StatusResult:
         radio_scans=app.scanner.radio_scans,
         tracked_devices=len(app.tracker),
         uptime_s=round(time.time() - app.started_at, 1),
+        radios=radios_out(app),
     )

@@ -13,17 +13,26 @@ from collections import OrderedDict
 
 from .models import Advertisement
 
+#: With several radios, a radio's last report counts toward the best radio for this long. Longer
+#: than the slowest advertising interval (10.24 s, Core spec Vol 6, Part B, 4.4.2.2.1) with room
+#: for lost packets; a radio that stopped hearing the device yields to one that still does.
+RADIO_FRESH_S = 30.0
+
 
 class DeviceRecord:
-    """What we know about one advertiser."""
+    """What we know about one advertiser. With several radios (``Advertisement.radio`` set),
+    ``heard_by`` keeps (RSSI, last heard) per radio — bounded by the radios configured — and
+    ``radio`` / ``rssi`` are the radio that hears it best recently and its RSSI."""
 
     __slots__ = (
         "address",
         "connectable",
         "first_seen",
+        "heard_by",
         "last_seen",
         "manufacturer_data",
         "name",
+        "radio",
         "rssi",
         "seen_count",
         "service_data",
@@ -35,6 +44,10 @@ class DeviceRecord:
         self.address = adv.address
         self.name = adv.name
         self.rssi = adv.rssi
+        self.radio: str | None = adv.radio or None
+        self.heard_by: dict[str, tuple[int, float]] | None = (
+            {adv.radio: (adv.rssi, now)} if adv.radio else None
+        )
         self.tx_power = adv.tx_power
         self.connectable = adv.connectable
         self.service_uuids = adv.service_uuids
@@ -45,7 +58,10 @@ class DeviceRecord:
         self.seen_count = 1
 
     def merge(self, adv: Advertisement, now: float) -> None:
-        self.rssi = adv.rssi
+        if adv.radio:
+            self._heard(adv.radio, adv.rssi, now)
+        else:
+            self.rssi = adv.rssi
         self.last_seen = now
         self.seen_count += 1
         # A scan response or a later report may carry fields the first one lacked.
@@ -66,6 +82,33 @@ class DeviceRecord:
             if adv.service_data != self.service_data:
                 self.service_data = {**self.service_data, **adv.service_data}
 
+    def _heard(self, radio: str, rssi: int, now: float) -> None:
+        heard = self.heard_by
+        if heard is None:
+            heard = self.heard_by = {}
+        heard[radio] = (rssi, now)
+        self._choose(now)
+
+    def _choose(self, now: float) -> None:
+        """The best radio: the strongest among those that heard it within RADIO_FRESH_S of
+        the latest report (the latest report's radio always qualifies)."""
+        heard = self.heard_by
+        if not heard:
+            self.radio = None
+            return
+        latest = max(t for _, t in heard.values())
+        cutoff = min(now, latest) - RADIO_FRESH_S
+        best, best_rssi = None, -1000
+        for name, (rssi, at) in heard.items():
+            if at >= cutoff and rssi > best_rssi:
+                best, best_rssi = name, rssi
+        self.radio, self.rssi = best, best_rssi
+
+    def forget_radio(self, radio: str, now: float) -> None:
+        """A radio went away: it no longer counts as hearing this device."""
+        if self.heard_by is not None and self.heard_by.pop(radio, None) is not None:
+            self._choose(now)
+
     def as_advertisement(self) -> Advertisement:
         return Advertisement(
             address=self.address,
@@ -76,6 +119,7 @@ class DeviceRecord:
             service_uuids=self.service_uuids,
             manufacturer_data=self.manufacturer_data,
             service_data=self.service_data,
+            radio=self.radio or "",
         )
 
 
@@ -104,6 +148,13 @@ class AdvertisementTracker:
         if len(devices) > self.capacity:
             devices.popitem(last=False)
         return record, True
+
+    def forget_radio(self, radio: str) -> None:
+        """A radio went away: drop its reports, so the best radio of each device it heard is
+        one still there (devices only it heard keep their last-heard time and age out)."""
+        now = self.clock()
+        for record in self._devices.values():
+            record.forget_radio(radio, now)
 
     def get(self, address: str) -> DeviceRecord | None:
         return self._devices.get(address)

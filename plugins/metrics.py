@@ -222,11 +222,16 @@ class MetricsPlugin:
         self.app = app
 
     def _register_operator_metrics(self, r: CollectorRegistry, app: PluginApp) -> None:
-        """What an operator needs to see why the figures of mcp_ble_register_metrics moved."""
+        """What an operator needs to see why the figures of mcp_ble_register_metrics moved.
+        With several radios, operations, links and radio states carry a ``radio`` label (its
+        values are the configured names: bounded by the settings)."""
+        self.radio_names = [v.name for v in app.radios()]
+        self.several = len(self.radio_names) > 1
+        by_radio = ["radio"] if self.several else []
         self.operations = Counter(
             "ble_operations_total",
             "GATT and link operations by kind and outcome",
-            ["kind", "outcome"],
+            ["kind", "outcome", *by_radio],
             registry=r,
         )
         self.retries = Counter(
@@ -264,12 +269,14 @@ class MetricsPlugin:
         )
         self.stall = StallMonitor(self.settings.stall_tick_s)
         r.register(ScrapeCollector(app, self.stall))
-        self.connections = Gauge("ble_connections_active", "Links currently up", registry=r)
+        self.connections = Gauge(
+            "ble_connections_active", "Links currently up", by_radio, registry=r
+        )
         self.tracked = Gauge("ble_tracked_devices", "Devices in the tracker", registry=r)
         self.radio_state = Gauge(
             "ble_radio_state",
             "1 for the radio's current state (ready, lost, recovering), 0 for the others",
-            ["state"],
+            ["state", *by_radio],
             registry=r,
         )
 
@@ -329,11 +336,22 @@ class MetricsPlugin:
                 self.cpu.set(100.0 * (now[1] - self._cpu_mark[1]) / wall)
         self._cpu_mark = now
         self.transfer_rate.set(self.rate.rate())
-        self.connections.set(len(self.app.links()))
         self.tracked.set(self.app.tracked_devices())
-        current = self.app.radio_state()
-        for state in ("ready", "lost", "recovering"):
-            self.radio_state.labels(state=state).set(1 if state == current else 0)
+        if self.several:
+            links = self.app.links()
+            for view in self.app.radios():
+                self.connections.labels(radio=view.name).set(
+                    sum(1 for link in links if link.radio == view.name)
+                )
+                for state in ("ready", "lost", "recovering"):
+                    self.radio_state.labels(state=state, radio=view.name).set(
+                        1 if state == view.state else 0
+                    )
+        else:
+            self.connections.set(len(self.app.links()))
+            current = self.app.radio_state()
+            for state in ("ready", "lost", "recovering"):
+                self.radio_state.labels(state=state).set(1 if state == current else 0)
         self.devices_recent.set(self.app.devices_heard_within(self.app.settings.server.recent_s))
 
     @hookimpl
@@ -364,7 +382,13 @@ class MetricsPlugin:
         self, operation: Any, duration_s: float, nbytes: int, error: Any
     ) -> None:
         kind = operation.kind
-        self.operations.labels(kind=kind, outcome="error" if error else "ok").inc()
+        outcome = "error" if error else "ok"
+        if self.several:
+            # "" when a connect found no radio to try (Prometheus reads it as no label).
+            radio = operation.radio if operation.radio in self.radio_names else ""
+            self.operations.labels(kind=kind, outcome=outcome, radio=radio).inc()
+        else:
+            self.operations.labels(kind=kind, outcome=outcome).inc()
         self.operation_duration.labels(operation=kind).observe(duration_s)
         if operation.attempts > 1:
             self.retries.labels(kind=kind).inc(operation.attempts - 1)

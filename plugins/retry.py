@@ -4,10 +4,12 @@ Decides, per failure, whether and when to try again; the core does the waiting a
 caller's deadline, so a retry never stretches a timeout. Classification follows how real stacks fail
 (BlueZ's ``le-connection-abort-by-local``, ``org.bluez.Error.InProgress``, HCI "connection limit
 exceeded", Core spec Vol 1, Part F, 0x09): transient errors retry quickly with exponential backoff,
-"out of slots" and "device not found" back off for seconds, "operation in progress" retries almost
-at once, timeouts and refusals are never retried. Writes are not idempotent: they are never retried
-unless ``retry_writes`` is set, because a write that timed out may already have actuated something —
-except after "operation in progress", which the stack answers before sending anything.
+"out of slots" and "device not found" back off for seconds (unless another of several radios hears
+the device: the next connect attempt goes to it after the transient wait), "operation in progress"
+retries almost at once, timeouts and refusals are never retried. Writes are not idempotent: they
+are never retried unless ``retry_writes`` is set, because a write that timed out may already have
+actuated something — except after "operation in progress", which the stack answers before sending
+anything.
 """
 
 from __future__ import annotations
@@ -68,7 +70,7 @@ class RetryPolicy:
             return None
         if isinstance(error, OperationInProgress):
             wait = s.in_progress_delay_s
-        elif error.kind == "backoff":
+        elif error.kind == "backoff" and not operation.other_radio:
             wait = s.backoff_delay_s
         else:
             wait = min(s.initial_delay_s * s.multiplier ** (attempt - 1), s.max_delay_s)

@@ -21,6 +21,7 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from ..errors import BackendUnavailable, BleError
+from ..models import ScanFilter
 from ..plugin_manager import RegisteredBackends
 from ..traits import Finding
 
@@ -144,9 +145,59 @@ async def _probe(
     return Check("backends", name, "ok", f"{kind}" + (f" ({details})" if details else ""))
 
 
+#: How long doctor listens on each of several radios to count the devices it hears.
+RADIO_SCAN_S = 1.0
+
+
+async def _probe_radio(
+    spec: Any, catalog: Any, backends: RegisteredBackends, timeout_s: float
+) -> Check:
+    """One ``[[radios]]`` table: build and start it as serve would, listen ``RADIO_SCAN_S``,
+    and report its health, slots and the devices it heard."""
+    name = f"{spec.name} ({spec.backend})"
+    try:
+        backend = catalog.backends[spec.backend].factory(spec.settings, backends)
+    except BleError as exc:
+        return Check("radios", name, "problem", exc.what, exc.hint)
+    except Exception as exc:
+        return Check("radios", name, "problem", f"cannot be built: {type(exc).__name__}: {exc}")
+    heard: set[str] = set()
+    try:
+        async with asyncio.timeout(timeout_s + RADIO_SCAN_S):
+            await backend.start()
+            async for adv in backend.scan(RADIO_SCAN_S, ScanFilter()):
+                heard.add(adv.address)
+    except TimeoutError:
+        return Check("radios", name, "problem", f"did not start within {timeout_s:g} s")
+    except BleError as exc:
+        return Check("radios", name, "problem", exc.what, exc.hint)
+    except Exception as exc:
+        return Check("radios", name, "problem", f"failed: {type(exc).__name__}: {exc}")
+    health = backend.health
+    reported = backend.connection_slots()
+    limit = reported[1] if reported else None
+    if spec.slots is not None:
+        limit = spec.slots if limit is None else min(limit, spec.slots)
+    used = reported[0] if reported else 0
+    with contextlib.suppress(Exception):
+        await health.close()
+        await backend.stop()
+    state = health.summary()
+    slots = f"{used} used, {limit - used} free" if limit is not None else f"{used} used"
+    return Check(
+        "radios",
+        name,
+        "ok" if health.ready else "problem",
+        f"{state}; slots {slots}; heard {len(heard)} devices in a {RADIO_SCAN_S:g} s scan",
+    )
+
+
 async def diagnose(loaded: Any, catalog: Any, timeout_s: float = 10.0) -> Diagnosis:
-    """Every check, in order: packages, system, backends, then the selected backend's verdict."""
+    """Every check, in order: packages, system, backends, then the selected backend's verdict
+    (with ``[[radios]]``: each radio, and whether any can serve)."""
     settings = loaded.settings
+    if settings.radios:
+        return await _diagnose_radios(loaded, catalog, timeout_s)
     selected = settings.backend
     diagnosis = Diagnosis(
         platform=f"{sys.platform} ({platform.platform()}), Python {platform.python_version()}",
@@ -187,6 +238,38 @@ async def diagnose(loaded: Any, catalog: Any, timeout_s: float = 10.0) -> Diagno
     else:
         choices = ", ".join(f'backend = "{name}"' for name in simulated)
         diagnosis.summary = REAL_RADIO_HINT + (choices or "none is installed") + "."
+    return diagnosis
+
+
+async def _diagnose_radios(loaded: Any, catalog: Any, timeout_s: float) -> Diagnosis:
+    settings = loaded.settings
+    specs = settings.radio_list()
+    diagnosis = Diagnosis(
+        platform=f"{sys.platform} ({platform.platform()}), Python {platform.python_version()}",
+        settings=str(loaded.config_path),
+        selected="radios: " + ", ".join(s.name for s in specs),
+    )
+    diagnosis.checks += _package_checks(catalog)
+    diagnosis.checks += _system_checks(catalog)
+    backends = RegisteredBackends(catalog, settings)
+    radios = [await _probe_radio(spec, catalog, backends, timeout_s) for spec in specs]
+    diagnosis.checks += radios
+    up = [c.name for c in radios if c.status == "ok"]
+    diagnosis.selected_ok = bool(up)
+    diagnosis.checks.append(
+        Check(
+            "selected",
+            "radios",
+            "ok" if up else "problem",
+            f"{len(up)} of {len(radios)} radios serve" if up else "no radio can serve",
+            "" if len(up) == len(radios) else "see the radios above; the others serve meanwhile",
+        )
+    )
+    simulated = [s.name for s in specs if catalog.backends[s.backend].traits.simulated]
+    diagnosis.real_radio = [c.name for c in radios if c.status == "ok"] if not simulated else []
+    diagnosis.summary = (
+        f"Radios that answer: {', '.join(up)}." if up else "No configured radio answers."
+    )
     return diagnosis
 
 

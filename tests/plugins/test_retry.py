@@ -137,3 +137,19 @@ async def test_without_the_retry_plugin_nothing_is_retried(tmp_path):
         FlakyPlugin.backend.failures["connect"] = [ConnectionFailed("aborted")]
         with pytest.raises(ConnectionFailed):
             await app.connect(HRM)
+
+
+def test_backoff_is_the_transient_wait_when_another_radio_remains():
+    """'Out of slots' on one of several radios: the next attempt goes to another radio, so it
+    waits the transient delay, not the backoff meant for the same radio's slots."""
+    import time
+
+    from mcp_ble.core.plans import Operation
+    from mcp_ble.plugins.retry import RetryPolicy, RetrySettings
+
+    policy = RetryPolicy(RetrySettings())
+    op = Operation("connect", "AA:BB:CC:DD:EE:FF", time.monotonic() + 20)
+    full = OutOfSlots("full", "wait")
+    assert policy.delay(op, full, 1) == 4.0
+    op.other_radio = True
+    assert policy.delay(op, full, 1) == 0.25

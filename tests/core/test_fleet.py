@@ -1,0 +1,194 @@
+"""Several radios as one (core/fleet.py), through a real MCP client: two simulated radios that
+hear one room differently (tests/worlds/fleet_near.toml and fleet_far.toml: the same devices
+at other strengths, and one device each that only it hears).
+
+One session walks the whole story, as an agent would meet it: the merged view with the best
+radio, connects routed to it and falling back when it fails or is full, operations following
+the link, one radio lost mid-session (its links end with the reason, the other serves, its
+devices age out) and the reconnect on the radio that remains."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from mcp.client import Client
+
+from mcp_ble.core.app import BleApp
+from mcp_ble.core.cli import main
+from mcp_ble.core.server import build_server
+
+from tests.helpers import failure, load, ok, write_config
+
+WORLDS = Path(__file__).resolve().parents[1] / "worlds"
+BOTH = "F1:EE:70:00:00:01"
+NEAR_ONLY = "F1:EE:70:00:00:02"
+FAR_ONLY = "F1:EE:70:00:00:03"
+FLAKY = "F1:EE:70:00:00:04"
+NEAR, FAR = "near", "far"  # what fff1 reads on each radio's copy of a device
+
+
+def radio(name: str, world: str, extra: str = "") -> str:
+    return (
+        f'[[radios]]\nname = "{name}"\nbackend = "simulated"\n'
+        f'world = "{WORLDS / world}"\ntime_scale = 0\nvirtual_idle = "wall"\n{extra}'
+    )
+
+
+FLEET = (
+    '[server]\nwrite_policy = "open"\nrecent_s = 30\n'
+    + radio("near", "fleet_near.toml", "slots = 1\n")
+    + radio("far", "fleet_far.toml")
+)
+
+
+def by_address(devices: list[dict]) -> dict[str, dict]:
+    return {d["address"]: d for d in devices}
+
+
+async def read(client: Client, address: str) -> str:
+    value = await ok(client, "ble_read", address=address, characteristic="fff1")
+    return value.get("text") or value["hex"]
+
+
+async def test_two_radios_serve_as_one(tmp_path):
+    loaded, catalog = load(write_config(tmp_path, FLEET))
+    app = BleApp.create(loaded, catalog)
+    async with Client(build_server(app)) as client:
+        # One view of the air: every device once, with the radio that hears it best.
+        scan = await ok(client, "ble_scan", duration_s=2)
+        seen = by_address(scan["devices"])
+        assert {a: (d["rssi"], d["radio"]) for a, d in seen.items()} == {
+            BOTH: (-50, "near"),
+            NEAR_ONLY: (-55, "near"),
+            FAR_ONLY: (-60, "far"),
+            FLAKY: (-52, "near"),
+        }
+        heard = app.tracker.get(BOTH).heard_by
+        assert heard is not None and {r: rssi for r, (rssi, _) in heard.items()} == {
+            "near": -50,
+            "far": -75,
+        }
+        listed = by_address((await ok(client, "ble_devices"))["devices"])
+        assert listed[FAR_ONLY]["radio"] == "far" and listed[BOTH]["radio"] == "near"
+
+        # near refuses every connect to Flaky: the retry goes to far, which takes it.
+        flaky = await ok(client, "ble_connect", address=FLAKY)
+        assert flaky["radio"] == "far" and flaky["attempts"] == 2
+        assert await read(client, FLAKY) == FAR
+
+        # Both goes to near, the best radio with a free slot; the read follows the link.
+        assert (await ok(client, "ble_connect", address=BOTH))["radio"] == "near"
+        assert await read(client, BOTH) == NEAR
+
+        # near (slots = 1) is full and far never heard NearOnly: no radio can take it.
+        text, info = await failure(client, "ble_connect", address=NEAR_ONLY, timeout_s=20)
+        assert info["code"] == "out_of_slots", text
+        assert "near 1/1" in text, text
+
+        # NearOnly takes near's slot; Both, connected again, falls back to far.
+        await ok(client, "ble_disconnect", address=BOTH)
+        assert (await ok(client, "ble_connect", address=NEAR_ONLY))["radio"] == "near"
+        assert (await ok(client, "ble_connect", address=BOTH))["radio"] == "far"
+        assert await read(client, BOTH) == FAR
+        links = {
+            c["address"]: c["radio"] for c in (await ok(client, "ble_connections"))["connections"]
+        }
+        assert links == {FLAKY: "far", BOTH: "far", NEAR_ONLY: "near"}
+        status = await ok(client, "ble_status")
+        assert status["radios"]["near"].startswith("ready; slots 1/1")
+        assert status["radios"]["far"].startswith("ready; slots 2/7")
+        await ok(client, "ble_subscribe", address=BOTH, characteristic="fff1")
+
+        # far is unplugged at t = 40 s, during this scan: its links end with the reason,
+        # near keeps serving, and what only far heard ages out.
+        await ok(client, "ble_scan", duration_s=90)
+        links = {
+            c["address"]: c["radio"] for c in (await ok(client, "ble_connections"))["connections"]
+        }
+        assert links == {NEAR_ONLY: "near"}
+        got = await ok(client, "ble_notifications", address=BOTH, characteristic="fff1")
+        assert got["ended"].startswith(
+            "link lost: radio far lost: the simulated adapter was unplugged"
+        ), got
+        text, info = await failure(client, "ble_read", address=FLAKY, characteristic="fff1")
+        assert info["code"] == "not_connected", text
+        assert await read(client, NEAR_ONLY) == "02"
+        status = await ok(client, "ble_status")
+        assert status["radio"] == "ready"
+        assert status["radios"]["far"].startswith(("lost (", "recovering (")), status
+        listed = by_address((await ok(client, "ble_devices"))["devices"])
+        assert FAR_ONLY not in listed
+        assert listed[BOTH]["radio"] == "near"
+
+        # The reconnect goes to the radio that remains and hears the device.
+        await ok(client, "ble_disconnect", address=NEAR_ONLY)
+        assert (await ok(client, "ble_connect", address=BOTH))["radio"] == "near"
+        assert await read(client, BOTH) == NEAR
+
+        # Metrics carry the radio (the configured names only).
+        metrics = (await client.read_resource("ble://metrics")).contents[0].text
+        assert 'ble_connections_active{radio="near"} 1.0' in metrics
+        assert 'ble_connections_active{radio="far"} 0.0' in metrics
+        assert 'ble_radio_state{radio="near",state="ready"} 1.0' in metrics
+        assert 'ble_radio_state{radio="far",state="ready"} 0.0' in metrics
+        assert 'ble_operations_total{kind="read",outcome="ok",radio="far"} 2.0' in metrics
+        # Flaky failed on near, then succeeded on far: one connect, on far. NearOnly found every
+        # radio full: no radio to name.
+        assert 'ble_operations_total{kind="connect",outcome="ok",radio="far"} 2.0' in metrics
+        assert 'ble_operations_total{kind="connect",outcome="error",radio=""} 1.0' in metrics
+
+
+def test_doctor_lists_each_radio(tmp_path, capsys):
+    code = main(["doctor", "--config", str(write_config(tmp_path, FLEET))])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "near (simulated): ready; slots 0 used, 1 free; heard 3 devices" in out, out
+    assert "far (simulated): ready; slots 0 used, 7 free; heard 3 devices" in out, out
+    assert "2 of 2 radios serve" in out, out
+
+
+async def test_one_radio_results_name_no_radio(tmp_path):
+    """A fleet of one (a named radio with a slot cap): results stay as with ``backend``."""
+    loaded, catalog = load(write_config(tmp_path, radio("only", "fleet_near.toml", "slots=1\n")))
+    async with Client(build_server(BleApp.create(loaded, catalog))) as client:
+        scan = await ok(client, "ble_scan", duration_s=1)
+        assert scan["devices"] and all("radio" not in d for d in scan["devices"])
+        connected = await ok(client, "ble_connect", address=BOTH)
+        assert "radio" not in connected
+        text, info = await failure(client, "ble_connect", address=NEAR_ONLY, timeout_s=20)
+        assert info["code"] == "out_of_slots" and "only 1/1" in text, text
+        assert "radios" not in await ok(client, "ble_status")
+
+
+SIM = 'backend = "simulated"\n'
+
+
+@pytest.mark.parametrize(
+    ("toml", "expected"),
+    [
+        (
+            radio("a", "fleet_near.toml") + radio("a", "fleet_far.toml"),
+            "two radios are named 'a'",
+        ),
+        ('[[radios]]\nname = "a"\nbackend = "nope"\n', "backend = 'nope' is not a backend"),
+        ('[[radios]]\nname = "a"\n', "radios.0: names no backend"),
+        (radio("a", "fleet_near.toml", "wrld = 1\n"), "unknown key 'radios.0.wrld'"),
+        (radio("a", "fleet_near.toml", "max_mtu = 5\n"), "radios.0.max_mtu = 5"),
+        (radio("a b", "fleet_near.toml"), "radios.0.name = 'a b': a radio name is"),
+        (radio("a", "fleet_near.toml", "slots = 0\n"), "radios.0.slots = 0"),
+        (SIM + radio("a", "fleet_near.toml"), "backend = 'simulated' and [[radios]]"),
+        (
+            radio("a", "fleet_near.toml") + '[[radios]]\nname = "b"\nbackend = "bleak"\n',
+            "simulated radios (a) cannot serve beside real ones",
+        ),
+        ('[[radios]]\nname = "a"\nbackend = "auto"\n', "which chooses another backend"),
+    ],
+)
+def test_radio_settings_errors(tmp_path, capsys, toml, expected):
+    path = write_config(tmp_path, toml)
+    code = main(["config", "show", "--config", str(path)])
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 2 and len(lines) == 1, err
+    assert expected in lines[0], lines[0]
