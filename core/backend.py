@@ -106,11 +106,6 @@ class Backend(ABC):
         starts the backend again."""
         await self.start()
 
-    def slots(self) -> tuple[int, int] | None:
-        """Connection slots as ``(used, limit)`` where the radio reports them (an ESPHome
-        Bluetooth proxy does, in BluetoothConnectionsFreeResponse); None where it does not."""
-        return None
-
     def is_connected(self, address: str) -> bool:
         """Whether the link to ``address`` is up as far as the radio knows. The core asks
         before it reports a link as already connected."""

@@ -98,13 +98,13 @@ class EsphomeBackend(Backend):
         if self._device_info is not None:
             details["name"] = self._device_info.name
             details["esphome"] = self._device_info.esphome_version
-        if (slots := self.slots()) is not None:
+        if (slots := self.connection_slots()) is not None:
             details["slots"] = f"{slots[0]}/{slots[1]} used"
         if self.dropped_advertisements:
             details["dropped_advertisements"] = str(self.dropped_advertisements)
         return BackendInfo("esphome", simulated=False, details=details)
 
-    def slots(self) -> tuple[int, int] | None:
+    def connection_slots(self) -> tuple[int, int] | None:
         """(used, limit) as the proxy last reported them; None before its first report."""
         if self._data is None:
             return None
@@ -283,7 +283,7 @@ class EsphomeBackend(Backend):
                 f"The proxy at {self.where} only scans: it cannot connect to devices",
                 "set bluetooth_proxy: active: true in its ESPHome YAML",
             )
-        slots = self.slots()
+        slots = self.connection_slots()
         if slots is not None and slots[0] >= slots[1]:
             raise OutOfSlots(
                 f"The proxy at {self.where} has no free connection slot ({slots[0]} of "

@@ -100,9 +100,6 @@ class SimLinkLayer(Backend):
         """(links and connects under way, slots) of this radio."""
         return len(self.links()) + len(self._connecting), self.slots_total
 
-    def slots(self) -> tuple[int, int]:
-        return self.connection_slots()
-
     def links(self) -> list[str]:
         """Addresses linked through this radio."""
         return [a for a, d in self.devices.items() if d.owner is self]

@@ -45,18 +45,18 @@ async def test_plaintext_proxy_scans_connects_and_reports_its_slots_and_mtu():
     try:
         await backend.start()
         assert backend.info().details["encryption"] == "none"
-        await until(lambda: backend.slots() == (0, 1))
+        await until(lambda: backend.connection_slots() == (0, 1))
         seen = {adv.address async for adv in backend.scan(0.5, ScanFilter())}
         assert {SENSOR, OTHER} <= seen
         await backend.connect(SENSOR, 10.0)
         assert backend.mtu(SENSOR) == 247  # what the proxy negotiated and reported
-        await until(lambda: backend.slots() == (1, 1))
+        await until(lambda: backend.connection_slots() == (1, 1))
         assert backend.info().details["slots"] == "1/1 used"
         with pytest.raises(OutOfSlots) as full:
             await backend.connect(OTHER, 10.0)
         assert "1 of 1 in use" in str(full.value)
         await backend.disconnect(SENSOR)
-        await until(lambda: backend.slots() == (0, 1))
+        await until(lambda: backend.connection_slots() == (0, 1))
         await backend.connect(OTHER, 10.0)
         chars = {c.uuid: c for s in await backend.discover(OTHER) for c in s.characteristics}
         heart_rate = chars["00002a37-0000-1000-8000-00805f9b34fb"]
@@ -97,7 +97,7 @@ async def test_key_mismatches_and_an_unreachable_proxy_are_named_never_the_key()
             assert KEY not in str(refused.value) and OTHER_KEY not in str(refused.value)
         good = EsphomeBackend("127.0.0.1", secret.port, noise_psk=KEY)
         await good.start()
-        await until(lambda: good.slots() is not None)
+        await until(lambda: good.connection_slots() is not None)
         assert good.info().details == {
             "proxy": f"127.0.0.1:{secret.port}",
             "encryption": "noise",
