@@ -128,6 +128,8 @@ class Links:
         plan = ConnectPlan(address, max(within_s - (time.monotonic() - started), 0.001))
         if found_by is not None:
             plan.note(f"found by a {found_by:.2f} s scan for this address")
+        if self.fleet is not None and self.fleet.several:
+            plan.radio = self.fleet.preview(address)
         await self._event("mcp_ble_connect_plan", plan=plan, app=self)
         for other in plan.release:
             # Checked at the moment of release: an operation may have started on the link

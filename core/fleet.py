@@ -189,10 +189,7 @@ class Fleet(Backend):
             if not isinstance(error, Exception):
                 raise error
         if len(failed) == len(self.radios):
-            error = failed[0][1]
-            if isinstance(error, BleError):
-                error.what = f"radio {failed[0][0].name}: {error.what}"
-            raise error
+            raise _named(*failed[0])
         for radio, error in failed:
             detail = getattr(error, "what", None) or f"{type(error).__name__}: {error}"
             radio.backend.radio_lost(f"it did not start: {detail}")
@@ -284,10 +281,7 @@ class Fleet(Backend):
                 else:
                     yield item
             if errors and len(errors) == len(live):
-                radio, error = errors[0]
-                if isinstance(error, BleError):
-                    error.what = f"radio {radio.name}: {error.what}"
-                raise error
+                raise _named(*errors[0])
         finally:
             for task in tasks:
                 task.cancel()
@@ -320,6 +314,14 @@ class Fleet(Backend):
         """Whether a ready radio that heard ``address`` has not been tried in this connect."""
         tried = self._tried.get(address, [])
         return any(r.name not in tried and r.free() for r in self.candidates(address))
+
+    def preview(self, address: str) -> str | None:
+        """The radio the next connect attempt to ``address`` would go to, if any (the pool
+        plugin counts that radio's links)."""
+        try:
+            return self.choose(address).name
+        except BleError:
+            return None
 
     def hears(self, address: str) -> bool:
         """Whether a ready radio heard ``address`` (one radio: whether it is ready)."""
@@ -354,7 +356,17 @@ class Fleet(Backend):
         return free[0]
 
     async def connect(self, address: str, timeout_s: float) -> None:
+        """One attempt, on the radio :meth:`choose` names. While other radios that hear the
+        device remain untried, the attempt gets an equal share of the time left, so a radio
+        that cannot reach the device leaves time for the next."""
         radio = self.choose(address)
+        tried = self._tried.get(address, [])
+        others = sum(
+            1
+            for r in self.candidates(address)
+            if r is not radio and r.name not in tried and r.free()
+        )
+        timeout_s = timeout_s / (1 + others)
         self.last_radio[address] = radio.name
         radio.connecting.add(address)
         radio.connects += 1
@@ -416,6 +428,14 @@ class Fleet(Backend):
 
     async def pair(self, address: str) -> None:
         await self._link(address).pair(address)
+
+
+def _named(radio: Radio, error: BaseException) -> BaseException:
+    """``error`` saying which radio it comes from."""
+    if isinstance(error, BleError):
+        error.what = f"radio {radio.name}: {error.what}"
+        error.args = (f"{error.what}. {error.hint}" if error.hint else error.what,)
+    return error
 
 
 def fleet_views(fleet: Fleet, recent: list[DeviceRecord]) -> list[RadioView]:

@@ -92,6 +92,8 @@ class ConnectPlan:
     timeout_s: float
     release: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    #: With several radios: the radio the connect goes to first (None: none can take it now).
+    radio: str | None = None
 
     def note(self, text: str) -> None:
         self.notes.append(text)

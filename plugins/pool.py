@@ -4,7 +4,8 @@ Links are expensive to make (hundreds of milliseconds, and an adapter has only a
 they stay open for reuse; ``ble_connect`` on a connected device returns the pooled link. When the
 pool is full, the least recently used link is released to make room (links with active
 subscriptions are kept while others can go), and links idle for ``idle_timeout_s`` are closed in
-the background.
+the background. With several radios the limit holds per radio: a connect counts the links of the
+radio it goes to.
 """
 
 from __future__ import annotations
@@ -26,7 +27,10 @@ class PoolSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     max_connections: int = Field(
-        5, ge=1, le=64, description="links kept at once (adapters commonly allow 5 to 7)"
+        5,
+        ge=1,
+        le=64,
+        description="links kept at once, per radio (adapters commonly allow 5 to 7)",
     )
     idle_timeout_s: float | None = Field(
         300.0, gt=0, description="close links unused this long (unset: never)"
@@ -82,6 +86,8 @@ class PoolPlugin:
     @hookimpl
     def mcp_ble_connect_plan(self, plan: ConnectPlan, app: PluginApp) -> None:
         links = app.links()
+        if plan.radio is not None:  # several radios: the links of the one it goes to
+            links = [link for link in links if link.radio == plan.radio]
         limit = self.settings.max_connections
         needed = len(links) + 1 - limit
         released = self.pool.evictions(links)

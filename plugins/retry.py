@@ -4,9 +4,10 @@ Decides, per failure, whether and when to try again; the core does the waiting a
 caller's deadline, so a retry never stretches a timeout. Classification follows how real stacks fail
 (BlueZ's ``le-connection-abort-by-local``, ``org.bluez.Error.InProgress``, HCI "connection limit
 exceeded", Core spec Vol 1, Part F, 0x09): transient errors retry quickly with exponential backoff,
-"out of slots" and "device not found" back off for seconds (unless another of several radios hears
-the device: the next connect attempt goes to it after the transient wait), "operation in progress"
-retries almost at once, timeouts and refusals are never retried. Writes are not idempotent: they
+"out of slots" and "device not found" back off for seconds, "operation in progress" retries almost
+at once, timeouts and refusals are never retried. With several radios a connect that failed on one
+(out of slots, not found or timed out included) goes to the next radio that hears the device after
+the transient wait. Writes are not idempotent: they
 are never retried unless ``retry_writes`` is set, because a write that timed out may already have
 actuated something — except after "operation in progress", which the stack answers before sending
 anything.
@@ -66,11 +67,14 @@ class RetryPolicy:
         # sending it ("operation already in progress") is safe to send again.
         if not operation.idempotent and not s.retry_writes and not refused_unsent:
             return None
-        if error.kind in ("fatal", "timeout"):
+        # A connect that timed out on one of several radios goes to the next one that hears
+        # the device (the fleet gave the attempt its share of the time).
+        moves_on = operation.kind == "connect" and operation.other_radio
+        if error.kind == "fatal" or (error.kind == "timeout" and not moves_on):
             return None
         if isinstance(error, OperationInProgress):
             wait = s.in_progress_delay_s
-        elif error.kind == "backoff" and not operation.other_radio:
+        elif error.kind == "backoff" and not moves_on:
             wait = s.backoff_delay_s
         else:
             wait = min(s.initial_delay_s * s.multiplier ** (attempt - 1), s.max_delay_s)

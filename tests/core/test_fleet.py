@@ -9,14 +9,19 @@ devices age out) and the reconnect on the radio that remains."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
+from typing import Any
 
 import pytest
 from mcp.client import Client
 
 from mcp_ble.core.app import BleApp
 from mcp_ble.core.cli import main
+from mcp_ble.core.errors import BackendUnavailable
+from mcp_ble.core.hookspecs import hookimpl
 from mcp_ble.core.server import build_server
+from mcp_ble.core.traits import BackendTraits
 
 from tests.helpers import failure, load, ok, write_config
 
@@ -25,6 +30,7 @@ BOTH = "F1:EE:70:00:00:01"
 NEAR_ONLY = "F1:EE:70:00:00:02"
 FAR_ONLY = "F1:EE:70:00:00:03"
 FLAKY = "F1:EE:70:00:00:04"
+SLOW = "F1:EE:70:00:00:05"
 NEAR, FAR = "near", "far"  # what fff1 reads on each radio's copy of a device
 
 
@@ -63,6 +69,7 @@ async def test_two_radios_serve_as_one(tmp_path):
             NEAR_ONLY: (-55, "near"),
             FAR_ONLY: (-60, "far"),
             FLAKY: (-52, "near"),
+            SLOW: (-51, "near"),
         }
         heard = app.tracker.get(BOTH).heard_by
         assert heard is not None and {r: rssi for r, (rssi, _) in heard.items()} == {
@@ -76,6 +83,11 @@ async def test_two_radios_serve_as_one(tmp_path):
         flaky = await ok(client, "ble_connect", address=FLAKY)
         assert flaky["radio"] == "far" and flaky["attempts"] == 2
         assert await read(client, FLAKY) == FAR
+
+        # near never completes a connect to Slow: its attempt gets half the time, far the rest.
+        slow = await ok(client, "ble_connect", address=SLOW, timeout_s=10)
+        assert slow["radio"] == "far" and slow["attempts"] == 2
+        await ok(client, "ble_disconnect", address=SLOW)
 
         # Both goes to near, the best radio with a free slot; the read follows the link.
         assert (await ok(client, "ble_connect", address=BOTH))["radio"] == "near"
@@ -133,9 +145,9 @@ async def test_two_radios_serve_as_one(tmp_path):
         assert 'ble_radio_state{radio="near",state="ready"} 1.0' in metrics
         assert 'ble_radio_state{radio="far",state="ready"} 0.0' in metrics
         assert 'ble_operations_total{kind="read",outcome="ok",radio="far"} 2.0' in metrics
-        # Flaky failed on near, then succeeded on far: one connect, on far. NearOnly found every
-        # radio full: no radio to name.
-        assert 'ble_operations_total{kind="connect",outcome="ok",radio="far"} 2.0' in metrics
+        # Flaky and Slow failed on near, then succeeded on far: a connect each, on far.
+        # NearOnly found every radio full: no radio to name.
+        assert 'ble_operations_total{kind="connect",outcome="ok",radio="far"} 3.0' in metrics
         assert 'ble_operations_total{kind="connect",outcome="error",radio=""} 1.0' in metrics
 
 
@@ -143,8 +155,8 @@ def test_doctor_lists_each_radio(tmp_path, capsys):
     code = main(["doctor", "--config", str(write_config(tmp_path, FLEET))])
     out = capsys.readouterr().out
     assert code == 0, out
-    assert "near (simulated): ready; slots 0 used, 1 free; heard 3 devices" in out, out
-    assert "far (simulated): ready; slots 0 used, 7 free; heard 3 devices" in out, out
+    assert "near (simulated): ready; slots 0 used, 1 free; heard 4 devices" in out, out
+    assert "far (simulated): ready; slots 0 used, 7 free; heard 4 devices" in out, out
     assert "2 of 2 radios serve" in out, out
 
 
@@ -192,3 +204,73 @@ def test_radio_settings_errors(tmp_path, capsys, toml, expected):
     lines = [line for line in err.splitlines() if line.strip()]
     assert code == 2 and len(lines) == 1, err
     assert expected in lines[0], lines[0]
+
+
+class LateRadio:
+    """A backend plugin for the tests below: the simulated radio of a world file whose adapter
+    does not answer for its first ``fails`` starts (as a dongle still enumerating would)."""
+
+    fails = 2
+
+    @hookimpl
+    def mcp_ble_register_backends(self, register: Any) -> None:
+        from pydantic import BaseModel
+
+        from mcp_ble.backends.simulated.backend import SimulatedBackend
+        from mcp_ble.backends.simulated.world import load_world
+
+        plugin = self
+
+        class Late(SimulatedBackend):
+            starts = 0
+
+            async def start(self) -> None:
+                Late.starts += 1
+                if Late.starts <= plugin.fails:
+                    raise BackendUnavailable("the late adapter does not answer yet", "wait")
+                await super().start()
+
+        class LateSettings(BaseModel):
+            world: str = "demo"
+
+        register(
+            "late",
+            lambda s, _: Late(load_world(s.world), 0, idle="wall"),
+            settings=LateSettings,
+            traits=BackendTraits(simulated=True),
+        )
+
+
+async def test_a_radio_that_does_not_start_is_taken_when_it_answers(tmp_path):
+    toml = radio("near", "fleet_near.toml") + (
+        f'[[radios]]\nname = "far"\nbackend = "late"\nworld = "{WORLDS / "fleet_far.toml"}"\n'
+    )
+    loaded, catalog = load(write_config(tmp_path, toml), extra_plugins={"late": LateRadio()})
+    app = BleApp.create(loaded, catalog)
+    async with Client(build_server(app)) as client:
+        status = await ok(client, "ble_status")
+        assert status["radio"] == "ready"
+        assert "it did not start: the late adapter does not answer yet" in status["radios"]["far"]
+        scan = await ok(client, "ble_scan", duration_s=1)
+        assert {d["radio"] for d in scan["devices"]} == {"near"}
+        far = app.fleet.by_name["far"].backend.health  # re-acquired with backoff, in wall time
+        for _ in range(100):
+            if far.ready:
+                break
+            await asyncio.sleep(0.05)
+        assert (await ok(client, "ble_status"))["radios"]["far"].startswith("ready"), far.reason
+        scan = await ok(client, "ble_scan", duration_s=1)
+        assert by_address(scan["devices"])[FAR_ONLY]["radio"] == "far"
+
+
+async def test_no_radio_starts(tmp_path):
+    toml = "".join(
+        f'[[radios]]\nname = "{n}"\nbackend = "late"\nworld = "{WORLDS / "fleet_far.toml"}"\n'
+        for n in ("a", "b")
+    )
+    late = LateRadio()
+    late.fails = 10
+    loaded, catalog = load(write_config(tmp_path, toml), extra_plugins={"late": late})
+    with pytest.raises(BackendUnavailable, match="radio a: the late adapter does not answer"):
+        async with BleApp.create(loaded, catalog):
+            pass

@@ -7,7 +7,7 @@ import pytest
 from mcp_ble.backends.simulated.backend import SimulatedBackend
 from mcp_ble.backends.simulated.world import load_world
 from mcp_ble.core.app import BleApp
-from mcp_ble.core.errors import ConnectionFailed, GattError, OutOfSlots
+from mcp_ble.core.errors import BleTimeout, ConnectionFailed, GattError, OutOfSlots
 from mcp_ble.core.hookspecs import hookimpl
 from mcp_ble.core.models import ScanFilter
 
@@ -153,3 +153,8 @@ def test_backoff_is_the_transient_wait_when_another_radio_remains():
     assert policy.delay(op, full, 1) == 4.0
     op.other_radio = True
     assert policy.delay(op, full, 1) == 0.25
+    # A connect timeout is retried only when another radio can take the next attempt.
+    late = BleTimeout("late", "retry")
+    assert policy.delay(op, late, 1) == 0.25
+    op.other_radio = False
+    assert policy.delay(op, late, 1) is None
