@@ -10,6 +10,8 @@ import socket
 
 import pytest
 from bumble.link import LocalLink
+from habluetooth import get_manager
+from habluetooth.central_manager import CentralBluetoothManager
 from mcp.client import Client
 
 from mcp_ble.backends.esphome.backend import EsphomeBackend
@@ -185,3 +187,40 @@ async def test_a_proxy_that_goes_away_is_a_lost_radio_and_is_reacquired(tmp_path
     finally:
         await proxied.stop()
     assert proxied.proxy.accepted == 2
+
+
+async def test_two_proxies_in_one_process_share_habluetooth_and_keep_their_own_links():
+    """Two esphome backends (as a fleet runs them) on two proxies hearing the same peripherals:
+    one habluetooth manager for both, each proxy's slots and links its own, and stopping one
+    backend leaves the other serving."""
+    world = load_world(str(CONTRACT_WORLD))
+    proxied = await ProxiedWorld.start(world, psk=KEY, slots=1)
+    second = await FakeProxy(
+        proxied.virtual.link, name="second", mac="AC:0B:FB:00:00:02", slots=2
+    ).start()
+    first_radio = EsphomeBackend("127.0.0.1", proxied.proxy.port, noise_psk=KEY)
+    second_radio = EsphomeBackend("127.0.0.1", second.port)
+    try:
+        await first_radio.start()
+        await second_radio.start()
+        sources = {s.source for s in get_manager().async_current_scanners()}
+        assert sources == {"AC:0B:FB:00:00:01", "AC:0B:FB:00:00:02"}  # one manager, both proxies
+        await first_radio.connect(SENSOR, 10.0)
+        await second_radio.connect(OTHER, 10.0)
+        await until(
+            lambda: (
+                (first_radio.connection_slots(), second_radio.connection_slots())
+                == ((1, 1), (1, 2))
+            )
+        )
+        assert first_radio.is_connected(SENSOR) and not second_radio.is_connected(SENSOR)
+        await first_radio.stop()
+        seen = {adv.address async for adv in second_radio.scan(0.5, ScanFilter())}
+        assert SENSOR in seen  # still heard through the second proxy
+        assert second_radio.is_connected(OTHER) and second_radio.mtu(OTHER) == 247
+    finally:
+        await first_radio.stop()
+        await second_radio.stop()
+        await second.stop()
+        await proxied.stop()
+    assert CentralBluetoothManager.manager is None  # the last backend to stop tore it down
