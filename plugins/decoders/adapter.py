@@ -33,8 +33,9 @@ log = logging.getLogger("mcp_ble.decoders")
 #: every device) and BTHome's packet counter (it changes with every packet, the readings do not).
 SKIPPED_KEYS = frozenset({"signal_strength", "packet_id"})
 
-#: Per-device parser objects kept per plugin (the least recently used goes first).
-MAX_PARSERS = 4096
+#: Per-device parser objects kept per plugin (the least recently used goes first; about 6 kB
+#: each for bthome-ble), so memory stays bounded in a crowd. One evicted is made anew.
+MAX_PARSERS = 2048
 
 
 def plain(value: Any) -> float | int | str | bool | None:
