@@ -274,3 +274,50 @@ async def test_no_radio_starts(tmp_path):
     with pytest.raises(BackendUnavailable, match="radio a: the late adapter does not answer"):
         async with BleApp.create(loaded, catalog):
             pass
+
+
+async def test_radios_in_rooms_of_one_world(tmp_path):
+    """Three simulated radios placed in one world (tests/worlds/fleet_rooms.toml): one clock,
+    one set of devices, each radio hearing those in its range at a strength that falls with
+    distance, a link holding a slot of its own radio only."""
+    rooms = WORLDS / "fleet_rooms.toml"
+    toml = "".join(
+        f'[[radios]]\nname = "{n}"\nbackend = "simulated"\nworld = "{rooms}"\nradio = "{n}"\n'
+        'time_scale = 0\nvirtual_idle = "wall"\n'
+        for n in ("r0", "r1", "r2")
+    )
+    d1, d2, d3, d4 = (f"A0:00:00:00:00:0{i}" for i in range(1, 5))
+    loaded, catalog = load(write_config(tmp_path, toml))
+    app = BleApp.create(loaded, catalog)
+    async with Client(build_server(app)) as client:
+        seen = by_address((await ok(client, "ble_scan", duration_s=2))["devices"])
+        # -50 dBm at 1 m, less 20 log10(d): each device best at the radio nearest to it.
+        assert {a: (d["rssi"], d["radio"]) for a, d in seen.items()} == {
+            d1: (-50, "r0"),
+            d2: (-56, "r0"),
+            d3: (-50, "r2"),
+            d4: (-64, "r2"),
+        }
+        heard = app.tracker.get(d2).heard_by or {}
+        assert {r: rssi for r, (rssi, _) in heard.items()} == {"r0": -56, "r1": -68}
+
+        # r0 has one slot: d1 takes it; d2, best heard by r0, goes to r1.
+        assert (await ok(client, "ble_connect", address=d1))["radio"] == "r0"
+        assert (await ok(client, "ble_connect", address=d2))["radio"] == "r1"
+        assert await read(client, d2) == "02"
+        radios = (await ok(client, "ble_status"))["radios"]
+        assert radios["r0"].startswith("ready; slots 1/1")
+        assert radios["r1"].startswith("ready; slots 1/7")
+
+        # r1 is switched off: its link ends with the reason; r0 still serves d1.
+        app.fleet.by_name["r1"].backend.switch_off()
+        links = {
+            c["address"]: c["radio"] for c in (await ok(client, "ble_connections"))["connections"]
+        }
+        assert links == {d1: "r0"}
+        assert (await ok(client, "ble_status"))["radios"]["r1"].startswith("lost (")
+        text, info = await failure(client, "ble_connect", address=d2, timeout_s=20)
+        assert info["code"] == "out_of_slots" and "r0 1/1" in text, text
+        await ok(client, "ble_disconnect", address=d1)
+        assert (await ok(client, "ble_connect", address=d2))["radio"] == "r0"
+        assert await read(client, d2) == "02"
