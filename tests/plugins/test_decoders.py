@@ -67,8 +67,9 @@ async def test_every_vector_through_the_scan_path(tmp_path: Path, caplog) -> Non
         assert vector.key is not None and vector.key not in caplog.text
 
 
-async def test_encrypted_formats_need_their_key(tmp_path: Path) -> None:
-    wrong = "00" * 16
+async def test_encrypted_formats_need_their_key(tmp_path: Path, caplog) -> None:
+    caplog.set_level(logging.DEBUG)
+    wrong = "5a" * 16
     toml = settings_toml().split("[bthome]")[0]  # no keys at all
     toml += f'[bthome]\nkeys = {{ "{KEYED[0].address}" = "{wrong}" }}\n'
     async with make_app(tmp_path, toml) as app:
@@ -82,6 +83,7 @@ async def test_encrypted_formats_need_their_key(tmp_path: Path) -> None:
             "xiaomi_lywsd03mmc_encrypted": [("encryption", "no key")],
         }
         assert app.sensors.decode_errors == 0
+    assert wrong not in caplog.text.lower()  # a failed decryption logs no key either
 
 
 async def test_keys_from_the_environment(tmp_path: Path) -> None:
