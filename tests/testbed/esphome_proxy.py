@@ -84,7 +84,8 @@ class _Link:
 
 class FakeProxy:
     """One fake proxy. ``psk``: the base64 Noise key (None: plaintext). ``slots``: how many
-    links it holds at once (ESPHome's ``connection_slots``, 3 by default)."""
+    links it holds at once (ESPHome's ``connection_slots``, 3 by default). ``rssi_offset``: added
+    to every RSSI it reports (a proxy farther from the devices hears them weaker)."""
 
     def __init__(
         self,
@@ -96,9 +97,11 @@ class FakeProxy:
         slots: int = 3,
         host: str = "127.0.0.1",
         port: int = 0,
+        rssi_offset: int = 0,
     ) -> None:
         self.link, self.name, self.mac, self.psk = link, name, mac, psk
         self.slots, self.host, self.port = slots, host, port
+        self.rssi_offset = rssi_offset
         self.device: Any = None
         self.server: asyncio.Server | None = None
         self.sessions: set[_Session] = set()
@@ -176,7 +179,7 @@ class FakeProxy:
     def _on_advertisement(self, report: Any) -> None:
         adv = pb.BluetoothLERawAdvertisement(
             address=mac_int(report.address.to_string(False)),
-            rssi=report.rssi,
+            rssi=max(-127, report.rssi + self.rssi_offset),
             address_type=int(report.address.address_type) & 1,
             data=bytes(report.data),
         )
