@@ -49,6 +49,12 @@ class EsphomeSettings(BaseModel):
     connect_timeout_s: float = Field(
         10.0, gt=0, le=120, description="give up reaching the proxy's API after this long"
     )
+    keepalive_s: float = Field(
+        10.0,
+        gt=0,
+        le=300,
+        description="ping the proxy this often; no answer within 4.5 pings = radio lost",
+    )
 
     @field_validator("noise_psk")
     @classmethod
@@ -102,6 +108,7 @@ def _create(settings: EsphomeSettings, backends: Any) -> Any:
         noise_psk=settings.key(),
         password=settings.password.get_secret_value() if settings.password else None,
         connect_timeout_s=settings.connect_timeout_s,
+        keepalive_s=settings.keepalive_s,
     )
 
 

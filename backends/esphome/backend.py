@@ -72,12 +72,16 @@ class EsphomeBackend(Backend):
         noise_psk: str | None = None,
         password: str | None = None,
         connect_timeout_s: float = 10.0,
+        keepalive_s: float = 10.0,
     ) -> None:
         self.host = host
         self.port = port
         self._psk = noise_psk
         self._password = password
         self.connect_timeout_s = connect_timeout_s
+        self.keepalive_s = keepalive_s
+        #: Why the API connection last closed (aioesphomeapi's error), for the radio-lost reason.
+        self._closed: BaseException | None = None
         self._api: Any = None
         self._data: Any = None  # bleak-esphome's ESPHomeClientData
         self._device_info: Any = None
@@ -126,8 +130,15 @@ class EsphomeBackend(Backend):
             await manager.acquire()
             self._manager = True
         api = APIClient(
-            self.host, self.port, self._password, noise_psk=self._psk, client_info="mcp-ble"
+            self.host,
+            self.port,
+            self._password,
+            noise_psk=self._psk,
+            client_info="mcp-ble",
+            keepalive=self.keepalive_s,
         )
+        self._closed = None
+        api.add_connection_closed_callback(self._on_closed)
         try:
             async with asyncio.timeout(self.connect_timeout_s):
                 await api.connect(on_stop=self._on_api_stop, login=True, log_errors=False)
@@ -155,12 +166,27 @@ class EsphomeBackend(Backend):
             api.subscribe_bluetooth_le_raw_advertisements(self._on_raw),
         ]
 
+    def _on_closed(self, event: Any) -> None:
+        """aioesphomeapi says why an established connection closed, before ``on_stop``."""
+        self._closed = event.error
+
     async def _on_api_stop(self, expected: bool) -> None:
         """aioesphomeapi calls this when the API connection ends."""
         if self._stopping or self._api is None:
             return
         self._teardown()
-        self.radio_lost(f"the ESPHome proxy at {self.where} closed the API connection")
+        self.radio_lost(self._why())
+
+    def _why(self) -> str:
+        from aioesphomeapi.core import PingFailedAPIError
+
+        if isinstance(self._closed, PingFailedAPIError):
+            waited = self.keepalive_s * 4.5  # aioesphomeapi's pong timeout
+            return (
+                f"the ESPHome proxy at {self.where} stopped answering "
+                f"(no ping reply in {waited:g} s)"
+            )
+        return f"the ESPHome proxy at {self.where} closed the API connection"
 
     def _teardown(self) -> None:
         """Forget the API connection: what connect_scanner's caller must do when it ends."""

@@ -224,3 +224,21 @@ async def test_two_proxies_in_one_process_share_habluetooth_and_keep_their_own_l
         await second.stop()
         await proxied.stop()
     assert CentralBluetoothManager.manager is None  # the last backend to stop tore it down
+
+
+async def test_a_proxy_that_stops_answering_is_lost_after_its_keepalive():
+    """A proxy whose Wi-Fi went away keeps no socket to close: the unanswered pings tell."""
+    proxied = await ProxiedWorld.start(load_world(str(CONTRACT_WORLD)), psk=KEY)
+    backend = EsphomeBackend("127.0.0.1", proxied.proxy.port, noise_psk=KEY, keepalive_s=0.1)
+    try:
+        await backend.start()
+        await backend.connect(SENSOR, 10.0)
+        proxied.proxy.frozen = True
+        await until(lambda: not backend.health.ready)
+        assert "stopped answering (no ping reply in 0.45 s)" in backend.health.reason
+        assert not backend.is_connected(SENSOR)
+        proxied.proxy.frozen = False
+        await until(lambda: backend.health.ready, 10.0)
+    finally:
+        await backend.stop()
+        await proxied.stop()

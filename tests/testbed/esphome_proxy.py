@@ -107,6 +107,8 @@ class FakeProxy:
         self.sessions: set[_Session] = set()
         self.links: dict[int, _Link] = {}
         self.connecting: set[int] = set()
+        #: A hung proxy (Wi-Fi gone, firmware stuck): connections stay open, nothing answers.
+        self.frozen = False
         self.accepted = 0
         self.handshake_failures = 0
         self._transport: LinkTransport | None = None
@@ -177,6 +179,8 @@ class FakeProxy:
             await self.device.stop_scanning()
 
     def _on_advertisement(self, report: Any) -> None:
+        if self.frozen:
+            return
         adv = pb.BluetoothLERawAdvertisement(
             address=mac_int(report.address.to_string(False)),
             rssi=max(-127, report.rssi + self.rssi_offset),
@@ -255,7 +259,7 @@ class _Session:
         with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError, HandshakeFailed):
             while True:
                 message = await self.channel.receive()
-                if message is None:
+                if message is None or self.proxy.frozen:
                     continue
                 if isinstance(message, pb.DisconnectRequest):
                     self.channel.send(pb.DisconnectResponse())
