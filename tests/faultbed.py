@@ -114,19 +114,19 @@ class Process:
 
 
 class Controllers(Process):
-    """``bumble.apps.controllers`` with two TCP HCI ports: A for the peripheral, B for us."""
+    """``bumble.apps.controllers`` with two TCP HCI ports: A for the peripheral, B for us (or
+    more, one per controller on the link)."""
 
-    def __init__(self, port_a: int, port_b: int) -> None:
+    def __init__(self, port_a: int, port_b: int, *more: int) -> None:
+        self.ports = (port_a, port_b, *more)
         super().__init__(
             [
                 sys.executable,
                 "-m",
                 "bumble.apps.controllers",
-                f"tcp-server:127.0.0.1:{port_a}",
-                f"tcp-server:127.0.0.1:{port_b}",
+                *(f"tcp-server:127.0.0.1:{port}" for port in self.ports),
             ]
         )
-        self.ports = (port_a, port_b)
 
     def start(self) -> Controllers:
         super().start()
@@ -141,12 +141,13 @@ class Controllers(Process):
         return self
 
 
-def peripheral(port_a: int) -> Process:
+def peripheral(*ports: int, address: str = PERIPHERAL_ADDRESS) -> Process:
+    """The peripheral on the controller at each port (several: one device on several links)."""
     return Process(
         [
             sys.executable,
             str(TESTS / "fault_peripheral.py"),
-            f"tcp-client:127.0.0.1:{port_a}",
-            PERIPHERAL_ADDRESS,
+            ",".join(f"tcp-client:127.0.0.1:{port}" for port in ports),
+            address,
         ]
     )
