@@ -23,6 +23,7 @@ GROUPS = (
     "tokens",
     "soak",
     "retry",
+    "fleet",
 )
 #: Groups that run only when named with --only (the soak takes a minute or two).
 OPT_IN = ("soak", "retry")

@@ -71,6 +71,23 @@ class Suite(RadioGroups, MicroGroup, SensorsGroup):
             times, failures = await flaky_connects(app, runs)
         self.results += results(times, failures, Result)
 
+    async def fleet(self) -> None:
+        """Four radios in four overlapping rooms (see :mod:`.fleet`)."""
+        from ...app import BleApp
+        from .fleet import DEVICES, ROOMS, SLOTS, fleet_settings, fleet_world, results, run_fleet
+
+        seed = self.params.seed
+        self.progress.step(
+            f"fleet: {len(ROOMS)} radios in overlapping rooms, {DEVICES} devices, "
+            f"{SLOTS} slots each"
+        )
+        world = self.world.parent / "fleet.toml"
+        world.write_text(fleet_world(seed), encoding="utf-8")
+        settings = fleet_settings(self.loaded.settings, str(world), seed)
+        async with BleApp(settings, self.catalog, self.loaded) as app:
+            report = await run_fleet(app, seed)
+        self.results += results(report, Result)
+
 
 def resident_memory_bytes() -> int | None:
     from mcp_ble.plugins.metrics import resident_memory_bytes as rss
@@ -89,6 +106,7 @@ STEPS = {
     "tokens": 1,
     "soak": 1,
     "retry": 1,
+    "fleet": 1,
 }
 
 
@@ -119,6 +137,8 @@ def configure(loaded: Any, world: Path, params: BenchParams) -> None:
     on a virtual clock over its own world; plugins and server settings stay as given."""
     settings = loaded.settings
     settings.backend = "simulated"
+    if getattr(settings, "radios", None):
+        settings.radios = []  # one simulated radio; the fleet group sets its own radios
     sim = settings.backend_settings("simulated")
     sim.world = str(world)
     sim.time_scale = 0.0

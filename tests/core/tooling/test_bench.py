@@ -99,6 +99,15 @@ async def test_each_benchmark_runs_with_tiny_parameters(tmp_path, group):
         assert by_name["tracked_devices"].value == 500
         assert by_name["notify_buffered"].value == loaded.settings.server.notification_buffer
         assert by_name["mcp_read_overhead_ratio"].value > 0
+    if group == "fleet":
+        found = by_name["fleet_devices_found"]
+        assert 0 < found.value == found.ideal < 200  # every device in range; some are not
+        assert by_name["fleet_links_concurrent"].value == by_name["fleet_links_concurrent"].ideal
+        assert by_name["fleet_links_concurrent"].ideal == 12
+        assert 90 <= by_name["fleet_best_radio_percent"].value <= 100
+        assert by_name["fleet_links_moved"].value == by_name["fleet_links_moved"].ideal == 3
+        move = by_name["fleet_move_time_s"]
+        assert 0.5 < move.ratio < 2 and move.value <= by_name["fleet_move_all_s"].value
     if group == "soak":
         assert by_name["soak_operations"].value == 300
         assert by_name["soak_stuck_operations"].value == 0
