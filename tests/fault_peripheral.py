@@ -54,7 +54,7 @@ class OneDevice:
     def leave(self, device: Device) -> None:
         self.links.remove(device)
         if self.connected_on is device:
-            self._free()
+            self._free(device)
 
     def _connected(self, device: Device, connection: Any) -> None:
         self.connected_on = device
@@ -65,12 +65,14 @@ class OneDevice:
 
     def _ended(self, device: Device) -> None:
         if self.connected_on is device:
-            self._free()
+            self._free(device)
 
-    def _free(self) -> None:
+    def _free(self, device: Device) -> None:
+        """The link on ``device`` ended: advertise again on the other links (``device`` itself
+        starts again on its own: ``auto_restart``)."""
         self.connected_on = None
         for other in self.links:
-            if not other.is_advertising:
+            if other is not device and not other.is_advertising:
                 self.later(_quiet(advertise(other)))
 
 
