@@ -5,7 +5,7 @@ proxy's key). bleak-esphome's ``connect_scanner`` turns it into a habluetooth re
 the proxy's slot bookkeeping (``ESPHomeBluetoothDevice``), and its ``ESPHomeClient`` (a bleak client
 backend) carries each link: connect, service list, reads, writes, notifications. The proxy
 negotiates the ATT MTU itself and reports it with the connection; it reports its free connection
-slots whenever they change, which :meth:`EsphomeBackend.slots` returns.
+slots whenever they change, which :meth:`EsphomeBackend.connection_slots` returns.
 
 Advertisements come from the proxy's raw advertisement batches (the AD structures as received),
 decoded here, every one of them: habluetooth's own view drops repeats with unchanged data.
@@ -297,7 +297,8 @@ class EsphomeBackend(Backend):
 
     async def connect(self, address: str, timeout_s: float) -> None:
         from aioesphomeapi import BluetoothProxyFeature
-        from bleak_esphome.backend.client import ESPHomeClient
+
+        from .client import ReasonClient
 
         link = self._links.get(address)
         if link is not None and link.client.is_connected:
@@ -320,7 +321,7 @@ class EsphomeBackend(Backend):
         deadline = loop.time() + timeout_s
         device = await self._device(address, timeout_s)
         client: Any = None
-        client = ESPHomeClient(
+        client = ReasonClient(
             device,
             client_data=data,
             disconnected_callback=lambda: self._on_disconnected(address, client),
@@ -344,8 +345,11 @@ class EsphomeBackend(Backend):
         link = self._links.get(address)
         if link is None or link.client is not client:
             return
+        from .client import describe
+
         del self._links[address]
-        self.on_disconnect(address, f"the proxy at {self.where} reported the link down")
+        why = describe(getattr(client, "down_reason", None))
+        self.on_disconnect(address, f"the proxy at {self.where} reported the link down: {why}")
 
     async def disconnect(self, address: str) -> None:
         link = self._links.pop(address, None)

@@ -66,6 +66,17 @@ async def test_plaintext_proxy_scans_connects_and_reports_its_slots_and_mtu():
         await backend.start_notify(OTHER, heart_rate.handle, beats.append)
         await until(lambda: len(beats) >= 2)
         await backend.stop_notify(OTHER, heart_rate.handle)
+        dropped: list[tuple[str, str]] = []
+        backend.on_disconnect = lambda address, reason: dropped.append((address, reason))
+        await proxied.virtual.drop_link(OTHER)  # the peripheral ends the link
+        await until(lambda: bool(dropped))
+        assert dropped == [
+            (
+                OTHER,
+                f"the proxy at 127.0.0.1:{proxied.proxy.port} reported the link down: "
+                "connection terminated by peer user (0x13)",
+            )
+        ]
     finally:
         await backend.stop()
         await proxied.stop()

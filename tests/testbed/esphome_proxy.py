@@ -402,7 +402,8 @@ class _Session:
                             address=address, handle=handle, error=int(exc.error_code)
                         )
                     )
-                except (core.BaseBumbleError, asyncio.CancelledError, TimeoutError):
+                except (core.BaseBumbleError, asyncio.CancelledError, TimeoutError, KeyError):
+                    # KeyError: the link went down while the operation waited its turn.
                     self.channel.send(
                         pb.BluetoothGATTErrorResponse(address=address, handle=handle, error=-1)
                     )
