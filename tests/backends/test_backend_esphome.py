@@ -92,9 +92,10 @@ def closed_port() -> int:
 
 async def test_key_mismatches_and_an_unreachable_proxy_are_named_never_the_key():
     link = LocalLink()
-    plain = await FakeProxy(link, name="plain", mac="AC:0B:FB:00:00:0A").start()
+    plain = await FakeProxy(link, name="plain", mac="AC:0B:FB:00:00:0A", password="pw").start()
     secret = await FakeProxy(link, name="secret", mac="AC:0B:FB:00:00:0B", psk=KEY).start()
     cases = [
+        (plain.port, None, "refused the API password"),
         (secret.port, OTHER_KEY, "refused our encryption key"),
         (secret.port, None, "requires encryption"),
         (plain.port, KEY, "does not use encryption"),
@@ -108,6 +109,9 @@ async def test_key_mismatches_and_an_unreachable_proxy_are_named_never_the_key()
             await backend.stop()
             assert says in str(refused.value)
             assert KEY not in str(refused.value) and OTHER_KEY not in str(refused.value)
+        with_password = EsphomeBackend("127.0.0.1", plain.port, password="pw")
+        await with_password.start()
+        await with_password.stop()
         good = EsphomeBackend("127.0.0.1", secret.port, noise_psk=KEY)
         await good.start()
         await until(lambda: good.connection_slots() is not None)
@@ -120,7 +124,7 @@ async def test_key_mismatches_and_an_unreachable_proxy_are_named_never_the_key()
         }
         await good.stop()
         assert secret.accepted == 1 and secret.handshake_failures == 2
-        assert plain.handshake_failures == 1
+        assert plain.handshake_failures == 1 and plain.accepted == 2
     finally:
         await plain.stop()
         await secret.stop()

@@ -98,10 +98,13 @@ class FakeProxy:
         host: str = "127.0.0.1",
         port: int = 0,
         rssi_offset: int = 0,
+        password: str | None = None,
     ) -> None:
         self.link, self.name, self.mac, self.psk = link, name, mac, psk
         self.slots, self.host, self.port = slots, host, port
         self.rssi_offset = rssi_offset
+        #: The legacy API password (ESPHome's ``api: password:``), None: none asked.
+        self.password = password
         self.device: Any = None
         self.server: asyncio.Server | None = None
         self.sessions: set[_Session] = set()
@@ -277,6 +280,9 @@ class _Session:
                     name=proxy.name,
                 )
             )
+        elif isinstance(msg, pb.AuthenticationRequest):
+            if proxy.password is not None and msg.password != proxy.password:
+                send(pb.AuthenticationResponse(invalid_password=True))
         elif isinstance(msg, pb.PingRequest):
             send(pb.PingResponse())
         elif isinstance(msg, pb.DeviceInfoRequest):
@@ -288,6 +294,7 @@ class _Session:
                     esphome_version="2025.11.0",
                     model="esp32dev",
                     bluetooth_proxy_feature_flags=int(FEATURES),
+                    uses_password=proxy.password is not None,
                     api_encryption_supported=proxy.psk is not None,
                 )
             )
