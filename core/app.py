@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -298,11 +298,16 @@ class BleApp(Links, Subscriptions, Operations):
     # ------------------------------------------------------------------ discovery
 
     async def scan(
-        self, duration_s: float | None, scan_filter: ScanFilter, limit: int | None = None
+        self,
+        duration_s: float | None,
+        scan_filter: ScanFilter,
+        limit: int | None = None,
+        until: Callable[[], bool] | None = None,
     ) -> ScanOutcome:
         """Scan for ``duration_s`` (plugins may adjust it); return matching devices by RSSI.
         With ``limit``, the scan ends as soon as ``limit`` distinct devices matching the filter
-        have been heard (a caller looking for one named device waits for that device only)."""
+        have been heard (a caller looking for one named device waits for that device only);
+        with ``until``, as soon as it returns true (checked with each advertisement)."""
         if duration_s is not None and not 0 < duration_s <= 300:
             raise InvalidInput(
                 f"duration_s={shown_number(duration_s)} is out of range",
@@ -315,6 +320,7 @@ class BleApp(Links, Subscriptions, Operations):
             scan_filter=scan_filter,
             requested_duration_s=requested,
             stop_after=limit,
+            until=until,
         )
         await self._event("mcp_ble_scan_plan", plan=plan, app=self)
         self.scans_run += 1

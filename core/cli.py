@@ -147,11 +147,15 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         return run_bench(args, load)
     if args.command == "demo":
-        from .tooling.demo import run_demo
+        from .tooling.demo import demo_plugins, run_demo
 
-        load(args)  # bad settings end here, with one line, not in the server the demo starts
+        # Bad settings end here, with one line, not in the server the demo starts.
+        loaded, catalog = load(args)
+        plugins = args.plugins
+        if plugins is None:
+            plugins = demo_plugins(loaded.settings.plugins, catalog.plugins)
         try:
-            return asyncio.run(run_demo(args.config, args.backend, args.plugins))
+            return asyncio.run(run_demo(args.config, args.backend, plugins))
         except Exception as exc:
             if not _connection_closed(exc):
                 raise

@@ -107,11 +107,16 @@ class DeviceOut(Lean):
     )
     service_data: dict[str, str] | None = Field(None, description="service UUID: hex")
     radio: str | None = None
+    #: Reading name -> "value unit" (core/readings.py); a plain object in the schema, which
+    #: costs every tools/list a third of what typed values would.
+    readings: dict[str, Any] | None = Field(None, description="decoded from advertisements")
 
 
-def device_out(record: DeviceRecord, now: float | None = None) -> DeviceOut:
+def device_out(
+    record: DeviceRecord, now: float | None = None, readings: dict[str, str] | None = None
+) -> DeviceOut:
     """A device as results show it; ``now`` (``BleApp.now()``, the backend's clock) adds how
-    long ago it was heard."""
+    long ago it was heard; ``readings`` are its latest sensor readings (core/readings.py)."""
     return DeviceOut(
         address=record.address,
         name=record.name or None,
@@ -126,6 +131,7 @@ def device_out(record: DeviceRecord, now: float | None = None) -> DeviceOut:
         or None,
         service_data={uuid_label(u): data.hex() for u, data in record.service_data.items()} or None,
         radio=record.radio,
+        readings=readings,
     )
 
 
@@ -140,6 +146,18 @@ class ScanResult(Lean):
 class DevicesResult(Lean):
     devices: list[DeviceOut]
     simulated: bool | None = None
+
+
+class SensorOut(Lean):
+    address: str
+    name: str | None = None
+    readings: dict[str, Any]
+    s_ago: float = Field(description="when its newest reading was heard")
+
+
+class SensorsResult(Lean):
+    sensors: list[SensorOut] = Field(description="most recently heard first")
+    listened_s: float | None = Field(None, description="listened this long: nothing was known")
 
 
 # --------------------------------------------------------------------------- links

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -73,7 +74,8 @@ class ScanPlan:
     """``duration_s`` is what the caller asked for (or the default); plugins may change it.
     ``stop_after``: end the scan once this many distinct matching devices were heard.
     ``quiet_s``: end the scan once no new matching device was heard for this long (after at
-    least one was)."""
+    least one was). ``until``: the caller's own rule, checked with each advertisement heard: the
+    scan ends once it returns true (``ble_sensors``: a matching reading was heard)."""
 
     duration_s: float
     scan_filter: ScanFilter
@@ -81,6 +83,7 @@ class ScanPlan:
     stop_after: int | None = None
     quiet_s: float | None = None
     notes: list[str] = field(default_factory=list)
+    until: Callable[[], bool] | None = None
 
     def note(self, text: str) -> None:
         self.notes.append(text)

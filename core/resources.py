@@ -7,7 +7,13 @@ through the SDK's subscription bus (``subscriptions/listen``), on 2025-11-25 thr
 ``resources/subscribe`` and ``notifications/resources/updated``. Updates are coalesced to at most
 one per URI per ``min_interval_s``, so a notification storm cannot flood the client.
 
-The publisher is an ordinary plugin on the app's ``mcp_ble_notification`` hook.
+``ble://sensors`` is the sensor readings decoded from advertisements heard within
+``server.recent_s`` (what ``ble_sensors`` lists, without listening). Its "resource updated" is
+pushed when a device's readings change (a new value or a new measurement, not a repeated
+advertisement), coalesced the same way.
+
+The publisher is an ordinary plugin on the app's ``mcp_ble_notification`` hook, and a listener of
+the app's sensor store.
 """
 
 from __future__ import annotations
@@ -31,6 +37,8 @@ from .compat import add_request_handler, session_connection
 from .errors import BleError
 from .hookspecs import hookimpl
 from .outputs import uuid_label, value_fields
+from .readings import sensor_out
+from .toolkit import compact_json
 from .values import parse_address, shown
 
 log = logging.getLogger("mcp_ble.resources")
@@ -38,6 +46,7 @@ LATEST = 10
 
 
 _URI = re.compile(r"^ble://notifications/([^/]{1,64})/([1-9][0-9]{0,4})$")
+SENSORS_URI = "ble://sensors"
 
 
 def notification_uri(address: str, handle: int) -> str:
@@ -82,7 +91,15 @@ class NotificationPublisher:
 
     @hookimpl
     def mcp_ble_notification(self, address: str, handle: int, data: bytes) -> None:
-        self.pending.add(notification_uri(address, handle))
+        self.changed(notification_uri(address, handle))
+
+    def sensors_changed(self, address: str) -> None:
+        """A sensor store listener: ``address``'s readings changed."""
+        self.changed(SENSORS_URI)
+
+    def changed(self, uri: str) -> None:
+        """``uri`` changed: tell its subscribers within ``min_interval_s``, once."""
+        self.pending.add(uri)
         if self._timer is None:
             self._timer = asyncio.get_running_loop().call_later(self.min_interval_s, self._flush)
 
@@ -109,9 +126,41 @@ class NotificationPublisher:
             task.cancel()
 
 
+def _gone(app: BleApp, uri: str) -> bool:
+    """Whether a subscribed URI names a buffer that no longer exists."""
+    if uri == SENSORS_URI:
+        return False
+    key = _key(uri)
+    return key is None or app.sessions.mine(*key) is None
+
+
+def sensors_body(app: BleApp) -> str:
+    """``ble://sensors``: every device with readings heard within ``server.recent_s``, most
+    recently heard first, as ``ble_sensors`` lists them."""
+    now = app.now()
+    found = app.sensors.query(app.settings.server.recent_s)
+    return compact_json({"sensors": [sensor_out(d, now).dump() for d in found]})
+
+
+def install_sensors(mcp: MCPServer, app: BleApp, publisher: NotificationPublisher) -> None:
+    """``ble://sensors``, updated whenever the sensor store reports a change."""
+    app.sensors.add_listener(publisher.sensors_changed)
+
+    @mcp.resource(
+        SENSORS_URI,
+        name="sensors",
+        description="Sensor readings decoded from advertisements heard recently (as ble_sensors "
+        "lists them). Subscribe to be told when they change.",
+        mime_type="application/json",
+    )
+    async def sensors_resource() -> str:
+        return sensors_body(app)
+
+
 def install(mcp: MCPServer, app: BleApp, bus: InMemorySubscriptionBus) -> NotificationPublisher:
     publisher = NotificationPublisher(bus)
     app.add_plugin("mcp-resources", publisher)
+    install_sensors(mcp, app, publisher)
 
     @mcp.resource(
         "ble://notifications/{address}/{handle}",
@@ -142,7 +191,10 @@ def install(mcp: MCPServer, app: BleApp, bus: InMemorySubscriptionBus) -> Notifi
         return notification_body(sub)
 
     def existing(uri: str) -> str:
-        """``uri`` if it names a notification buffer that exists; else a JSON-RPC error."""
+        """``uri`` if it names ``ble://sensors`` or a notification buffer that exists; else a
+        JSON-RPC error."""
+        if uri == SENSORS_URI:
+            return uri
         match = _URI.match(uri) if len(uri) <= 128 else None
         key = None
         if match:
@@ -151,8 +203,8 @@ def install(mcp: MCPServer, app: BleApp, bus: InMemorySubscriptionBus) -> Notifi
         if key is None:
             raise MCPError(
                 INVALID_PARAMS,
-                f"'{shown(uri)}' is not a resource of this server; subscribe to the URI "
-                "ble_subscribe returned (ble://notifications/{address}/{handle})",
+                f"'{shown(uri)}' is not a resource of this server; subscribe to ble://sensors "
+                "or to the URI ble_subscribe returned (ble://notifications/{address}/{handle})",
             )
         if app.sessions.mine(*key) is None:
             raise MCPError(
@@ -165,7 +217,7 @@ def install(mcp: MCPServer, app: BleApp, bus: InMemorySubscriptionBus) -> Notifi
         uri = existing(str(params.uri))
         uris = publisher.legacy.setdefault(session_connection(ctx), set())
         # What a client holds is bounded by the buffers that still exist.
-        uris -= {u for u in uris if (k := _key(u)) is None or app.sessions.mine(*k) is None}
+        uris -= {u for u in uris if _gone(app, u)}
         uris.add(uri)
         return EmptyResult()
 

@@ -59,6 +59,8 @@ class ScanRequest:
         the shared radio scan ends by the clock."""
         self.heard += 1
         plan = self.plan
+        if plan.until is not None and plan.until():
+            return True
         if record.address not in self.matched and plan.scan_filter.matches(record):
             self.matched[record.address] = record
             self.last_new = now

@@ -108,7 +108,10 @@ class ServerSettings(BaseModel):
         256, ge=1, le=100_000, description="notifications kept per subscription; older ones drop"
     )
     recent_s: float = Field(
-        300.0, gt=0, description="ble_devices lists devices heard within this many seconds"
+        300.0,
+        gt=0,
+        description="ble_devices and ble_sensors list devices and readings heard within this "
+        "many seconds",
     )
     max_tracked_devices: int = Field(
         10_000, ge=1, description="devices remembered between scans; the least recent is forgotten"

@@ -1,4 +1,5 @@
-"""Discovery tools: ``ble_scan`` and ``ble_devices``."""
+"""Discovery tools: ``ble_scan``, ``ble_devices`` and ``ble_sensors`` (readings decoded from
+advertisements, :mod:`.sensors`)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,11 @@ from typing import Annotated
 from mcp.server.mcpserver import Context
 from pydantic import Field
 
-from .errors import InvalidInput
+from .app import BleApp
+from .errors import ConfigError, InvalidInput
 from .models import ScanFilter
-from .outputs import DevicesResult, ScanResult, device_out
+from .outputs import DevicesResult, ScanResult, SensorsResult, device_out
+from .readings import parse_measurement, readings_out, sensor_out
 from .toolkit import READ_ONLY, app_of, tool
 from .values import parse_name_filter, parse_uuid, shown_number
 
@@ -30,8 +33,7 @@ async def ble_scan(
     ] = None,
     limit: Annotated[int, Field(ge=1, le=1000, description="stop once this many match")] = 50,
 ) -> ScanResult:
-    """Scan for advertising devices, strongest first; company and SIG service names
-    decoded."""
+    """Scan for advertisers, strongest first; names and sensor readings decoded."""
     app = app_of(ctx)
     scan_filter = ScanFilter(
         name=parse_name_filter(name),
@@ -60,8 +62,9 @@ async def ble_scan(
                     f"scanning: {elapsed:.1f} s, {len(app.tracker)} devices known",
                 )
     outcome = task.result()
+    latest = app.sensors.latest
     return ScanResult(
-        devices=[device_out(r) for r in outcome.devices],
+        devices=[device_out(r, readings=readings_out(latest(r.address))) for r in outcome.devices],
         matched=outcome.matched if outcome.matched > len(outcome.devices) else None,
         duration_s=round(outcome.duration_s, 2),
         simulated=app.radio.info().simulated or None,
@@ -77,7 +80,61 @@ async def ble_devices(
     """Devices heard recently, strongest first, without scanning."""
     app = app_of(ctx)
     now = app.now()
+    latest = app.sensors.latest
     return DevicesResult(
-        devices=[device_out(r, now) for r in app.devices(limit)],
+        devices=[device_out(r, now, readings_out(latest(r.address))) for r in app.devices(limit)],
         simulated=app.radio.info().simulated or None,
     )
+
+
+@tool(READ_ONLY)
+async def ble_sensors(
+    ctx: Context,
+    measurement: Annotated[str | None, Field(description="e.g. temperature")] = None,
+    name: str | None = None,
+    listen_s: Annotated[float, Field(ge=0, le=30)] = 3.0,
+) -> SensorsResult:
+    """Sensor readings from recent advertisements, no connect; listens if none known."""
+    app = app_of(ctx)
+    wanted = parse_measurement(measurement)
+    part = parse_name_filter(name)
+    store = app.sensors
+    if not store.enabled:
+        raise ConfigError(
+            "No advertisement decoder plugin is enabled, so no sensor readings are decoded. "
+            "Enable one in the settings' plugins (e.g. bthome, govee; README 'Advertisement "
+            "decoders')"
+        )
+    recent_s = app.settings.server.recent_s
+    found = store.query(recent_s, wanted, part)
+    listened = None
+    if not found and listen_s > 0:
+        listened = await _listen(app, listen_s, wanted, part)
+        found = store.query(recent_s, wanted, part)
+    now = app.now()
+    return SensorsResult(
+        sensors=[sensor_out(d, now) for d in found],
+        listened_s=listened,
+    )
+
+
+async def _listen(app: BleApp, seconds: float, wanted: str | None, part: str | None) -> float:
+    """Listen through the scan broker (sharing the radio with concurrent scans) for up to
+    ``seconds``; asked about named devices, stop as soon as one of them reports a matching
+    reading. Returns how long it listened."""
+    store, recent_s = app.sensors, app.settings.server.recent_s
+    heard: list[bool] = []
+
+    def on_change(address: str) -> None:
+        if not heard and store.query(recent_s, wanted, part):
+            heard.append(True)
+
+    if part is not None:
+        store.add_listener(on_change)
+    try:
+        outcome = await app.scan(
+            seconds, ScanFilter(name=part), until=(lambda: bool(heard)) if part else None
+        )
+    finally:
+        store.remove_listener(on_change)
+    return round(outcome.duration_s, 2)

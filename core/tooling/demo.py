@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,9 @@ NUS = "6e400001-b5a3-f393-e0a9-e50e24dcca9e"
 NUS_RX = "6e400002-b5a3-f393-e0a9-e50e24dcca9e"
 NUS_TX = "6e400003-b5a3-f393-e0a9-e50e24dcca9e"
 WIDTH = 150  # characters of a result line before it is shortened
+#: Decoder plugins the demo world's broadcasting sensors need (a BTHome v2 thermometer, a Govee
+#: hygrometer, an iBeacon); the demo enables those that are installed.
+DEMO_DECODERS = ("bthome", "govee", "ibeacon")
 
 
 def shorten(text: str, width: int = WIDTH) -> str:
@@ -68,6 +72,13 @@ class Transcript:
             f"< ({ms:.0f} ms) {len(text.splitlines())} lines of Prometheus text; "
             + "; ".join(lines)
         )
+
+
+def demo_plugins(enabled: list[str], loadable: Iterable[str]) -> str | None:
+    """The ``--plugins`` of the demo's server: the configured plugins, then the demo world's
+    decoders among the ``loadable`` ones (None: none of them is installed, keep the settings)."""
+    extra = [name for name in DEMO_DECODERS if name in set(loadable) and name not in enabled]
+    return ",".join([*enabled, *extra]) if extra else None
 
 
 def say(text: str) -> None:
@@ -120,6 +131,9 @@ async def session(t: Transcript) -> None:
     status = await t.call("ble_status")
     if status.get("simulated"):
         say("simulated=true: the server says so too, so an agent knows these are not real")
+
+    say("asked 'how warm is the living room?', an agent needs one call and no connect:")
+    await t.call("ble_sensors", measurement="temperature", name="living room")
 
     scan = await t.call("ble_scan", duration_s=2.0)
     devices = scan.get("devices", [])

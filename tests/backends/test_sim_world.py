@@ -39,7 +39,7 @@ def error_of(tmp_path, text) -> str:
 
 def test_bundled_worlds_load():
     assert {"demo", "crowded", "lab"} <= set(bundled_worlds())
-    assert len(load_world("demo").devices) == 6
+    assert len(load_world("demo").devices) == 7
     crowded = load_world("crowded")
     assert len(crowded.devices) >= 500
     fast = [d for d in crowded.devices if d.adv_interval_ms <= 100]

@@ -25,6 +25,7 @@ NUS_TX = "6e400003-b5a3-f393-e0a9-e50e24dcca9e"
 TOOLS = {
     "ble_scan",
     "ble_devices",
+    "ble_sensors",
     "ble_connect",
     "ble_pair",
     "ble_disconnect",
@@ -98,7 +99,7 @@ async def test_scan_decodes_and_filters(client):
     assert limited["duration_s"] < 2.0
     assert "matched" not in scan  # said only when more matched than are listed
     recent = await ok(client, "ble_devices")
-    assert len(recent["devices"]) == 6
+    assert len(recent["devices"]) == 7
     assert all(d["seen_s_ago"] >= 0 for d in recent["devices"])
 
 
@@ -332,7 +333,7 @@ async def test_bad_input_gives_clear_error_and_server_keeps_state(client, tool, 
     # still serving, state intact
     conns = await ok(client, "ble_connections")
     assert [c["address"] for c in conns["connections"]] == [UART]
-    assert len((await ok(client, "ble_devices"))["devices"]) == 6
+    assert len((await ok(client, "ble_devices"))["devices"]) == 7
 
 
 async def test_ambiguous_characteristic_lists_candidates(client):

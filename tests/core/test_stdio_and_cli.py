@@ -56,7 +56,7 @@ def test_scan_command_prints_a_table(tmp_path):
     proc = run_cli("scan", "--config", str(config), "--duration", "2")
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
-    assert lines[0].startswith("6 devices in") and "[SIMULATED]" in lines[0]
+    assert lines[0].startswith("7 devices in") and "[SIMULATED]" in lines[0]
     assert lines[1].split() == ["ADDRESS", "RSSI", "NAME", "SERVICES", "MANUFACTURER"]
     assert any("HRM Strap" in line and "Heart Rate" in line for line in lines)
     proc = run_cli("scan", "--config", str(config), "--duration", "2", "--service", "180d")
@@ -143,7 +143,13 @@ def test_demo_runs_a_real_client_session(tmp_path):
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
     assert out.startswith("mcp-ble demo: SIMULATED devices.")
-    assert "< 15 tools: ble_scan" in out
+    assert "< 16 tools: ble_scan" in out
+    # sensor readings from advertisements, in one call, before anything connects
+    sensors = out.index("> ble_sensors(measurement='temperature', name='living room')")
+    assert out.index("> ble_connect(") > sensors
+    answer = out[sensors:].splitlines()[1]
+    assert '"name":"Living Room Thermo","readings":{"temperature":"21.5 °C"}' in answer
+    assert '"listened_s":' in answer  # it listened for itself, until the thermometer spoke
     assert ' {"hex":"57","battery_level_percent":87}' in out
     # write_policy "confirm": the person is asked, on screen, before the UART write
     assert "[server asks the person] Allow writing 18 bytes" in out

@@ -54,7 +54,7 @@ async def test_metrics_record_what_happened(tmp_path):
         text = await exercised(app)
         value = app.metrics_registry.get_sample_value
         assert value("ble_discovery_time_seconds_count") == 1
-        assert value("ble_devices_found_total") == 6
+        assert value("ble_devices_found_total") == 7
         assert value("ble_connection_success_total") == 1
         assert value("ble_connection_failure_total") == 0
         assert value("ble_connection_time_seconds_count") == 1
@@ -62,7 +62,7 @@ async def test_metrics_record_what_happened(tmp_path):
         assert value("ble_operations_total", {"kind": "read", "outcome": "ok"}) == 1
         assert value("ble_connections_active") == 1
         assert value("ble_memory_usage_bytes") > 1_000_000
-        assert value("ble_tracked_devices") == 6
+        assert value("ble_tracked_devices") == 7
     families = {f.name for f in text_string_to_metric_families(text)}
     assert {"ble_discovery_time_seconds", "ble_event_loop_lag_seconds"} <= families
 

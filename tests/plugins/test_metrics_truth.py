@@ -68,8 +68,8 @@ async def test_devices_heard_recently_is_distinct(tmp_path):
         await app.scan(1.0, ScanFilter())
         app.collect_metrics()
         value = app.metrics_registry.get_sample_value
-        assert value("ble_devices_found_total") == 12  # six devices, counted in each scan
-        assert value("ble_devices_recent") == 6
+        assert value("ble_devices_found_total") == 14  # seven devices, counted in each scan
+        assert value("ble_devices_recent") == 7
 
 
 async def test_a_stall_between_samples_shows_at_the_next_scrape(tmp_path):

@@ -121,7 +121,7 @@ def test_adaptive_duration_follows_the_device_count():
 
 
 async def test_adaptive_scan_plans_and_stops_early(tmp_path):
-    # the virtual clock: the first scan must hear all six devices within its 3 s
+    # the virtual clock: the first scan must hear all seven devices within its 3 s
     app = make_app(
         tmp_path,
         'plugins = ["adaptive_scan"]\n[adaptive_scan]\nmin_s = 3\nquiet_s = 1.5\n',
@@ -130,9 +130,9 @@ async def test_adaptive_scan_plans_and_stops_early(tmp_path):
     async with app:
         first = await app.scan(None, ScanFilter())
         assert first.plan.notes[0] == "adaptive_scan: 3 s for 0 devices heard recently"
-        assert first.matched == 6
+        assert first.matched == 7
         second = await app.scan(None, ScanFilter())
-        assert second.plan.duration_s == 6.0  # 10 s × 6/10 devices
+        assert second.plan.duration_s == 7.0  # 10 s × 7/10 devices
         assert second.plan.notes[-1] == "stopped early: no new device for 1.5 s"
         asked = await app.scan(0.5, ScanFilter())
         assert asked.plan.duration_s == 0.5 and asked.plan.notes == []
@@ -190,7 +190,7 @@ async def test_cleanup_sweep_forgets_stale_devices_and_buffers(tmp_path):
         assert sweep(app.api, settings) == (0, 0)
         settings = CleanupSettings(forget_devices_after_s=0.0001, ended_subscription_ttl_s=0.0001)
         await asyncio.sleep(0.01)
-        assert sweep(app.api, settings) == (6, 1)
+        assert sweep(app.api, settings) == (7, 1)
         assert len(app.tracker) == 0 and app.subscriptions == {}
 
 
@@ -204,7 +204,7 @@ async def test_concurrent_scans_share_one_radio_scan(tmp_path):
             app.scan(2.0, ScanFilter(name="HRM")),
             app.scan(1.5, ScanFilter(service_uuid="0000181a-0000-1000-8000-00805f9b34fb")),
         )
-        assert [r.matched for r in results] == [6, 1, 1]
+        assert [r.matched for r in results] == [7, 1, 1]
         assert [d.name for d in results[1].devices] == ["HRM Strap"]
         assert app.scans_run == 3
         assert app.scanner.radio_scans < 3
@@ -219,7 +219,7 @@ async def test_a_later_longer_request_extends_the_radio_scan(tmp_path):
         await asyncio.sleep(0)  # the short scan starts first
         long = await app.scan(3.0, ScanFilter())
         assert (await short).duration_s < 1.0
-        assert long.duration_s >= 3.0 and long.matched == 6
+        assert long.duration_s >= 3.0 and long.matched == 7
         assert app.scanner.radio_scans == 1  # the long request joined the short one's scan
 
 
@@ -308,7 +308,7 @@ async def test_profiler_writes_one_json_line_per_operation(tmp_path):
     read = lines[-1]
     assert read["address"] == HRM and read["bytes"] == 1 and read["outcome"] == "ok"
     assert read["attempts"] == 1 and read["duration_s"] >= 0 and read["timestamp"]
-    assert lines[0]["devices"] == 6
+    assert lines[0]["devices"] == 7
 
 
 async def test_profiler_threshold(tmp_path):
