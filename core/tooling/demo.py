@@ -25,9 +25,10 @@ NUS = "6e400001-b5a3-f393-e0a9-e50e24dcca9e"
 NUS_RX = "6e400002-b5a3-f393-e0a9-e50e24dcca9e"
 NUS_TX = "6e400003-b5a3-f393-e0a9-e50e24dcca9e"
 WIDTH = 150  # characters of a result line before it is shortened
-#: Decoder plugins the demo world's broadcasting sensors need (a BTHome v2 thermometer, a Govee
-#: hygrometer, an iBeacon); the demo enables those that are installed.
-DEMO_DECODERS = ("bthome", "govee", "ibeacon")
+#: Decoder plugins the demo world's broadcasting sensors need (a BTHome v2 thermometer, an
+#: iBeacon, a Govee hygrometer); the demo enables those that are installed. Settings order
+#: decides who answers first: govee, which tries every payload, comes after ibeacon.
+DEMO_DECODERS = ("bthome", "ibeacon", "govee")
 
 
 def shorten(text: str, width: int = WIDTH) -> str:

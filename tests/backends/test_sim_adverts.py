@@ -1,5 +1,6 @@
 """``[[devices.adverts]]``: advertised data that changes over time, on the simulated clock and on
-the bumble test bed (real advertising PDUs on a LocalLink), from the same world file."""
+the bumble test bed (real advertising PDUs on a LocalLink), from the same world file; and the test
+bed broadcasting every sensor vector, decoded through the bumble backend."""
 
 from __future__ import annotations
 
@@ -12,10 +13,15 @@ from mcp_ble.backends.bumble.backend import BumbleBackend
 from mcp_ble.backends.simulated.backend import SimulatedBackend
 from mcp_ble.backends.simulated.sources import AdvertSchedule
 from mcp_ble.backends.simulated.world import load_world
+from mcp_ble.core.app import BleApp
 from mcp_ble.core.errors import ConfigError
+from mcp_ble.core.hookspecs import hookimpl
 from mcp_ble.core.models import ScanFilter
 from mcp_ble.core.values import parse_uuid
 
+from tests.helpers import load, write_config
+from tests.sensor_vectors import VECTORS, settings_toml
+from tests.sensor_world import world_text
 from tests.testbed.link import opener
 from tests.testbed.peripherals import VirtualWorld
 
@@ -122,3 +128,36 @@ async def test_the_test_bed_puts_each_entry_on_the_air(tmp_path):
     assert set(payloads) == {b"\x40\x02\xca\x09", b"\x40\x02\x66\x08"}
     changes = sum(1 for a, b in itertools.pairwise(payloads) if a != b)
     assert 1 <= changes <= 8, payloads
+
+
+class TestBedRadio:
+    """The production bumble backend on the test bed's link, registered as a plugin would."""
+
+    link: LocalLink | None = None
+
+    @hookimpl
+    def mcp_ble_register_backends(self, register):
+        register(
+            "bumble-testbed",
+            lambda settings, app: BumbleBackend("link", open_transport=opener(TestBedRadio.link)),
+        )
+
+
+async def test_the_test_bed_broadcasts_every_sensor_vector(tmp_path):
+    """Each vector's payload goes on the air as real (extended) advertising PDUs, comes back
+    through bumble's HCI host and the bumble backend, and the decoder plugins read it."""
+    world_file = tmp_path / "sensors.toml"
+    world_file.write_text(world_text(), encoding="utf-8")
+    TestBedRadio.link = LocalLink()
+    world = await VirtualWorld(load_world(str(world_file)), TestBedRadio.link).start()
+    try:
+        config = write_config(tmp_path, 'backend = "bumble-testbed"\n' + settings_toml())
+        loaded, catalog = load(config, extra_plugins={"testbed": TestBedRadio})
+        async with BleApp.create(loaded, catalog) as app:
+            await app.scan(1.0, ScanFilter())
+            for vector in VECTORS:
+                got = {r.ident: (r.measurement, r.value, r.unit) for r, _ in
+                       app.sensors.latest(vector.address)}  # fmt: skip
+                assert got == vector.expected, vector.id
+    finally:
+        await world.stop()
