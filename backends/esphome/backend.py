@@ -92,6 +92,8 @@ class EsphomeBackend(Backend):
         self._manager = False
         self._stopping = False
         self.dropped_advertisements = 0
+        #: Whether the proxy confirmed our advertisement subscription (None: it cannot say).
+        self._subscribed: bool | None = None
 
     @property
     def where(self) -> str:
@@ -160,11 +162,28 @@ class EsphomeBackend(Backend):
         self._api, self._device_info = api, info
         self._data = connect_scanner(api, info, available=True)
         scanner = self._data.scanner
+        # Firmware that reports its scanner state does so only to the API client holding its
+        # one advertisement subscription: until it does, that may be another client.
+        has_state = bool(flags & BluetoothProxyFeature.FEATURE_STATE_AND_MODE)
+        self._subscribed = False if has_state else None
         self._undo = [
             scanner.async_setup(),
             get_manager().async_register_scanner(scanner),
+            api.subscribe_bluetooth_scanner_state(self._on_scanner_state),
             api.subscribe_bluetooth_le_raw_advertisements(self._on_raw),
         ]
+
+    def _on_scanner_state(self, state: Any) -> None:
+        self._subscribed = True
+
+    def _not_subscribed(self) -> BackendUnavailable:
+        return BackendUnavailable(
+            f"The proxy at {self.where} did not take our advertisement subscription: ESPHome's "
+            "bluetooth_proxy serves one API client at a time, and another (Home Assistant?) "
+            "holds it",
+            "give mcp-ble a proxy of its own, or disconnect the other client (the subscription "
+            "is retried after 10, 30 and 60 s)",
+        )
 
     def _on_closed(self, event: Any) -> None:
         """aioesphomeapi says why an established connection closed, before ``on_stop``."""
@@ -272,6 +291,8 @@ class EsphomeBackend(Backend):
                 yield adv
         finally:
             self._scans.discard(queue)
+        if self._subscribed is False:
+            raise self._not_subscribed()
 
     async def _device(self, address: str, timeout_s: float) -> Any:
         """The BLEDevice the proxy's scanner made for ``address`` (it carries the address
@@ -335,6 +356,8 @@ class EsphomeBackend(Backend):
         except Exception as exc:
             if self._data is None:
                 raise self.health.unavailable() from None
+            if self._subscribed is False:  # the proxy answers the client that holds it
+                raise self._not_subscribed() from None
             raise connect_error(exc, address, timeout_s) from None
         self._links[address] = _Link(client)
 

@@ -257,3 +257,23 @@ async def test_a_proxy_that_stops_answering_is_lost_after_its_keepalive():
     finally:
         await backend.stop()
         await proxied.stop()
+
+
+async def test_a_proxy_another_client_holds_says_so():
+    """ESPHome's bluetooth_proxy forwards advertisements to one API client at a time: a second
+    client's subscription is dropped silently, and the missing scanner state tells."""
+    proxied = await ProxiedWorld.start(load_world(str(CONTRACT_WORLD)))
+    home_assistant = EsphomeBackend("127.0.0.1", proxied.proxy.port)
+    ours = EsphomeBackend("127.0.0.1", proxied.proxy.port)
+    try:
+        await home_assistant.start()
+        await ours.start()
+        with pytest.raises(BackendUnavailable) as held:
+            async for _ in ours.scan(0.3, ScanFilter()):
+                pass
+        assert "another (Home Assistant?) holds it" in str(held.value)
+        assert [a async for a in home_assistant.scan(0.3, ScanFilter())]
+    finally:
+        await ours.stop()
+        await home_assistant.stop()
+        await proxied.stop()

@@ -3,10 +3,10 @@
 It answers what an ESP32 running ESPHome's ``bluetooth_proxy`` component answers, with
 aioesphomeapi's own protobuf messages (framing in :mod:`.esphome_api`): hello, device info with
 the Bluetooth-proxy feature flags (passive scan, active connections, remote caching, raw
-advertisements), raw advertisement batches, device connect/disconnect with the negotiated MTU,
-the GATT service list, reads, writes, notifications, and connections-free reports. The
-peripherals are bumble devices on the same link: the test bed's virtual peripherals serving a
-world file, or any others a test puts there.
+advertisements, scanner state and mode), raw advertisement batches, the scanner state, device
+connect/disconnect with the negotiated MTU, the GATT service list, reads, writes, notifications,
+and connections-free reports. The peripherals are bumble devices on the same link: the test
+bed's virtual peripherals serving a world file, or any others a test puts there.
 
 As on the ESP32 (connection version 3, "remote caching"), a notify request only registers the
 handle on the proxy; the client writes the CCCD itself. ``stop()`` closes every API connection
@@ -21,7 +21,12 @@ import contextlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from aioesphomeapi import BluetoothDeviceRequestType, BluetoothProxyFeature
+from aioesphomeapi import (
+    BluetoothDeviceRequestType,
+    BluetoothProxyFeature,
+    BluetoothScannerMode,
+    BluetoothScannerState,
+)
 from aioesphomeapi import api_pb2 as pb
 from bumble import att, core
 from bumble.device import Device, Peer
@@ -39,6 +44,7 @@ FEATURES = (
     | BluetoothProxyFeature.ACTIVE_CONNECTIONS
     | BluetoothProxyFeature.REMOTE_CACHING
     | BluetoothProxyFeature.RAW_ADVERTISEMENTS
+    | BluetoothProxyFeature.FEATURE_STATE_AND_MODE
 )
 CONNECT = (
     BluetoothDeviceRequestType.CONNECT_V3_WITH_CACHE,
@@ -301,8 +307,18 @@ class _Session:
         elif isinstance(msg, pb.ListEntitiesRequest):
             send(pb.ListEntitiesDoneResponse())
         elif isinstance(msg, pb.SubscribeBluetoothLEAdvertisementsRequest):
+            if any(other.advertisements for other in proxy.sessions if other is not self):
+                return  # ESPHome: "Only one API subscription is allowed at a time"
             self.advertisements = True
             await proxy.update_scanning()
+            # Firmware with FEATURE_STATE_AND_MODE confirms a subscription with the scanner state.
+            send(
+                pb.BluetoothScannerStateResponse(
+                    state=BluetoothScannerState.RUNNING,
+                    mode=BluetoothScannerMode.ACTIVE,
+                    configured_mode=BluetoothScannerMode.ACTIVE,
+                )
+            )
         elif isinstance(msg, pb.UnsubscribeBluetoothLEAdvertisementsRequest):
             self.advertisements = False
             await proxy.update_scanning()
