@@ -192,7 +192,10 @@ class Fleet(Backend):
             raise _named(*failed[0])
         for radio, error in failed:
             detail = getattr(error, "what", None) or f"{type(error).__name__}: {error}"
-            radio.backend.radio_lost(f"it did not start: {detail}")
+            backend = radio.backend  # taken again by starting it, with the usual backoff
+            backend.health.lost(
+                f"it did not start: {detail}", backend.start, backend.sleep_background
+            )
 
     async def stop(self) -> None:
         for radio in self.radios:

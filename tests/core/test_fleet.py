@@ -259,6 +259,7 @@ async def test_a_radio_that_does_not_start_is_taken_when_it_answers(tmp_path):
                 break
             await asyncio.sleep(0.05)
         assert (await ok(client, "ble_status"))["radios"]["far"].startswith("ready"), far.reason
+        assert type(app.fleet.by_name["far"].backend).starts == 3  # taken by starting it
         scan = await ok(client, "ble_scan", duration_s=1)
         assert by_address(scan["devices"])[FAR_ONLY]["radio"] == "far"
 
