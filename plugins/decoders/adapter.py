@@ -155,6 +155,13 @@ class SensorStatePlugin:
             return None
         if not update.devices:
             return None  # the parser recognised no device in it: not this format
+        if not (self.service_uuids or self.manufacturer_ids) and not (
+            update.entity_values or update.binary_entity_values
+        ):
+            # A plugin trying every payload, whose parser found no value in this one, has not
+            # recognised it (govee-ble names itself the manufacturer of any payload): the next
+            # decoder is asked instead of the search ending with no readings.
+            return None
         if known:
             parsers.move_to_end(address)
         else:

@@ -175,3 +175,12 @@ def test_eddystone_frames_outside_the_format_are_not_decoded() -> None:
 
 def test_the_vectors_plugins_are_every_decoder() -> None:
     assert sorted(PLUGINS) == sorted({v.plugin for v in VECTORS})
+
+
+async def test_a_decoder_trying_every_payload_does_not_end_the_search(tmp_path: Path) -> None:
+    """govee tries every payload (its models are known by name); listed first, it must not
+    swallow a beacon it does not decode."""
+    async with make_app(tmp_path, settings_toml(["govee", "ibeacon"])) as app:
+        await scan_replayed(app, [BLUECHARM])
+        sources = {r.source for r, _ in app.sensors.latest(BLUECHARM.address)}
+    assert sources == {"ibeacon"}
