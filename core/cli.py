@@ -267,11 +267,17 @@ async def _scan(app: Any, args: argparse.Namespace) -> int:
         f"{len(rows)} devices in {outcome.duration_s:.1f} s "
         f"({outcome.heard} advertisements){' [SIMULATED]' if simulated else ''}"
     )
-    table = [("ADDRESS", "RSSI", "NAME", "SERVICES", "MANUFACTURER")]
+    several = any(r.radio for r in rows)  # the radio hearing each best, of several
+    table = [
+        ("ADDRESS", "RSSI", *(("RADIO",) if several else ()), "NAME", "SERVICES", "MANUFACTURER")
+    ]
     for r in rows:
         services = ", ".join(r.services or ())
         makers = ", ".join(r.manufacturer_data or ())
-        table.append((r.address, str(r.rssi), r.name or "-", services or "-", makers or "-"))
+        radio = (r.radio or "-",) if several else ()
+        table.append(
+            (r.address, str(r.rssi), *radio, r.name or "-", services or "-", makers or "-")
+        )
     _print_table(table)
     for note in outcome.plan.notes:
         print(f"note: {note}")

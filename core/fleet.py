@@ -131,6 +131,8 @@ class Fleet(Backend):
         #: Who heard a device (the tracker's per-radio reports); set by the core.
         self.hearing: Hearing = lambda address: None
         self.listeners: list[RadioListener] = []
+        #: Each radio's part of the scans under way (ended when the radio is lost).
+        self._scanning: dict[str, set[asyncio.Task[None]]] = {r.name: set() for r in radios}
         self._health = FleetHealth(radios)
         for radio in radios:
             radio.backend.health.name = radio.name
@@ -221,6 +223,8 @@ class Fleet(Backend):
     def _state_listener(self, radio: Radio) -> Callable[[RadioState, str], None]:
         def changed(state: RadioState, reason: str) -> None:
             if state == "lost":
+                for task in self._scanning[radio.name]:
+                    task.cancel()  # a radio that went away hears nothing more
                 why = f"radio {radio.name} lost: {reason}"
                 for address in sorted(radio.links):
                     if self.link_radio.get(address) is radio:
@@ -257,7 +261,7 @@ class Fleet(Backend):
             try:
                 async for adv in stream:
                     if not health.ready:
-                        break  # a radio that went away hears nothing more
+                        break  # lost while the report was on its way
                     if several:
                         adv.radio = radio.name
                     queue.put_nowait(adv)
@@ -274,7 +278,12 @@ class Fleet(Backend):
                         await aclose()
 
         loop = asyncio.get_running_loop()
-        tasks = [loop.create_task(pump(r)) for r in live]
+        tasks = []
+        for radio in live:
+            task = loop.create_task(pump(radio))
+            self._scanning[radio.name].add(task)
+            task.add_done_callback(self._scanning[radio.name].discard)
+            tasks.append(task)
         try:
             running = len(tasks)
             while running:

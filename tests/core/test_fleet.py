@@ -322,3 +322,11 @@ async def test_radios_in_rooms_of_one_world(tmp_path):
         await ok(client, "ble_disconnect", address=d1)
         assert (await ok(client, "ble_connect", address=d2))["radio"] == "r0"
         assert await read(client, d2) == "02"
+
+
+def test_cli_scan_names_the_radio(tmp_path, capsys):
+    code = main(["scan", "--duration", "1", "--config", str(write_config(tmp_path, FLEET))])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "RADIO" in out.splitlines()[1], out
+    assert any(line.startswith(f"{FAR_ONLY}  -60   far") for line in out.splitlines()), out
