@@ -1,6 +1,8 @@
 """A world file broadcasting every advertisement vector of tests/sensor_vectors.py, plus two
 BTHome sensors for the timeline tests: ``CHANGER`` (payload A for 10 s, then B for 10 s, and so
-on) and ``FADING`` (out of range from 14 s). Used on the simulated backend and the test bed."""
+on), ``FADING`` (out of range from 14 s) and ``SPLIT`` (its temperature for 9 s, then its humidity
+in another packet for 21 s, as Xiaomi sensors send their values). Used on the simulated backend
+and the test bed."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from tests.sensor_vectors import VECTORS, Vector
 
 CHANGER = "C0:FF:EE:5E:00:01"
 FADING = "C0:FF:EE:5E:00:02"
+SPLIT = "C0:FF:EE:5E:00:03"
 PAYLOAD_A = "4002ca0903bf13"  # bthome-ble's vector: 25.06 °C, 50.55 %
 PAYLOAD_B = "4002660803 9411"  # the same format (bthome.io): 21.5 °C, 45 %
 
@@ -41,5 +44,10 @@ def world_text() -> str:
         f'[[devices]]\naddress = "{FADING}"\nname = "Fading"\nadv_interval_ms = 200\n'
         f'service_data = {{ "fcd2" = "{PAYLOAD_B}" }}\n'
         "[devices.faults]\nout_of_range_at_s = 14"
+    )
+    tables.append(
+        f'[[devices]]\naddress = "{SPLIT}"\nname = "Split"\nadv_interval_ms = 200\n'
+        '[[devices.adverts]]\nfor_s = 9\nservice_data = { "fcd2" = "4002ca09" }\n'
+        '[[devices.adverts]]\nfor_s = 21\nservice_data = { "fcd2" = "4003bf13" }'
     )
     return 'name = "sensors"\nseed = 5\n\n' + "\n\n".join(tables) + "\n"

@@ -112,6 +112,28 @@ def encryption_state(parser: Any) -> str | None:
     return "decrypted" if getattr(parser, "bindkey_verified", False) else "key wrong"
 
 
+#: sensor-state-data keeps what each update set in these dicts and returns them as the update:
+#: they are never emptied, so an update would also carry every value of earlier payloads.
+_UPDATE_DICTS = (
+    "_sensor_values_updates",
+    "_sensor_descriptions_updates",
+    "_binary_sensor_values_updates",
+    "_binary_sensor_descriptions_updates",
+)
+
+
+def forget_previous_values(parser: Any) -> None:
+    """Empty the parser's per-update dicts, so its next update holds only the values of that
+    payload: a sensor that sends its temperature and its humidity in different packets (Xiaomi,
+    BTHome) must not have its last temperature reported as heard again with every humidity
+    packet, and a payload must decode the same whatever came before it (decodes are cached per
+    payload). The parser's device state (keys, counters) is left alone."""
+    for name in _UPDATE_DICTS:
+        values = getattr(parser, name, None)
+        if isinstance(values, dict):
+            values.clear()
+
+
 class SensorStatePlugin:
     """A decoder plugin on one sensor-state-data parser library. Subclasses set ``source`` (the
     format, also the plugin's name), ``service_uuids`` and ``manufacturer_ids`` (what to try;
@@ -148,6 +170,7 @@ class SensorStatePlugin:
         known = parser is not None
         if parser is None:
             parser = self.new_parser(address)
+        forget_previous_values(parser)
         try:
             update = parser.update(service_info(advertisement))
         except Exception as exc:  # a malformed payload: not a reading, not a server error

@@ -28,7 +28,7 @@ from mcp_ble.core.server import build_server
 
 from tests.helpers import error_info, make_app
 from tests.sensor_vectors import BTHOME, VECTORS, Vector, settings_toml
-from tests.sensor_world import CHANGER, FADING, PAYLOAD_A, world_text
+from tests.sensor_world import CHANGER, FADING, PAYLOAD_A, SPLIT, world_text
 
 RECENT_S = 20
 
@@ -184,6 +184,12 @@ async def test_the_resource_is_updated_when_readings_change_and_not_when_they_re
     assert 1 <= len(session.updates) <= 2 and set(session.updates) == {"ble://sensors"}
     changer = await session.ok("ble_sensors", name="changer")
     assert changer["sensors"][0]["readings"] == {"temperature": "21.5 °C", "humidity": "45 %"}
+    # SPLIT sent its humidity from 9 s on; its temperature, last heard before 9 s, says so
+    [split] = (await session.ok("ble_sensors", name="split"))["sensors"]
+    assert split["address"] == SPLIT and split["readings"] == {
+        "humidity": "50.55 %",
+        "temperature": "25.06 °C, 3 s earlier",
+    }
     session.updates.clear()
     await session.ok("ble_scan", duration_s=1.5)  # payload B again and again
     await session.settle()

@@ -17,7 +17,7 @@ from mcp_ble.core.models import Advertisement, ScanFilter
 from mcp_ble.plugins.decoders.eddystone import decode_frame
 
 from tests.helpers import load, make_app, write_config
-from tests.sensor_vectors import EDDYSTONE, PLUGINS, VECTORS, Vector, settings_toml
+from tests.sensor_vectors import BTHOME, EDDYSTONE, PLUGINS, VECTORS, Vector, settings_toml
 
 KEYED = [v for v in VECTORS if v.key]
 
@@ -184,3 +184,21 @@ async def test_a_decoder_trying_every_payload_does_not_end_the_search(tmp_path: 
         await scan_replayed(app, [BLUECHARM])
         sources = {r.source for r, _ in app.sensors.latest(BLUECHARM.address)}
     assert sources == {"ibeacon"}
+
+
+async def test_a_payload_gives_only_its_own_values(tmp_path: Path) -> None:
+    """A sensor sending its temperature and its humidity in different packets: the humidity
+    packet does not report the last temperature again (the parser libraries keep it)."""
+    temperature = b"\x40\x02\xca\x09"  # BTHome v2 (bthome.io/format): 25.06 °C
+    humidity = b"\x40\x03\xbf\x13"  # 50.55 %
+    sent = [
+        Advertisement("C0:FF:EE:5E:00:09", -60, "Split", service_data={BTHOME: payload})
+        for payload in (temperature, humidity)
+    ]
+    async with make_app(tmp_path, settings_toml(["bthome"])) as app:
+        plugin = dict(app.plugins)["bthome"]
+        decoded = [plugin.mcp_ble_decode_advertisement(advertisement=a) for a in sent]
+    assert [[(r.ident, r.value) for r in readings] for readings in decoded] == [
+        [("temperature", 25.06)],
+        [("humidity", 50.55)],
+    ]
