@@ -64,9 +64,6 @@ def fleet_settings(settings: Any, world: str, seed: int) -> Any:
         for name, _, _ in ROOMS
     ]
     out.server.max_tracked_devices = max(out.server.max_tracked_devices, 2 * DEVICES)
-    pool = getattr(out, "pool", None)
-    if pool is not None:  # the pool plugin keeps no more links than every radio's slots
-        pool.max_connections = max(pool.max_connections, SLOTS * len(ROOMS))
     return out
 
 
