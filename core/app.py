@@ -179,7 +179,7 @@ class BleApp(Links, Subscriptions, Operations):
         self.fleet = fleet
         return fleet
 
-    def _hearing(self, address: str) -> dict[str, tuple[int, float]] | None:
+    def _hearing(self, address: str) -> dict[str, tuple[float, float]] | None:
         record = self.tracker.get(address)
         return record.heard_by if record is not None else None
 

@@ -39,7 +39,7 @@ from .tracker import RADIO_FRESH_S, DeviceRecord
 log = logging.getLogger("mcp_ble.fleet")
 
 #: What the fleet knows of who heard a device: radio name -> (RSSI, last heard), or None.
-Hearing = Callable[[str], "dict[str, tuple[int, float]] | None"]
+Hearing = Callable[[str], "dict[str, tuple[float, float]] | None"]
 #: Told when a radio changes state: ``listener(radio, state, reason)``.
 RadioListener = Callable[[str, RadioState, str], None]
 
@@ -315,7 +315,7 @@ class Fleet(Backend):
         tried = self._tried.get(address, [])
         latest = max((t for _, t in heard.values()), default=0.0)
 
-        def order(radio: Radio) -> tuple[bool, bool, bool, int]:
+        def order(radio: Radio) -> tuple[bool, bool, bool, float]:
             rssi, at = heard[radio.name]
             return (radio.name in tried, not radio.free(), at < latest - RADIO_FRESH_S, -rssi)
 

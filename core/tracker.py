@@ -17,12 +17,17 @@ from .models import Advertisement
 #: than the slowest advertising interval (10.24 s, Core spec Vol 6, Part B, 4.4.2.2.1) with room
 #: for lost packets; a radio that stopped hearing the device yields to one that still does.
 RADIO_FRESH_S = 30.0
+#: With several radios, each radio's RSSI of a device is smoothed: a report moves it this part of
+#: the way (an exponentially weighted mean; with 2 dB of noise per report the level varies by
+#: about 0.8 dB), so the best radio does not flip with each noisy report between two radios that
+#: hear the device about as well. A radio's first report in RADIO_FRESH_S starts it afresh.
+RSSI_SMOOTHING = 0.25
 
 
 class DeviceRecord:
     """What we know about one advertiser. With several radios (``Advertisement.radio`` set),
-    ``heard_by`` keeps (RSSI, last heard) per radio — bounded by the radios configured — and
-    ``radio`` / ``rssi`` are the radio that hears it best recently and its RSSI."""
+    ``heard_by`` keeps (smoothed RSSI, last heard) per radio — bounded by the radios configured —
+    and ``radio`` / ``rssi`` are the radio that hears it best recently and its RSSI there."""
 
     __slots__ = (
         "address",
@@ -45,7 +50,7 @@ class DeviceRecord:
         self.name = adv.name
         self.rssi = adv.rssi
         self.radio: str | None = adv.radio or None
-        self.heard_by: dict[str, tuple[int, float]] | None = (
+        self.heard_by: dict[str, tuple[float, float]] | None = (
             {adv.radio: (adv.rssi, now)} if adv.radio else None
         )
         self.tx_power = adv.tx_power
@@ -86,7 +91,11 @@ class DeviceRecord:
         heard = self.heard_by
         if heard is None:
             heard = self.heard_by = {}
-        heard[radio] = (rssi, now)
+        before = heard.get(radio)
+        level: float = rssi
+        if before is not None and now - before[1] <= RADIO_FRESH_S:
+            level = before[0] + (rssi - before[0]) * RSSI_SMOOTHING
+        heard[radio] = (level, now)
         self._choose(now)
 
     def _choose(self, now: float) -> None:
@@ -98,11 +107,11 @@ class DeviceRecord:
             return
         latest = max(t for _, t in heard.values())
         cutoff = min(now, latest) - RADIO_FRESH_S
-        best, best_rssi = None, -1000
+        best, best_rssi = None, -1000.0
         for name, (rssi, at) in heard.items():
             if at >= cutoff and rssi > best_rssi:
                 best, best_rssi = name, rssi
-        self.radio, self.rssi = best, best_rssi
+        self.radio, self.rssi = best, round(best_rssi)
 
     def forget_radio(self, radio: str, now: float) -> None:
         """A radio went away: it no longer counts as hearing this device."""

@@ -330,3 +330,27 @@ def test_cli_scan_names_the_radio(tmp_path, capsys):
     assert code == 0, out
     assert "RADIO" in out.splitlines()[1], out
     assert any(line.startswith(f"{FAR_ONLY}  -60   far") for line in out.splitlines()), out
+
+
+def test_best_radio_does_not_flip_with_noise():
+    """Radio a hears a device steadily at -60 dBm; b hears it at -62 dBm on average but
+    noisily (-57, -67, ...). Each of b's strong reports would make b the best radio if only the
+    latest report counted; the smoothed levels keep a, and a radio whose reports went stale
+    yields."""
+    from mcp_ble.core.models import Advertisement
+    from mcp_ble.core.tracker import RADIO_FRESH_S, AdvertisementTracker
+
+    now = [0.0]
+    tracker = AdvertisementTracker(clock=lambda: now[0])
+    best = []
+    for i in range(40):
+        now[0] += 0.1
+        tracker.ingest(Advertisement(BOTH, -60, radio="a"))
+        now[0] += 0.1
+        record, _ = tracker.ingest(Advertisement(BOTH, -57 if i % 2 else -67, radio="b"))
+        best.append(record.radio)
+    assert best == ["a"] * 40
+    assert record.rssi == -60
+    now[0] += RADIO_FRESH_S + 1  # a falls silent; b still hears it
+    record, _ = tracker.ingest(Advertisement(BOTH, -70, radio="b"))
+    assert (record.radio, record.rssi) == ("b", -70)
