@@ -308,16 +308,19 @@ class Fleet(Backend):
     def candidates(self, address: str) -> list[Radio]:
         """Ready radios that heard ``address``, in the order a connect tries them: those not
         yet tried in this connect first, then those with a free slot, then the ones that heard
-        it recently (within RADIO_FRESH_S of the latest report), strongest first."""
+        it recently (within RADIO_FRESH_S of the latest report), strongest first; at equal
+        strength the one that heard it first, as the tracker names the best radio."""
         if not self.several:
             return [r for r in self.radios if r.backend.health.ready]
         heard = self.hearing(address) or {}
         tried = self._tried.get(address, [])
         latest = max((t for _, t in heard.values()), default=0.0)
+        first = {name: i for i, name in enumerate(heard)}  # the tracker keeps them in order
 
-        def order(radio: Radio) -> tuple[bool, bool, bool, float]:
+        def order(radio: Radio) -> tuple[bool, bool, bool, float, int]:
             rssi, at = heard[radio.name]
-            return (radio.name in tried, not radio.free(), at < latest - RADIO_FRESH_S, -rssi)
+            stale = at < latest - RADIO_FRESH_S
+            return (radio.name in tried, not radio.free(), stale, -rssi, first[radio.name])
 
         ready = [r for r in self.radios if r.name in heard and r.backend.health.ready]
         return sorted(ready, key=order)
