@@ -354,3 +354,27 @@ def test_best_radio_does_not_flip_with_noise():
     now[0] += RADIO_FRESH_S + 1  # a falls silent; b still hears it
     record, _ = tracker.ingest(Advertisement(BOTH, -70, radio="b"))
     assert (record.radio, record.rssi) == ("b", -70)
+
+
+def test_readme_radio_examples_load(tmp_path, monkeypatch):
+    """The settings example of README "Many radios" (bleak on two adapters, a remote HCI
+    controller over TCP, an ESPHome proxy with its key from the environment) is valid."""
+    import re
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Many radios", 1)[1].split("\n## ", 1)[0]
+    example = re.search(r"```toml\n(.*?)```", section, re.S)
+    assert example is not None
+    # Any 32 bytes in base64, as an ESPHome proxy's api: encryption: key: is.
+    monkeypatch.setenv("KITCHEN_PROXY_KEY", "px7tsbK3C7bpXHr2OevEV2ZMg/FrNBw2+O2pNPbedtA=")
+    loaded, catalog = load(write_config(tmp_path, example.group(1)))
+    radios = loaded.settings.radio_list()
+    assert [(r.name, r.backend) for r in radios] == [
+        ("hci0", "bleak"),
+        ("hci1", "bleak"),
+        ("garage", "bumble"),
+        ("kitchen", "esphome"),
+    ]
+    assert radios[1].settings.adapter == "hci1"
+    assert radios[2].settings.transport == "tcp-client:192.168.1.40:9000"
+    catalog.resolve_settings(loaded.settings)  # real radios only: may serve together
