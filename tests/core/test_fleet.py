@@ -378,3 +378,23 @@ def test_readme_radio_examples_load(tmp_path, monkeypatch):
     assert radios[1].settings.adapter == "hci1"
     assert radios[2].settings.transport == "tcp-client:192.168.1.40:9000"
     catalog.resolve_settings(loaded.settings)  # real radios only: may serve together
+
+
+async def test_concurrent_connects_share_out_the_slots(tmp_path):
+    """Two connects at once to devices both best heard by r0, which has one slot: the slot is
+    taken when the first attempt starts, so the other goes to r1 instead of failing on r0."""
+    rooms = WORLDS / "fleet_rooms.toml"
+    toml = "".join(
+        f'[[radios]]\nname = "{n}"\nbackend = "simulated"\nworld = "{rooms}"\nradio = "{n}"\n'
+        'time_scale = 0\nvirtual_idle = "wall"\n'
+        for n in ("r0", "r1", "r2")
+    )
+    d1, d2 = "A0:00:00:00:00:01", "A0:00:00:00:00:02"
+    loaded, catalog = load(write_config(tmp_path, toml))
+    async with Client(build_server(BleApp.create(loaded, catalog))) as client:
+        await ok(client, "ble_scan", duration_s=1)
+        first, second = await asyncio.gather(
+            ok(client, "ble_connect", address=d1), ok(client, "ble_connect", address=d2)
+        )
+        assert {first["radio"], second["radio"]} == {"r0", "r1"}
+        assert "attempts" not in first and "attempts" not in second
