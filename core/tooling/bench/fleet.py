@@ -24,8 +24,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import random
 import statistics
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -222,8 +224,9 @@ async def _failover(app: BleApp, members: dict[str, Any], report: FleetReport) -
     moving = backend.links()
     report.movable = len(moving)
     start = app.now()
-    backend.switch_off("the bench switched it off")
-    await asyncio.sleep(0)  # the core ends the radio's links
+    with _quiet("mcp_ble.radio", "mcp_ble.fleet"):  # the loss is the bench's own doing
+        backend.switch_off("the bench switched it off")
+        await asyncio.sleep(0)  # the core ends the radio's links
 
     async def move(address: str) -> None:
         try:
@@ -245,6 +248,19 @@ async def _failover(app: BleApp, members: dict[str, Any], report: FleetReport) -
                 link.connect_scan_window_ms / 1000,
             )
         )
+
+
+@contextlib.contextmanager
+def _quiet(*names: str) -> Iterator[None]:
+    loggers = [logging.getLogger(name) for name in names]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
 
 
 def results(report: FleetReport, result: Any) -> list[Any]:
