@@ -418,6 +418,8 @@ class SimLinkLayer(Backend):
             await clock.sleep_until(deadline)
             raise self._connect_timeout(address, timeout_s, "the MTU exchange did not finish")
         await clock.sleep_until(done)
+        if self.off:  # unplugged while connecting: the link went with the adapter
+            raise self._unplugged()
         if device.link is not None:  # another radio's CONNECT_IND came first
             await clock.sleep_until(deadline)
             raise self._connect_timeout(

@@ -184,6 +184,23 @@ async def test_a_radio_switched_off_ends_its_links_and_the_others_go_on(world_fi
         await lab.stop()
 
 
+async def test_a_connect_under_way_fails_when_its_radio_is_switched_off(world_file):
+    hall, lab = radios(world_file)
+    await hall.start()
+    await lab.start()
+    try:
+        connecting = asyncio.ensure_future(hall.connect(BETWEEN, 5.0))
+        await asyncio.sleep(0)  # the connect waits for an advertisement on the clock
+        hall.switch_off()
+        with pytest.raises(BackendUnavailable):
+            await connecting
+        assert hall.devices[BETWEEN].link is None and hall.connection_slots() == (0, 2)
+        await lab.connect(BETWEEN, 5.0)
+    finally:
+        await hall.stop()
+        await lab.stop()
+
+
 async def test_a_radio_lost_at_a_set_time_comes_back_at_its_time(world_file):
     hall, lab = radios(world_file)
     await hall.start()

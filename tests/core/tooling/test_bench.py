@@ -199,3 +199,19 @@ async def test_mtu_sweep_finds_the_mtu_whose_pdu_fits_one_packet():
         figures["mtu_23_write_without_response_bytes_per_s"].value
         < figures["mtu_185_write_without_response_bytes_per_s"].value
     )
+
+
+async def test_the_fleet_group_gives_the_same_figures_every_run(tmp_path):
+    """Seeded world, virtual clock: a second run, and a run with another seed's world, show
+    the figures come from the run, the same for the same seed."""
+    loaded, catalog = load(write_config(tmp_path, ""))
+
+    async def figures(seed: int) -> dict[str, float]:
+        params = BenchParams(seed=seed)
+        results = await run_suite(loaded, catalog, params, ["fleet"], Progress(1, Sink()))
+        return {r.name: r.value for r in results}
+
+    first = await figures(2026)
+    assert await figures(2026) == first
+    other = await figures(7)
+    assert other != first and other["fleet_links_concurrent"] == 12
