@@ -114,19 +114,20 @@ class Process:
 
 
 class Controllers(Process):
-    """``bumble.apps.controllers`` with two TCP HCI ports: A for the peripheral, B for us (or
-    more, one per controller on the link)."""
+    """``bumble.apps.controllers`` with two TCP HCI ports: A for the peripheral, B for us (it
+    takes exactly two transports)."""
 
-    def __init__(self, port_a: int, port_b: int, *more: int) -> None:
-        self.ports = (port_a, port_b, *more)
+    def __init__(self, port_a: int, port_b: int) -> None:
         super().__init__(
             [
                 sys.executable,
                 "-m",
                 "bumble.apps.controllers",
-                *(f"tcp-server:127.0.0.1:{port}" for port in self.ports),
+                f"tcp-server:127.0.0.1:{port_a}",
+                f"tcp-server:127.0.0.1:{port_b}",
             ]
         )
+        self.ports = (port_a, port_b)
 
     def start(self) -> Controllers:
         super().start()
