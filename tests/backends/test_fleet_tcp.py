@@ -10,7 +10,7 @@ merge (one device, heard by both radios with an RSSI each, the best one named: b
 controllers report -50 dBm everywhere, so the one that heard it first), the routing (the connect
 goes to the radio named best) and operations following the link, and that radio killed
 mid-session: the link ends with the radio's reason, the other radio keeps serving, and the
-reconnect goes through it.
+reconnect goes through it; started again, the killed radio is taken back.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from typing import Any
 
 from mcp.client import Client
 
+from mcp_ble.core import radio
 from mcp_ble.core.app import BleApp
 from mcp_ble.core.server import build_server
 
@@ -42,6 +43,14 @@ class FleetBed:
     app: BleApp
     controllers: dict[str, Controllers]
     device: Process
+    #: Every process started, replacements included: teardown kills them all.
+    processes: list[Process]
+
+    def restart(self, name: str) -> None:
+        """The radio's controllers process again, on the same ports."""
+        again = Controllers(*self.controllers[name].ports)
+        self.processes.append(again)
+        self.controllers[name] = again.start()
 
 
 @contextlib.asynccontextmanager
@@ -64,7 +73,7 @@ async def fleet_bed(tmp_path: Any) -> AsyncIterator[FleetBed]:
         loaded, catalog = load(write_config(tmp_path, text))
         app = BleApp.create(loaded, catalog)
         async with Client(build_server(app)) as client:
-            yield FleetBed(client, app, controllers, device)
+            yield FleetBed(client, app, controllers, device, processes)
     finally:
         for process in processes:
             process.stop()
@@ -83,7 +92,8 @@ async def links(client: Client) -> dict[str, str]:
     return {c["address"]: c["radio"] for c in listed}
 
 
-async def test_two_remote_radios_merge_route_and_survive_one_killed(tmp_path):
+async def test_two_remote_radios_merge_route_and_survive_one_killed(tmp_path, monkeypatch):
+    monkeypatch.setattr(radio, "RECOVERY_MAX_S", 0.5)  # the default backoff, capped sooner
     async with fleet_bed(tmp_path) as b:
         c = b.client
         # Merge: one device, heard by both radios (each reports its own RSSI), the best named.
@@ -121,6 +131,15 @@ async def test_two_remote_radios_merge_route_and_survive_one_killed(tmp_path):
         value = await ok(c, "ble_read", address=SHARED, characteristic=BATTERY)
         assert value["hex"] == "57"
         assert await links(c) == {SHARED: other}
+
+        # The killed radio comes back on its own and serves again beside the other.
+        b.restart(best)
+        await eventually(lambda: _ready(c, best), timeout_s=10)
+        assert await links(c) == {SHARED: other}
+
+
+async def _ready(client: Client, name: str) -> bool:
+    return bool((await ok(client, "ble_status"))["radios"][name].startswith("ready"))
 
 
 async def _no_links(client: Client) -> bool:
