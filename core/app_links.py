@@ -290,7 +290,7 @@ class Links:
         if conn.gatt is None or refresh:
             op = Operation("discover", conn.address, self._deadline())
             services, _ = await self._run(op, lambda: self.radio.discover(conn.address))
-            conn.gatt = GattIndex(services)
+            conn.gatt = GattIndex(services, self.codec.name)
         return conn.gatt
 
     async def characteristic(self: BleApp, address: str, ref: str | int) -> GattCharacteristic:

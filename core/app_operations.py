@@ -69,6 +69,7 @@ def write_attempt(char: GattCharacteristic, plan: WritePlan) -> WriteAttempt:
         char.uuid,
         char.handle,
         chunks=len(plan.chunks),
+        names=(char.name, None),
     )
 
 
@@ -212,8 +213,8 @@ class Operations:
         conn = self.connection(address)
         if "read" not in char.properties:
             raise NotPermitted(
-                f"Characteristic {label(char.uuid)} (handle {char.handle}) cannot be read; "
-                f"its properties are: {', '.join(char.properties) or 'none'}",
+                f"Characteristic {label(char.uuid, char.name)} (handle {char.handle}) cannot "
+                f"be read; its properties are: {', '.join(char.properties) or 'none'}",
                 "use ble_subscribe for notify/indicate characteristics",
             )
         op = Operation("read", conn.address, self._deadline(), char.handle)
@@ -295,16 +296,16 @@ class Operations:
         with_response = self._choose_response(char, response)
         if with_response and "write" not in props:
             raise NotPermitted(
-                f"Characteristic {label(char.uuid)} (handle {char.handle}) does not accept "
-                f"write with response; its properties are: {', '.join(props) or 'none'}",
+                f"Characteristic {label(char.uuid, char.name)} (handle {char.handle}) does not "
+                f"accept write with response; its properties are: {', '.join(props) or 'none'}",
                 "pass response=false"
                 if "write-without-response" in props
                 else "this characteristic is not writable",
             )
         if not with_response and "write-without-response" not in props:
             raise NotPermitted(
-                f"Characteristic {label(char.uuid)} (handle {char.handle}) does not accept "
-                f"write without response; its properties are: {', '.join(props) or 'none'}",
+                f"Characteristic {label(char.uuid, char.name)} (handle {char.handle}) does not "
+                f"accept write without response; its properties are: {', '.join(props) or 'none'}",
                 "pass response=true" if "write" in props else "this characteristic is not writable",
             )
         plan = WritePlan(conn.address, char.handle, data, with_response, conn.mtu)
@@ -414,4 +415,5 @@ class Operations:
             char.handle,
             desc.uuid,
             desc.handle,
+            names=(char.name, desc.name),
         )

@@ -141,8 +141,9 @@ class Subscriptions:
         conn = self.connection(address)
         if "notify" not in char.properties and "indicate" not in char.properties:
             raise NotPermitted(
-                f"Characteristic {label(char.uuid)} (handle {char.handle}) neither notifies nor "
-                f"indicates; its properties are: {', '.join(char.properties) or 'none'}",
+                f"Characteristic {label(char.uuid, char.name)} (handle {char.handle}) neither "
+                "notifies nor indicates; its properties are: "
+                f"{', '.join(char.properties) or 'none'}",
                 "use ble_read to get its value",
             )
         key = (conn.address, char.handle)
@@ -222,8 +223,8 @@ class Subscriptions:
             sub = self.sessions.mine(*key)
             if sub is None or not sub.active:
                 raise NotSubscribed(
-                    f"{conn.address} characteristic {label(char.uuid)} has no active subscription "
-                    "in this session",
+                    f"{conn.address} characteristic {label(char.uuid, char.name)} has no active "
+                    "subscription in this session",
                     "ble_subscribe first; ble_connections lists this session's subscriptions",
                 )
             await self._stop_subscription(sub, "unsubscribed")

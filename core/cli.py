@@ -259,7 +259,7 @@ async def _scan(app: Any, args: argparse.Namespace) -> int:
     async with app:
         outcome = await app.scan(args.duration, scan_filter)
         simulated = app.radio.info().simulated
-        rows = [device_out(r, app.now()) for r in outcome.devices]
+        rows = [device_out(r, app.now(), codec=app.codec) for r in outcome.devices]
     if args.json:
         print(json.dumps({"simulated": simulated, "devices": [r.dump() for r in rows]}, indent=2))
         return 0

@@ -81,6 +81,7 @@ class Codec:
                 name = self._hook.mcp_ble_uuid_name(uuid=uuid)
             except Exception:
                 log.exception("naming %s failed in a plugin", uuid)
+                return None  # not remembered: the next call asks again
             if name is not None and not isinstance(name, str):
                 name = None
         if len(self._names) < MAX_NAMES:

@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from .errors import AmbiguousAttribute, AttributeNotFound, InvalidInput
 from .models import GattCharacteristic, GattDescriptor, GattService
-from .sig import short_uuid, uuid_name
+from .sig import short_uuid
 from .values import parse_handle, parse_uuid
 
 #: Characteristic references remembered per device (names an agent repeats in a loop).
 MAX_RESOLVED = 256
 
 
-def label(uuid: str) -> str:
-    """``'2a19 (Battery Level)'``: short form when there is one, plus the SIG name."""
+def label(uuid: str, name: str | None = None) -> str:
+    """``'2a19 (Battery Level)'``: short form when there is one, plus its name when known."""
     short = short_uuid(uuid) or uuid
-    name = uuid_name(uuid)
     return f"{short} ({name})" if name else short
 
 
@@ -41,15 +42,26 @@ def _meant_uuid(ref: str | int, what: str) -> str:
 class GattIndex:
     """Characteristics and descriptors by handle and by UUID."""
 
-    def __init__(self, services: list[GattService]) -> None:
+    def __init__(
+        self, services: list[GattService], names: Callable[[str], str | None] | None = None
+    ) -> None:
+        """``names`` (the app's ``Codec.name``) names each service, characteristic and
+        descriptor once, here."""
         self.services = services
+        self.names = names
         self.characteristics: dict[int, GattCharacteristic] = {}
         self.by_uuid: dict[str, list[GattCharacteristic]] = {}
         self.descriptors: dict[int, tuple[GattDescriptor, GattCharacteristic]] = {}
         self._resolved: dict[str | int, GattCharacteristic] = {}
         for service in services:
+            if names is not None:
+                service.name = names(service.uuid)
             for char in service.characteristics:
                 char.service_uuid = char.service_uuid or service.uuid
+                if names is not None:
+                    char.name = names(char.uuid)
+                    for desc in char.descriptors:
+                        desc.name = names(desc.uuid)
                 self.characteristics[char.handle] = char
                 self.by_uuid.setdefault(char.uuid, []).append(char)
                 for desc in char.descriptors:
@@ -85,14 +97,14 @@ class GattIndex:
             return found[0]
         if not found:
             raise AttributeNotFound(
-                f"{address} has no characteristic {label(uuid)}",
+                f"{address} has no characteristic {self.label(uuid)}",
                 f"it has: {self._known()}; ble_services shows the full tree",
             )
         candidates = "; ".join(
-            f"handle {c.handle} in service {label(c.service_uuid)}" for c in found
+            f"handle {c.handle} in service {self.label(c.service_uuid)}" for c in found
         )
         raise AmbiguousAttribute(
-            f"{address} has {len(found)} characteristics {label(uuid)}: {candidates}",
+            f"{address} has {len(found)} characteristics {self.label(uuid)}: {candidates}",
             f"name one by its handle instead, e.g. characteristic='#{found[0].handle}'",
         )
 
@@ -119,20 +131,27 @@ class GattIndex:
         if len(found) == 1:
             return found[0][0]
         if not found:
-            where = f" on characteristic {label(characteristic.uuid)}" if characteristic else ""
+            where = (
+                f" on characteristic {label(characteristic.uuid, characteristic.name)}"
+                if characteristic
+                else ""
+            )
             raise AttributeNotFound(
-                f"{address} has no descriptor {label(uuid)}{where}",
+                f"{address} has no descriptor {self.label(uuid)}{where}",
                 "ble_services lists every descriptor with its handle",
             )
-        candidates = "; ".join(f"handle {d.handle} on {label(c.uuid)}" for d, c in found)
+        candidates = "; ".join(f"handle {d.handle} on {label(c.uuid, c.name)}" for d, c in found)
         raise AmbiguousAttribute(
-            f"{address} has {len(found)} descriptors {label(uuid)}: {candidates}",
+            f"{address} has {len(found)} descriptors {self.label(uuid)}: {candidates}",
             "pass characteristic= to pick one, or name the descriptor by handle "
             f"(e.g. descriptor='#{found[0][0].handle}')",
         )
 
+    def label(self, uuid: str) -> str:
+        return label(uuid, self.names(uuid) if self.names is not None else None)
+
     def _known(self) -> str:
-        names = [label(uuid) for uuid in self.by_uuid]
+        names = [self.label(uuid) for uuid in self.by_uuid]
         return ", ".join(names[:20]) + (" ..." if len(names) > 20 else "")
 
     def _handles(self) -> str:

@@ -97,6 +97,8 @@ class ScanFilter:
 class GattDescriptor:
     uuid: str
     handle: int
+    #: The UUID's name from the decoder plugins, set when the GATT tree is indexed.
+    name: str | None = None
 
 
 @dataclass(slots=True)
@@ -109,6 +111,7 @@ class GattCharacteristic:
     properties: tuple[str, ...]
     descriptors: list[GattDescriptor] = field(default_factory=list)
     service_uuid: str = ""
+    name: str | None = None
 
 
 @dataclass(slots=True)
@@ -116,6 +119,7 @@ class GattService:
     uuid: str
     handle: int
     characteristics: list[GattCharacteristic] = field(default_factory=list)
+    name: str | None = None
 
 
 def copy_services(services: list[GattService]) -> list[GattService]:
@@ -126,7 +130,11 @@ def copy_services(services: list[GattService]) -> list[GattService]:
             s.handle,
             [
                 GattCharacteristic(
-                    c.uuid, c.handle, c.properties, list(c.descriptors), c.service_uuid
+                    c.uuid,
+                    c.handle,
+                    c.properties,
+                    [GattDescriptor(d.uuid, d.handle) for d in c.descriptors],
+                    c.service_uuid,
                 )
                 for c in s.characteristics
             ],

@@ -6,11 +6,12 @@ call's arguments do not already say, and leaves out what is empty: a field that 
 Python and omitted on the wire; the output schemas list them as optional (not as nullable).
 
 A value (``ble_read``, a notification, a descriptor, ``read_values``) is one flat object: ``hex``
-(the raw bytes), ``text`` when the bytes are text, and for well-known characteristics the decoded
-fields, each named with its unit (``battery_level_percent``, ``heart_rate_bpm``,
-``temperature_c``). A value that decodes to numbers has no text copy (battery 0x57 is 87 %, not
-"W"), and a string value that is exactly its text has no hex copy (a string characteristic, or
-an unknown one whose bytes are four or more printable characters).
+(the raw bytes), ``text`` when the bytes are text, and the fields the decoder plugins give it
+(``mcp_ble_decode_value``; the ``sig`` plugin's names carry their unit: ``battery_level_percent``,
+``heart_rate_bpm``, ``temperature_c``). A value that decodes to numbers has no text copy (battery
+0x57 is 87 %, not "W"), and a string value that is exactly its text has no hex copy (one a
+decoder calls text, or an unknown one whose bytes are four or more printable characters).
+Without a decoder every value is hex, and text when it is text.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from .decoding import NO_DECODERS, Codec
 from .models import GattCharacteristic, GattService
-from .sig import STRING_CHARACTERISTICS, company_name, decode, printable_text, short_uuid, uuid_name
+from .sig import company_name, printable_text, short_uuid
 from .tracker import DeviceRecord
 
 
@@ -37,9 +39,9 @@ def uuid_label(uuid: str) -> str:
     return short_uuid(uuid) or uuid
 
 
-def named(uuid: str) -> str:
+def named(uuid: str, codec: Codec = NO_DECODERS) -> str:
     """'180d Heart Rate': the UUID as results name it, then its name when it has one."""
-    name = uuid_name(uuid)
+    name = codec.name(uuid)
     return f"{uuid_label(uuid)} {name}" if name else uuid_label(uuid)
 
 
@@ -63,17 +65,22 @@ class Value(Lean):
     text: str | None = None
 
 
-def value_fields(uuid: str, data: bytes) -> dict[str, Any]:
+#: Fields of the results a value is shown in (ReadResult, NotificationOut, ...), which decoded
+#: fields of the same name must not replace.
+RESERVED = frozenset({"hex", "uuid", "ms", "handle", "characteristic"})
+
+
+def value_fields(uuid: str, data: bytes, codec: Codec = NO_DECODERS) -> dict[str, Any]:
     """The flat fields of a value (see the module docstring)."""
-    decoded = decode(uuid, data)
+    decoded = codec.decode(uuid, data)
     fields: dict[str, Any] = {}
     text: str | None = None
-    is_text = short_uuid(uuid) in STRING_CHARACTERISTICS  # a string by its definition
+    is_text = False
     if decoded is not None:
-        decoded = dict(decoded)
+        # a decoded field never takes the place of a field the result itself has
+        decoded = {f"value_{k}" if k in RESERVED else k: v for k, v in decoded.items()}
         text = decoded.pop("text", None)
-        if "error" in decoded:
-            decoded["decode_error"] = decoded.pop("error")
+        is_text = isinstance(text, str)  # a string by its definition
     elif len(data) >= 2:
         # An unknown characteristic: one byte is as likely a number as a letter, so text is
         # shown from two printable characters on, and the bytes stay beside a short text.
@@ -87,8 +94,8 @@ def value_fields(uuid: str, data: bytes) -> dict[str, Any]:
     return fields
 
 
-def value_out(uuid: str, data: bytes) -> Value:
-    return Value(**value_fields(uuid, data))
+def value_out(uuid: str, data: bytes, codec: Codec = NO_DECODERS) -> Value:
+    return Value(**value_fields(uuid, data, codec))
 
 
 # --------------------------------------------------------------------------- discovery
@@ -113,10 +120,14 @@ class DeviceOut(Lean):
 
 
 def device_out(
-    record: DeviceRecord, now: float | None = None, readings: dict[str, str] | None = None
+    record: DeviceRecord,
+    now: float | None = None,
+    readings: dict[str, str] | None = None,
+    codec: Codec = NO_DECODERS,
 ) -> DeviceOut:
     """A device as results show it; ``now`` (``BleApp.now()``, the backend's clock) adds how
-    long ago it was heard; ``readings`` are its latest sensor readings (core/readings.py)."""
+    long ago it was heard; ``readings`` are its latest sensor readings (core/readings.py);
+    ``codec`` (``BleApp.codec``) names its services."""
     return DeviceOut(
         address=record.address,
         name=record.name or None,
@@ -124,7 +135,7 @@ def device_out(
         tx_power=record.tx_power,
         connectable=None if record.connectable else False,
         seen_s_ago=None if now is None else round(max(0.0, now - record.last_seen), 1),
-        services=[named(u) for u in record.service_uuids] or None,
+        services=[named(u, codec) for u in record.service_uuids] or None,
         manufacturer_data={
             company_label(cid): data.hex() for cid, data in record.manufacturer_data.items()
         }
@@ -266,7 +277,7 @@ def service_out(
 ) -> ServiceOut:
     return ServiceOut(
         uuid=uuid_label(service.uuid),
-        name=uuid_name(service.uuid),
+        name=service.name,
         characteristics=[characteristic_out(c, values, errors) for c in service.characteristics],
     )
 
@@ -276,7 +287,7 @@ def characteristic_out(
 ) -> CharacteristicOut:
     return CharacteristicOut(
         uuid=uuid_label(char.uuid),
-        name=uuid_name(char.uuid),
+        name=char.name,
         handle=char.handle,
         properties=list(char.properties),
         descriptors=[uuid_label(d.uuid) for d in char.descriptors] or None,

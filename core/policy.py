@@ -55,6 +55,8 @@ class WriteAttempt:
     descriptor: str | None = None
     descriptor_handle: int | None = None
     chunks: int = 1
+    #: The names of the characteristic and descriptor, for the person asked to approve.
+    names: tuple[str | None, str | None] = (None, None)
 
     def describe(self) -> str:
         if self.kind == "pair":
@@ -69,9 +71,9 @@ class WriteAttempt:
     def target(self) -> str:
         if self.kind == "pair":
             return "pairing"
-        what = f"characteristic {label(self.uuid or '')} (handle {self.handle})"
+        what = f"characteristic {label(self.uuid or '', self.names[0])} (handle {self.handle})"
         if self.descriptor is not None:
-            return f"descriptor {label(self.descriptor)} of {what}"
+            return f"descriptor {label(self.descriptor, self.names[1])} of {what}"
         return what
 
 

@@ -34,6 +34,7 @@ from mcp.types import INVALID_PARAMS, EmptyResult, SubscribeRequestParams, Unsub
 
 from .app import BleApp, Subscription
 from .compat import add_request_handler, session_connection
+from .decoding import NO_DECODERS, Codec
 from .errors import BleError
 from .hookspecs import hookimpl
 from .outputs import uuid_label, value_fields
@@ -59,7 +60,7 @@ def _key(uri: str) -> tuple[str, int] | None:
     return (match.group(1), int(match.group(2))) if match else None
 
 
-def notification_body(sub: Subscription) -> str:
+def notification_body(sub: Subscription, codec: Codec = NO_DECODERS) -> str:
     """The resource's JSON, compact and lean like tool results: the characteristic's UUID (the
     URI names the device and handle), counts, why it ended if it has, and the latest values."""
     body: dict[str, Any] = {
@@ -71,7 +72,7 @@ def notification_body(sub: Subscription) -> str:
         body["dropped"] = sub.dropped
     if not sub.active:
         body["ended"] = sub.ended or "ended"
-    body["latest"] = [value_fields(sub.uuid, data) for _, data in list(sub.items)[-LATEST:]]
+    body["latest"] = [value_fields(sub.uuid, data, codec) for _, data in list(sub.items)[-LATEST:]]
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False)
 
 
@@ -188,7 +189,7 @@ def install(mcp: MCPServer, app: BleApp, bus: InMemorySubscriptionBus) -> Notifi
             raise ResourceNotFoundError(
                 f"No subscription for {key[0]} handle {key[1]}; call ble_subscribe first"
             )
-        return notification_body(sub)
+        return notification_body(sub, app.codec)
 
     def existing(uri: str) -> str:
         """``uri`` if it names ``ble://sensors`` or a notification buffer that exists; else a

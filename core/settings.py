@@ -41,7 +41,16 @@ from .settings_radios import RadioSpec, check_fleet, radio_models, radio_type
 ENV_PREFIX = "MCP_BLE_"
 #: Enabled when the settings name no plugins list. ``chunking`` is opt-in: it changes what a
 #: peripheral receives (a stream of pieces instead of one value).
-DEFAULT_PLUGINS = ("metrics", "retry", "pool", "listeners", "cleanup", "adaptive_scan", "mtu")
+DEFAULT_PLUGINS = (
+    "metrics",
+    "retry",
+    "pool",
+    "listeners",
+    "cleanup",
+    "adaptive_scan",
+    "mtu",
+    "sig",
+)
 #: Environment variables with our prefix that are not settings (read elsewhere on purpose).
 NON_SETTING_ENV = frozenset({"MCP_BLE_HARDWARE"})
 

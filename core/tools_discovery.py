@@ -64,7 +64,10 @@ async def ble_scan(
     outcome = task.result()
     latest = app.sensors.latest
     return ScanResult(
-        devices=[device_out(r, readings=readings_out(latest(r.address))) for r in outcome.devices],
+        devices=[
+            device_out(r, readings=readings_out(latest(r.address)), codec=app.codec)
+            for r in outcome.devices
+        ],
         matched=outcome.matched if outcome.matched > len(outcome.devices) else None,
         duration_s=round(outcome.duration_s, 2),
         simulated=app.radio.info().simulated or None,
@@ -82,7 +85,10 @@ async def ble_devices(
     now = app.now()
     latest = app.sensors.latest
     return DevicesResult(
-        devices=[device_out(r, now, readings_out(latest(r.address))) for r in app.devices(limit)],
+        devices=[
+            device_out(r, now, readings_out(latest(r.address)), app.codec)
+            for r in app.devices(limit)
+        ],
         simulated=app.radio.info().simulated or None,
     )
 

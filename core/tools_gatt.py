@@ -65,7 +65,7 @@ async def ble_services(
                 except BleError as exc:
                     errors[char.handle] = str(exc)
                 else:
-                    values[char.handle] = value_out(char.uuid, done.data)
+                    values[char.handle] = value_out(char.uuid, done.data, app.codec)
     return ServicesResult(services=[service_out(s, values, errors) for s in index.services])
 
 
@@ -75,10 +75,11 @@ async def ble_read(
 ) -> ReadResult:
     """Read a characteristic: hex, text if text, decoded fields named with their unit (e.g.
     battery_level_percent)."""
-    done = await app_of(ctx).read(address, characteristic)
+    app = app_of(ctx)
+    done = await app.read(address, characteristic)
     uuid = done.characteristic.uuid
     return ReadResult(
-        **value_fields(uuid, done.data),
+        **value_fields(uuid, done.data, app.codec),
         uuid=uuid_label(uuid) if by_handle(characteristic) else None,
     )
 
@@ -121,9 +122,10 @@ async def ble_read_descriptor(
     characteristic: OwnerArg = None,
 ) -> DescriptorReadResult:
     """Read a descriptor, e.g. 2902 (notify config), 2901 (description)."""
-    done = await app_of(ctx).read_descriptor(address, descriptor, characteristic)
+    app = app_of(ctx)
+    done = await app.read_descriptor(address, descriptor, characteristic)
     return DescriptorReadResult(
-        **value_fields(done.descriptor.uuid, done.data),
+        **value_fields(done.descriptor.uuid, done.data, app.codec),
         handle=done.descriptor.handle,
         characteristic=None if characteristic is not None else uuid_label(done.characteristic.uuid),
     )

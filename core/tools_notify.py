@@ -56,14 +56,15 @@ async def ble_notifications(
 ) -> NotificationsResult:
     """Drain buffered notifications, oldest first, with drop counts and why a subscription
     ended."""
-    sub, items = await app_of(ctx).notifications(address, characteristic, max_items, wait_s)
+    app = app_of(ctx)
+    sub, items = await app.notifications(address, characteristic, max_items, wait_s)
     start = items[0][0] if items else 0.0
     return NotificationsResult(
         start=(
             datetime.fromtimestamp(start, UTC).isoformat(timespec="milliseconds") if items else None
         ),
         notifications=[
-            NotificationOut(ms=round((t - start) * 1000), **value_fields(sub.uuid, data))
+            NotificationOut(ms=round((t - start) * 1000), **value_fields(sub.uuid, data, app.codec))
             for t, data in items
         ],
         remaining=len(sub.items) or None,

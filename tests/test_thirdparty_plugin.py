@@ -67,7 +67,8 @@ def installed(replay_site: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def settings(tmp_path: Path, budget: float = 0.5) -> Path:
     return write_config(
         tmp_path,
-        f'backend = "replay"\nplugins = ["scan_budget"]\n[scan_budget]\nmax_scan_s = {budget}\n'
+        f'backend = "replay"\nplugins = ["scan_budget", "sig"]\n'
+        f"[scan_budget]\nmax_scan_s = {budget}\n"
         f'[backends.replay]\nrecording = "{RECORDING}"\nspeed = 4\n',
     )
 

@@ -114,7 +114,8 @@ async def bed(tmp_path: Any, backend: str) -> AsyncIterator[Bed]:
         controllers.wait_listening()
         device.wait_for_line("advertising")
         server = (
-            f'plugins = ["metrics"]\n[server]\noperation_timeout_s = {OPERATION_TIMEOUT_S}\n'
+            f'plugins = ["metrics", "sig"]\n'
+            f"[server]\noperation_timeout_s = {OPERATION_TIMEOUT_S}\n"
             'scan_duration_s = 1.0\nwrite_policy = "open"\n'
         )
         if backend == "bumble":

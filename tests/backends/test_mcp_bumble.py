@@ -48,7 +48,8 @@ async def served(tmp_path) -> AsyncIterator[tuple[Client, BleApp]]:
     try:
         config = write_config(
             tmp_path,
-            'backend = "bumble-testbed"\nplugins = ["metrics"]\n[server]\nwrite_policy = "open"\n',
+            'backend = "bumble-testbed"\nplugins = ["metrics", "sig"]\n'
+            '[server]\nwrite_policy = "open"\n',
         )
         loaded, catalog = load(config, extra_plugins={"testbed": TestBedBackend})
         app = BleApp.create(loaded, catalog)

@@ -52,14 +52,14 @@ class Served:
 @contextlib.asynccontextmanager
 async def served(backend: str, tmp_path: Any) -> AsyncIterator[Served]:
     if backend == "simulated":
-        async with make_app(tmp_path, "plugins = []", time_scale=0) as app:
+        async with make_app(tmp_path, 'plugins = ["sig"]', time_scale=0) as app:
             async with Client(build_server(app)) as client:
                 yield Served(client, app, "C4:7C:8D:6A:12:01", 87)
         return
     TestBedLink.link = LocalLink()
     world = await VirtualWorld(load_world(str(CONTRACT_WORLD)), TestBedLink.link).start()
     try:
-        config = write_config(tmp_path, 'backend = "bumble-testbed"\nplugins = []\n')
+        config = write_config(tmp_path, 'backend = "bumble-testbed"\nplugins = ["sig"]\n')
         loaded, catalog = load(config, extra_plugins={"testbed": TestBedLink})
         async with BleApp.create(loaded, catalog) as app:
             async with Client(build_server(app)) as client:

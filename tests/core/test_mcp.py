@@ -111,7 +111,7 @@ async def test_connect_read_services_and_decoders(client):
     assert again["already_connected"] is True
     tree = await ok(client, "ble_services", address=HRM)
     names = [s["name"] for s in tree["services"]]
-    assert names == ["Heart Rate", "Battery Service", "Device Information"]
+    assert names == ["Heart Rate", "Battery", "Device Information"]  # the SIG's current names
     hrm_char = tree["services"][0]["characteristics"][0]
     assert hrm_char == {
         "uuid": "2a37",
@@ -133,7 +133,7 @@ async def test_connect_read_services_and_decoders(client):
     )
     assert full == {"text": "Acme Fitness"}  # the text is exactly the bytes: no hex copy
     location = await ok(client, "ble_read", address=HRM, characteristic="2a38")
-    assert location == {"hex": "01", "location": "chest"}
+    assert location == {"hex": "01", "body_sensor_location": "chest"}
     await ok(client, "ble_connect", address=THERMO)
     temperature = await ok(client, "ble_read", address=THERMO, characteristic="2a6e")
     assert 19 < temperature["temperature_c"] < 24
@@ -168,7 +168,12 @@ async def test_notifications_subscribe_drain_unsubscribe(client):
     cccd = await ok(
         client, "ble_read_descriptor", address=HRM, descriptor="2902", characteristic="2a37"
     )
-    assert cccd == {"hex": "0100", "notifications": True, "indications": False, "handle": 4}
+    assert cccd == {
+        "hex": "0100",
+        "notifications_enabled": True,
+        "indications_enabled": False,
+        "handle": 4,
+    }
     done = await ok(client, "ble_unsubscribe", address=HRM, characteristic="2a37")
     assert done["received"] >= 1
     text = await error(client, "ble_notifications", address=HRM, characteristic="2a37", wait_s=0)

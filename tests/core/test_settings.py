@@ -19,7 +19,9 @@ def test_defaults_come_from_the_shipped_file():
     s = loaded.settings
     assert loaded.config_path == default_config_path()
     assert s.backend == "auto"
-    assert s.plugins == ["metrics", "retry", "pool", "listeners", "cleanup", "adaptive_scan", "mtu"]
+    assert s.plugins == [
+        *("metrics", "retry", "pool", "listeners", "cleanup", "adaptive_scan", "mtu", "sig")
+    ]
     assert s.section("retry").max_attempts == 3
     assert s.backend_settings("simulated").world == "demo"
 

@@ -1,4 +1,4 @@
-"""Pure pieces: parsers, SIG names and decoders, the device tracker, the retry policy."""
+"""Pure pieces: parsers, company names, the device tracker, the retry policy."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from mcp_ble.core.errors import (
 )
 from mcp_ble.core.models import Advertisement, ScanFilter
 from mcp_ble.core.plans import Operation
-from mcp_ble.core.sig import company_name, decode, printable_text, uuid_name
+from mcp_ble.core.sig import company_name, printable_text
 from mcp_ble.core.tracker import AdvertisementTracker
 from mcp_ble.core.values import parse_address, parse_handle, parse_uuid, parse_value
 from mcp_ble.plugins.retry import RetryPolicy, RetrySettings
@@ -59,36 +59,11 @@ def test_values():
         parse_value("a" * 65537, "utf8")
 
 
-def test_sig_names_come_from_public_tables():
-    assert uuid_name(parse_uuid("180d")) == "Heart Rate"
-    assert uuid_name(parse_uuid("6e400001-b5a3-f393-e0a9-e50e24dcca9e")) == "Nordic UART Service"
-    assert uuid_name(parse_uuid("12345678-1234-5678-1234-56789abcdef0")) is None
+def test_company_names_come_from_the_sigs_table():
     assert company_name(0x004C) == "Apple, Inc."
     assert company_name(0x0059) == "Nordic Semiconductor ASA"
     assert company_name(0x0D53) == "Luxottica Group S.p.A"  # assigned after bleak's table
     assert company_name(0xFFFE) is None  # not assigned
-
-
-@pytest.mark.parametrize(
-    ("short", "raw", "expected"),
-    [
-        ("2a19", "64", {"battery_level_percent": 100}),
-        ("2a37", "0648", {"heart_rate_bpm": 72, "sensor_contact": True}),
-        ("2a37", "01e803", {"heart_rate_bpm": 1000}),
-        ("2a37", "10480004", {"heart_rate_bpm": 72, "rr_intervals_s": [1.0]}),
-        ("2a6e", "6608", {"temperature_c": 21.5}),
-        ("2a6e", "0080", {"temperature_c": None}),
-        ("2a6f", "8813", {"humidity_percent": 50.0}),
-        ("2a6d", "02760f00", {"pressure_pa": 101325.0}),
-        ("2a1c", "00720100ff", {"temperature_c": 37.0}),
-        ("2a38", "02", {"location": "wrist"}),
-        ("2902", "0100", {"notifications": True, "indications": False}),
-        ("2a29", "41636d65", {"text": "Acme"}),
-        ("2a19", "", {"error": "value is 0 bytes; this characteristic needs 1+"}),
-    ],
-)
-def test_decoders(short, raw, expected):
-    assert decode(parse_uuid(short), bytes.fromhex(raw)) == expected
 
 
 def test_printable_text():

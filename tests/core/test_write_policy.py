@@ -163,7 +163,7 @@ PATHS = {
             "ble_write_descriptor",
             {"address": LOCK, "descriptor": "2901", "value": "open", "encoding": "utf8"},
         ),
-        '"metrics"',
+        '"metrics", "sig"',  # sig names the descriptor for the person asked
         [("descriptor", b"open")],
         ['text "open"', "descriptor 2901 (Characteristic User Description) of characteristic fff1"],
     ),
@@ -172,7 +172,7 @@ PATHS = {
             "ble_write_descriptor",
             {"address": LOCK, "descriptor": "2902", "characteristic": "fff2", "value": "0100"},
         ),
-        '"metrics"',
+        '"metrics", "sig"',
         [("descriptor", b"\x01\x00")],
         ["hex 01 00", "descriptor 2902 (Client Characteristic Configuration)"],
     ),
