@@ -167,7 +167,7 @@ async def test_a_proxy_that_goes_away_is_a_lost_radio_and_is_reacquired(tmp_path
     proxied = await ProxiedWorld.start(load_world(str(CONTRACT_WORLD)), psk=KEY)
     config = write_config(
         tmp_path,
-        'backend = "esphome"\nplugins = []\n[server]\nwrite_policy = "open"\n'
+        'backend = "esphome"\nplugins = ["mtu"]\n[server]\nwrite_policy = "open"\n'
         f'[backends.esphome]\nhost = "127.0.0.1"\nport = {proxied.proxy.port}\n'
         'noise_psk_env = "MCP_BLE_TEST_PROXY_KEY"\n',
     )
@@ -177,7 +177,7 @@ async def test_a_proxy_that_goes_away_is_a_lost_radio_and_is_reacquired(tmp_path
         async with Client(build_server(app)) as client:
             await ok(client, "ble_scan", duration_s=0.5)
             connected = await ok(client, "ble_connect", address=SENSOR)
-            assert connected["mtu"] == 247
+            assert connected["mtu"] == 247 and connected["mtu_by"] == "os"  # the proxy's choice
             await ok(client, "ble_subscribe", address=SENSOR, characteristic="2a19")
             scanning = asyncio.create_task(client.call_tool("ble_scan", {"duration_s": 30.0}))
             await asyncio.sleep(0.2)
