@@ -156,8 +156,8 @@ class EsphomeBackend(Backend):
             raise BackendUnavailable(
                 f"{info.name} at {self.where} is not a Bluetooth proxy that forwards raw "
                 "advertisements",
-                "add bluetooth_proxy: (active: true) to its ESPHome YAML, on ESPHome 2023.3 or "
-                "newer",
+                "add bluetooth_proxy: (active: true) to its ESPHome YAML and update its "
+                "firmware to a current ESPHome release",
             )
         self._api, self._device_info = api, info
         self._data = connect_scanner(api, info, available=True)

@@ -9,6 +9,7 @@ import asyncio
 import socket
 
 import pytest
+from aioesphomeapi import BluetoothProxyFeature
 from bumble.link import LocalLink
 from habluetooth import get_manager
 from habluetooth.central_manager import CentralBluetoothManager
@@ -19,7 +20,7 @@ from mcp_ble.backends.simulated.world import load_world
 from mcp_ble.core import radio
 from mcp_ble.core.app import BleApp
 from mcp_ble.core.cli import main
-from mcp_ble.core.errors import BackendUnavailable, OutOfSlots
+from mcp_ble.core.errors import BackendUnavailable, NotPermitted, OutOfSlots
 from mcp_ble.core.models import ScanFilter
 from mcp_ble.core.server import build_server
 
@@ -277,3 +278,31 @@ async def test_a_proxy_another_client_holds_says_so():
         await ours.stop()
         await home_assistant.stop()
         await proxied.stop()
+
+
+async def test_proxies_without_raw_advertisements_or_connections_are_named():
+    link = LocalLink()
+    raw = BluetoothProxyFeature.RAW_ADVERTISEMENTS
+    old = await FakeProxy(link, name="old", features=BluetoothProxyFeature.PASSIVE_SCAN).start()
+    passive = await FakeProxy(
+        link,
+        name="passive",
+        mac="AC:0B:FB:00:00:0C",
+        features=BluetoothProxyFeature.PASSIVE_SCAN | raw,
+    ).start()
+    try:
+        backend = EsphomeBackend("127.0.0.1", old.port)
+        with pytest.raises(BackendUnavailable) as not_raw:
+            await backend.start()
+        await backend.stop()
+        assert "old at 127.0.0.1:" in str(not_raw.value)
+        assert "is not a Bluetooth proxy that forwards raw advertisements" in str(not_raw.value)
+        backend = EsphomeBackend("127.0.0.1", passive.port)
+        await backend.start()
+        with pytest.raises(NotPermitted) as scan_only:
+            await backend.connect(SENSOR, 1.0)
+        await backend.stop()
+        assert "only scans: it cannot connect" in str(scan_only.value)
+    finally:
+        await old.stop()
+        await passive.stop()

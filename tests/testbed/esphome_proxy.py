@@ -105,12 +105,15 @@ class FakeProxy:
         port: int = 0,
         rssi_offset: int = 0,
         password: str | None = None,
+        features: int = FEATURES,
     ) -> None:
         self.link, self.name, self.mac, self.psk = link, name, mac, psk
         self.slots, self.host, self.port = slots, host, port
         self.rssi_offset = rssi_offset
         #: The legacy API password (ESPHome's ``api: password:``), None: none asked.
         self.password = password
+        #: The bluetooth_proxy feature flags it reports (a passive proxy lacks connections).
+        self.features = features
         self.device: Any = None
         self.server: asyncio.Server | None = None
         self.sessions: set[_Session] = set()
@@ -299,7 +302,7 @@ class _Session:
                     bluetooth_mac_address=proxy.mac,
                     esphome_version="2025.11.0",
                     model="esp32dev",
-                    bluetooth_proxy_feature_flags=int(FEATURES),
+                    bluetooth_proxy_feature_flags=int(proxy.features),
                     uses_password=proxy.password is not None,
                     api_encryption_supported=proxy.psk is not None,
                 )
