@@ -240,3 +240,20 @@ async def test_without_a_decoder_the_answer_says_how_to_enable_one(tmp_path: Pat
     assert info["code"] == "config_error" and app.now() == 0  # it did not listen in vain
     assert "No advertisement decoder plugin is enabled" in text[0].text
     assert "plugins (e.g. bthome, govee" in text[0].text
+
+
+async def test_the_2026_listen_stream_hears_readings_change(tmp_path: Path) -> None:
+    """On protocol 2026-07-28 the update comes through subscriptions/listen."""
+    world = tmp_path / "sensors.toml"
+    world.write_text(world_text(), encoding="utf-8")
+    app = make_app(tmp_path, settings_toml(["bthome"]), world=world, time_scale=0)
+    async with Client(build_server(app)) as client:
+        async with client.listen(resource_subscriptions=["ble://sensors"]) as stream:
+            scan = asyncio.ensure_future(client.call_tool("ble_scan", {"duration_s": 1.0}))
+            async with asyncio.timeout(10):
+                async for event in stream:
+                    assert event.uri == "ble://sensors"
+                    break
+            await scan
+        body = json.loads((await client.read_resource("ble://sensors")).contents[0].text)
+    assert CHANGER in {s["address"] for s in body["sensors"]}
