@@ -183,7 +183,7 @@ def _flatten_struct(value: Any, prefix: str, units: FieldUnits, out: dict[str, A
             _flatten_struct(item, inner, units, out)
             continue
         shown = primitive(item)
-        if isinstance(item, enum.Enum) and shown in _STATES:
+        if isinstance(item, enum.Enum) and isinstance(shown, str) and shown in _STATES:
             shown = _STATES[shown]
         if shown is None or shown == []:
             continue

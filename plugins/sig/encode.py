@@ -25,6 +25,8 @@ from bluetooth_sig.gatt.exceptions import BluetoothSIGError
 
 from mcp_ble.core.errors import InvalidInput
 
+from .decode import FieldUnits, snake, with_unit
+
 #: The key a scalar characteristic's value takes: ``{"value": 21.5}``.
 SCALAR_KEY = "value"
 #: Value types a typed write cannot usefully take (opaque bytes; containers of unknown shape):
@@ -69,21 +71,26 @@ def encode(uuid: str, value: Any) -> bytes | None:
     if isinstance(info, mi.StructType):
         if not isinstance(value, dict):
             raise _wrong(char, info, f"{char.name} takes an object of fields")
-        known = {field.encode_name for field in info.fields}
-        unknown = sorted(set(value) - known)
+        aliases = _aliases(char, info)
+        unknown = sorted(key for key in value if key not in aliases)
         if unknown:
             raise _wrong(char, info, f"{char.name} has no field {_names(unknown)}")
-        missing = [f.encode_name for f in info.fields if f.required and f.encode_name not in value]
+        given: Any = {aliases[key]: item for key, item in value.items()}
+        for field in info.fields:
+            if _empty_set(field) and field.encode_name not in given:
+                given[field.encode_name] = 0  # a read leaves out a bit field with none set
+        missing = [f.encode_name for f in info.fields if f.required and f.encode_name not in given]
         if missing:
             raise _wrong(char, info, f"{char.name} needs {_names(missing)}")
-        given: Any = value
+    elif isinstance(value, dict):
+        keys = _scalar_keys(char, info)
+        if len(value) != 1 or next(iter(value)) not in keys:
+            other = " or ".join(f"'{key}'" for key in sorted(keys - {SCALAR_KEY}))
+            also = f" (or {other}, as a read shows it)" if other else ""
+            raise _wrong(char, info, f"{char.name} takes one field, '{SCALAR_KEY}'{also}")
+        given = next(iter(value.values()))
     else:
-        if isinstance(value, dict):
-            if set(value) != {SCALAR_KEY}:
-                raise _wrong(char, info, f"{char.name} takes one field, '{SCALAR_KEY}'")
-            given = value[SCALAR_KEY]
-        else:
-            given = value
+        given = value
     try:
         typed = msgspec.convert(_by_name(given, info), char.python_type, strict=False)
     except msgspec.ValidationError as exc:
@@ -96,7 +103,41 @@ def encode(uuid: str, value: Any) -> bytes | None:
     return bytes(data)
 
 
-# --------------------------------------------------------------------------- member names
+# --------------------------------------------------------------------------- names
+
+
+def _empty_set(field: mi.Field) -> bool:
+    """A required bit field that may be left out when none of its bits is set (``flags``,
+    which says which other fields are present, is always given)."""
+    return (
+        field.required
+        and field.encode_name != "flags"
+        and isinstance(field.type, mi.EnumType)
+        and issubclass(field.type.cls, enum.Flag)
+    )
+
+
+def _aliases(char: BaseCharacteristic[Any], info: mi.StructType) -> dict[str, str]:
+    """Each field by its own name and by the name a read shows it under, with its unit
+    (``heart_rate_bpm``): what ``ble_read`` decoded can be written back."""
+    units = FieldUnits(char)
+    names = {field.encode_name: field.encode_name for field in info.fields}
+    for field in info.fields:
+        names.setdefault(
+            with_unit(field.encode_name, units.of(field.encode_name, "")), field.encode_name
+        )
+    return names
+
+
+def _scalar_keys(char: BaseCharacteristic[Any], info: mi.Type) -> frozenset[str]:
+    """``value``, and the key a read shows the value under (``temperature_c``, ``text``)."""
+    numeric = isinstance(info, mi.IntType | mi.FloatType)
+    shown = (
+        "text"
+        if isinstance(info, mi.StrType)
+        else with_unit(snake(char.name), char.unit if numeric else "")
+    )
+    return frozenset({SCALAR_KEY, shown})
 
 
 def _by_name(value: Any, info: mi.Type) -> Any:
@@ -144,7 +185,7 @@ def expected(char: BaseCharacteristic[Any], info: mi.Type) -> str:
         for field in info.fields:
             unit = _field_unit(char, field.name)
             text = f"{field.encode_name} ({_kind(field.type)}{', ' + unit if unit else ''})"
-            parts.append(text if field.required else f"{text}?")
+            parts.append(text if field.required and not _empty_set(field) else f"{text}?")
         legend = " (? optional)" if any(not field.required for field in info.fields) else ""
         return "{" + ", ".join(parts) + "}" + legend
     extras = [_kind(info)]

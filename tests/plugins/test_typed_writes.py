@@ -17,9 +17,7 @@ import mcp.types as types
 import pytest
 from mcp.client import Client
 
-from mcp_ble.core.hookspecs import hookimpl
 from mcp_ble.core.server import build_server
-from mcp_ble.plugins.sig.encode import encode
 
 from tests.helpers import error, failure, make_app, ok
 
@@ -54,6 +52,12 @@ VECTORS: list[tuple[str, dict[str, Any], str, str]] = [
         "e9070c1f173b3b07ff06",
         f"{LIB}test_current_time.py 'Sunday with adjust reasons'",
     ),
+    (
+        "2a2b",
+        {"date_time": "2025-01-01T00:00:00", "day_of_week": "monday", "fractions256": 0},
+        "e9070101000000010000",
+        f"{LIB}test_current_time.py '2025-01-01 00:00:00 Monday' (no adjust reason set)",
+    ),
     ("2a85", {"year": 2000, "month": 1, "day": 1}, "d0070101", f"{LIB}test_date_of_birth.py"),
     ("2a8a", {"value": "John"}, "4a6f686e", f"{LIB}test_first_name.py"),
     ("2a8c", {"value": "female"}, "01", f"{LIB}test_gender.py 'Female'"),
@@ -67,6 +71,13 @@ VECTORS: list[tuple[str, dict[str, Any], str, str]] = [
         {"value": "reset_energy_expended"},
         "01",
         f"{LIB}test_heart_rate_control_point.py",
+    ),
+    (
+        "2a1c",
+        {"temperature": 36.4, "unit": "celsius", "flags": []},
+        "006c0100ff",
+        "GSS, Temperature Measurement: flags 0 (Celsius, no timestamp, no type), then the "
+        "medfloat32 (GSS 2.4, IEEE 11073-20601 FLOAT) 36.4 = mantissa 364, exponent -1",
     ),
 ]
 
@@ -87,23 +98,10 @@ uuid = "181c"
 {CHARACTERISTICS}"""
 
 
-class SigEncoder:
-    """The ``sig`` plugin's encoder (plugins/sig/encode.py) as the app's one decoder plugin."""
-
-    @hookimpl
-    def mcp_ble_encode_value(self, uuid: str, value: Any) -> bytes | None:
-        return encode(uuid, value)
-
-
 def typed_app(tmp_path: Any, server: str = "") -> Any:
     world = tmp_path / "typed.toml"
     world.write_text(WORLD)
-    return make_app(
-        tmp_path,
-        f'plugins = ["sig_encoder"]\n[server]\n{server}\n',
-        world=str(world),
-        extra_plugins={"sig_encoder": SigEncoder},
-    )
+    return make_app(tmp_path, f"[server]\n{server}\n", world=str(world))  # sig is on by default
 
 
 async def stored(c: Client, uuid: str) -> str:
@@ -141,6 +139,30 @@ async def test_typed_write_reaches_the_peripheral(
     assert done["hex"] == expected, source
     assert done["bytes"] == len(expected) // 2
     assert await stored(client, uuid) == expected, source
+
+
+#: Where a read's fields are a whole typed value: not Temperature Measurement, whose read leaves
+#: out ``flags`` and carries the unit in the key (``temperature_c``), both of which the
+#: library's type for it requires.
+ROUND_TRIP = [v for v in VECTORS if v[0] != "2a1c"]
+
+
+@pytest.mark.parametrize(
+    ("uuid", "typed", "expected", "source"),
+    ROUND_TRIP,
+    ids=[f"{v[0]}-{v[2]}" for v in ROUND_TRIP],
+)
+async def test_what_a_read_decodes_writes_back_the_same_bytes(
+    client: Client, uuid: str, typed: dict[str, Any], expected: str, source: str
+) -> None:
+    """decode(encode(v)) == v: the fields ble_read decodes from the vector's bytes, written
+    back as a typed value, are the same bytes."""
+    await ok(client, "ble_write", address=DEVICE, characteristic=uuid, value=expected)
+    read = await ok(client, "ble_read", address=DEVICE, characteristic=uuid)
+    fields = {key: item for key, item in read.items() if key != "hex"}
+    await ok(client, "ble_write", address=DEVICE, characteristic=uuid, value="00")
+    done = await ok(client, "ble_write", address=DEVICE, characteristic=uuid, value=fields)
+    assert done["hex"] == expected, (source, fields)
 
 
 async def test_text_values_are_written_as_before(client: Client) -> None:
