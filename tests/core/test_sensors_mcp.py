@@ -257,3 +257,17 @@ async def test_the_2026_listen_stream_hears_readings_change(tmp_path: Path) -> N
             await scan
         body = json.loads((await client.read_resource("ble://sensors")).contents[0].text)
     assert CHANGER in {s["address"] for s in body["sensors"]}
+
+
+async def test_listening_shares_the_radio_with_a_concurrent_scan(tmp_path: Path) -> None:
+    world = tmp_path / "sensors.toml"
+    world.write_text(world_text(), encoding="utf-8")
+    app = make_app(tmp_path, settings_toml(["bthome"]), world=world, time_scale=0)
+    async with Client(build_server(app)) as client:
+        scan, sensors = await asyncio.gather(
+            client.call_tool("ble_scan", {"duration_s": 2.0}),
+            client.call_tool("ble_sensors", {"name": "nobody", "listen_s": 1.5}),
+        )
+    assert not scan.is_error and sensors.structured_content == {"sensors": [], "listened_s": 1.5}
+    # Both listened at once, on one radio: 2 simulated seconds in all, not 2 + 1.5 queued.
+    assert app.scans_run == 2 and app.now() == pytest.approx(2.0, abs=0.05)
