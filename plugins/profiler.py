@@ -1,9 +1,9 @@
 """Operation profiling.
 
 Writes one JSON line per finished operation — name, device, handle, duration, bytes, attempts,
-outcome, timestamp — to stderr or a file, for operations slower than ``min_duration_s``. Scans
-are profiled too. Cheap enough to leave on; pair it with ``MCP_BLE_TRACE_HOOKS=1`` when writing
-plugins.
+outcome, timestamp, and with several radios the radio — to stderr or a file, for operations
+slower than ``min_duration_s``. Scans are profiled too. Cheap enough to leave on; pair it with
+``MCP_BLE_TRACE_HOOKS=1`` when writing plugins.
 """
 
 from __future__ import annotations
@@ -87,17 +87,18 @@ class ProfilerPlugin:
     def mcp_ble_operation_finished(
         self, operation: Any, duration_s: float, nbytes: int, error: Any
     ) -> None:
-        self._write(
-            {
-                "name": operation.kind,
-                "address": operation.address,
-                "handle": operation.handle,
-                "duration_s": round(duration_s, 6),
-                "bytes": nbytes,
-                "attempts": operation.attempts,
-                "outcome": "ok" if error is None else error.code,
-            }
-        )
+        line = {
+            "name": operation.kind,
+            "address": operation.address,
+            "handle": operation.handle,
+            "duration_s": round(duration_s, 6),
+            "bytes": nbytes,
+            "attempts": operation.attempts,
+            "outcome": "ok" if error is None else error.code,
+        }
+        if operation.radio:  # several radios: the one it ran on
+            line["radio"] = operation.radio
+        self._write(line)
 
     @hookimpl
     def mcp_ble_scan_finished(self, plan: Any, found: int, duration_s: float) -> None:

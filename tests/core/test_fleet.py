@@ -20,6 +20,7 @@ from mcp_ble.core.app import BleApp
 from mcp_ble.core.cli import main
 from mcp_ble.core.errors import BackendUnavailable
 from mcp_ble.core.hookspecs import hookimpl
+from mcp_ble.core.models import ScanFilter
 from mcp_ble.core.server import build_server
 from mcp_ble.core.traits import BackendTraits
 
@@ -398,3 +399,20 @@ async def test_concurrent_connects_share_out_the_slots(tmp_path):
         )
         assert {first["radio"], second["radio"]} == {"r0", "r1"}
         assert "attempts" not in first and "attempts" not in second
+
+
+async def test_profiler_names_the_radio(tmp_path):
+    import json
+
+    rooms, profile = WORLDS / "fleet_rooms.toml", tmp_path / "profile.jsonl"
+    toml = f'plugins = ["profiler"]\n[profiler]\npath = "{profile}"\n' + "".join(
+        f'[[radios]]\nname = "{n}"\nbackend = "simulated"\nworld = "{rooms}"\nradio = "{n}"\n'
+        "time_scale = 0\n"
+        for n in ("r0", "r2")
+    )
+    loaded, catalog = load(write_config(tmp_path, toml))
+    async with BleApp.create(loaded, catalog) as app:
+        await app.scan(1.0, ScanFilter())
+        await app.connect("A0:00:00:00:00:04")
+    lines = [json.loads(line) for line in profile.read_text().splitlines()]
+    assert [(x["name"], x.get("radio")) for x in lines] == [("scan", None), ("connect", "r2")]
