@@ -166,12 +166,12 @@ class Links:
                 app=self,
             )
             raise
+        # The radio holding the link: a probe reconnects on it, not wherever a fleet would route.
+        link = self.fleet.link_backend(address) if self.fleet is not None else self.radio
         if self.mtu_choices is not None:  # a plugin asked to measure candidate MTUs
-            await self.mtu_choices.probe(self.radio, address, max(op.remaining(), 0.001))
+            await self.mtu_choices.probe(link, address, max(op.remaining(), 0.001))
         mtu_by, mtu_notes = (
-            self.mtu_choices.outcome(address, self.radio)
-            if self.mtu_choices is not None
-            else (None, [])
+            self.mtu_choices.outcome(address, link) if self.mtu_choices is not None else (None, [])
         )
         conn = Connection(
             address,

@@ -397,6 +397,10 @@ class Fleet(Backend):
         radio.links.add(address)
         self.link_radio[address] = radio
 
+    def link_backend(self, address: str) -> Backend:
+        """The backend of the radio holding the link to ``address``."""
+        return self._link(address)
+
     def radio_of(self, address: str) -> str | None:
         """The name of the radio holding the link to ``address``."""
         radio = self.link_radio.get(address)

@@ -416,3 +416,22 @@ async def test_profiler_names_the_radio(tmp_path):
         await app.connect("A0:00:00:00:00:04")
     lines = [json.loads(line) for line in profile.read_text().splitlines()]
     assert [(x["name"], x.get("radio")) for x in lines] == [("scan", None), ("connect", "r2")]
+
+
+async def test_mtu_probe_stays_on_the_links_radio(tmp_path):
+    """The mtu plugin's probe reconnects at each candidate MTU, on the radio's own backend
+    (the one holding the link): the link is measured, kept at the fastest and stays on r0."""
+    rooms = WORLDS / "fleet_rooms.toml"
+    toml = "[mtu]\nprobe = true\ncandidates = [23, 185]\n" + "".join(
+        f'[[radios]]\nname = "{n}"\nbackend = "simulated"\nworld = "{rooms}"\nradio = "{n}"\n'
+        "time_scale = 0\n"
+        for n in ("r0", "r1", "r2")
+    )
+    loaded, catalog = load(write_config(tmp_path, toml))
+    async with BleApp.create(loaded, catalog) as app:
+        await app.scan(1.0, ScanFilter())
+        conn, _ = await app.connect("A0:00:00:00:00:02")
+        assert conn.radio == "r0" and conn.mtu_by == "asked", conn
+        assert any(note.startswith("mtu probe (B/s): 23: ") for note in conn.notes), conn.notes
+        assert app.fleet.link_radio["A0:00:00:00:00:02"].name == "r0"
+        assert (await app.read("A0:00:00:00:00:02", "fff1")).data == b"\x02"
