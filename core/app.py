@@ -200,7 +200,7 @@ class BleApp(Links, Subscriptions, Operations):
 
     def radio_views(self) -> list[RadioView]:
         """Each radio's health, slots and devices heard (ble_status, doctor, metrics)."""
-        recent = self.tracker.recent(self.settings.server.recent_s)
+        recent = list(self.tracker.heard_within(self.settings.server.recent_s))
         if self.fleet is not None:
             return fleet_views(self.fleet, recent)
         backend = self.radio

@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 
 from .backend import Backend, NotifyCallback
@@ -457,7 +457,7 @@ def _named(radio: Radio, error: BaseException) -> BaseException:
     return error
 
 
-def fleet_views(fleet: Fleet, recent: list[DeviceRecord]) -> list[RadioView]:
+def fleet_views(fleet: Fleet, recent: Iterable[DeviceRecord]) -> list[RadioView]:
     """Each radio of ``fleet`` as plugins and status see it; ``recent``: the devices heard
     lately (a radio's count is those it heard among them)."""
     heard = dict.fromkeys(fleet.by_name, 0)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
+from collections.abc import Iterator
 
 from .models import Advertisement
 
@@ -167,6 +168,16 @@ class AdvertisementTracker:
 
     def get(self, address: str) -> DeviceRecord | None:
         return self._devices.get(address)
+
+    def heard_within(self, within_s: float) -> Iterator[DeviceRecord]:
+        """Devices heard in the last ``within_s`` seconds, most recent first, unsorted by
+        signal: the records are kept in the order last heard, so this stops at the first
+        older one."""
+        cutoff = self.clock() - within_s
+        for record in reversed(self._devices.values()):
+            if record.last_seen < cutoff:
+                return
+            yield record
 
     def recent(self, within_s: float) -> list[DeviceRecord]:
         """Devices heard in the last ``within_s`` seconds, strongest signal first."""

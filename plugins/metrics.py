@@ -279,6 +279,19 @@ class MetricsPlugin:
             ["state", *by_radio],
             registry=r,
         )
+        if self.several:
+            self.radio_heard = Gauge(
+                "ble_radio_devices_recent",
+                "Distinct devices each radio heard within server.recent_s",
+                ["radio"],
+                registry=r,
+            )
+            self.radio_slots = Gauge(
+                "ble_radio_slots",
+                "Each radio's connection slots: used, and its limit when known",
+                ["radio", "slots"],
+                registry=r,
+            )
 
     @hookimpl
     async def mcp_ble_startup(self, app: PluginApp) -> None:
@@ -340,6 +353,10 @@ class MetricsPlugin:
         if self.several:
             links = self.app.links()
             for view in self.app.radios():
+                self.radio_heard.labels(radio=view.name).set(view.heard)
+                self.radio_slots.labels(radio=view.name, slots="used").set(view.used)
+                if view.limit is not None:
+                    self.radio_slots.labels(radio=view.name, slots="limit").set(view.limit)
                 self.connections.labels(radio=view.name).set(
                     sum(1 for link in links if link.radio == view.name)
                 )

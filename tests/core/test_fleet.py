@@ -145,6 +145,11 @@ async def test_two_radios_serve_as_one(tmp_path):
         assert 'ble_connections_active{radio="far"} 0.0' in metrics
         assert 'ble_radio_state{radio="near",state="ready"} 1.0' in metrics
         assert 'ble_radio_state{radio="far",state="ready"} 0.0' in metrics
+        assert 'ble_radio_slots{radio="near",slots="used"} 1.0' in metrics
+        assert 'ble_radio_slots{radio="near",slots="limit"} 1.0' in metrics
+        # Both, Flaky and Slow within recent_s: NearOnly was linked (silent) through the scan.
+        assert 'ble_radio_devices_recent{radio="near"} 3.0' in metrics
+        assert 'ble_radio_devices_recent{radio="far"} 0.0' in metrics  # its reports dropped
         assert 'ble_operations_total{kind="read",outcome="ok",radio="far"} 2.0' in metrics
         # Flaky and Slow failed on near, then succeeded on far: a connect each, on far.
         # NearOnly found every radio full: no radio to name.
