@@ -122,9 +122,14 @@ def name(uuid: str) -> str | None:
             return str(info.name)
     from bluetooth_numbers import characteristic, descriptor, service
 
-    key: int | UUID = UUID(uuid)
+    key: int | UUID
     if uuid.endswith("-0000-1000-8000-00805f9b34fb") and uuid.startswith("0000"):
         key = int(uuid[4:8], 16)
+    else:
+        try:
+            key = UUID(uuid)
+        except ValueError:
+            return None  # not a UUID at all: nothing to name
     for table in (service, characteristic, descriptor):
         found = table.get(key)  # type: ignore[call-overload]
         if found:
