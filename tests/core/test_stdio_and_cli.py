@@ -148,7 +148,10 @@ def test_demo_runs_a_real_client_session(tmp_path):
     sensors = out.index("> ble_sensors(measurement='temperature', name='living room')")
     assert out.index("> ble_connect(") > sensors
     answer = out[sensors:].splitlines()[1]
-    assert '"name":"Living Room Thermo","readings":{"temperature":"21.5 °C"}' in answer
+    # the thermometer cycles three BTHome payloads every 20 simulated seconds, and this clock runs
+    # 100x faster than the wall: which one is on the air when the agent asks depends on timing
+    heard = (f'{{"temperature":"{t}"}}' for t in ("21.5 °C", "25.06 °C", "22.33 °C"))
+    assert any(f'"name":"Living Room Thermo","readings":{r}' in answer for r in heard), answer
     assert '"listened_s":' in answer  # it listened for itself, until the thermometer spoke
     assert ' {"hex":"57","battery_level_percent":87}' in out
     # write_policy "confirm": the person is asked, on screen, before the UART write
