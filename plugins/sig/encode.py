@@ -7,7 +7,9 @@ length check). This module only turns what an agent sends as JSON into that type
 ``convert`` (the library's own dependency) does the conversion, ISO 8601 dates included; the
 walk below lets an enumeration be given by member name as well as by value (``"HIGH_ALERT"`` or
 ``2``), and a bit field by a list of member names. A scalar characteristic takes
-``{"value": x}``; a structured one its fields by name.
+``{"value": x}``; a structured one its fields by name. What a read shows (``plugins/sig/decode.py``)
+is accepted too: keys with their unit, a unit carried in the key, ``flags`` left out (checked by
+reading the bytes back with the library).
 """
 
 from __future__ import annotations
@@ -75,11 +77,17 @@ def encode(uuid: str, value: Any) -> bytes | None:
         unknown = sorted(key for key in value if key not in aliases)
         if unknown:
             raise _wrong(char, info, f"{char.name} has no field {_names(unknown)}")
-        given: Any = {aliases[key]: item for key, item in value.items()}
+        given: Any = {aliases[key][0]: item for key, item in value.items()}
+        for key in value:
+            carried = aliases[key][1]  # temperature_c: the unit field says Celsius
+            if carried is not None:
+                given.setdefault(*carried)
         for field in info.fields:
             if _empty_set(field) and field.encode_name not in given:
                 given[field.encode_name] = 0  # a read leaves out a bit field with none set
         missing = [f.encode_name for f in info.fields if f.required and f.encode_name not in given]
+        if missing == ["flags"]:
+            return _without_flags(char, info, given)
         if missing:
             raise _wrong(char, info, f"{char.name} needs {_names(missing)}")
     elif isinstance(value, dict):
@@ -91,16 +99,22 @@ def encode(uuid: str, value: Any) -> bytes | None:
         given = next(iter(value.values()))
     else:
         given = value
+    return _build(char, info, _convert(char, info, given))
+
+
+def _convert(char: BaseCharacteristic[Any], info: mi.Type, given: Any) -> Any:
     try:
-        typed = msgspec.convert(_by_name(given, info), char.python_type, strict=False)
+        return msgspec.convert(_by_name(given, info), char.python_type, strict=False)
     except msgspec.ValidationError as exc:
         raise _wrong(char, info, f"{char.name}: {_message(exc, info)}") from None
+
+
+def _build(char: BaseCharacteristic[Any], info: mi.Type, typed: Any) -> bytes:
     try:
-        data = char.build_value(typed)
+        return bytes(char.build_value(typed))
     except (BluetoothSIGError, ValueError, TypeError, ArithmeticError) as exc:
         # the library's type, range (GATT Specification Supplement) and length checks
         raise _wrong(char, info, f"{char.name}: {_first_line(exc)}") from None
-    return bytes(data)
 
 
 # --------------------------------------------------------------------------- names
@@ -117,16 +131,68 @@ def _empty_set(field: mi.Field) -> bool:
     )
 
 
-def _aliases(char: BaseCharacteristic[Any], info: mi.StructType) -> dict[str, str]:
+Alias = tuple[str, tuple[str, Any] | None]
+
+
+def _aliases(char: BaseCharacteristic[Any], info: mi.StructType) -> dict[str, Alias]:
     """Each field by its own name and by the name a read shows it under, with its unit
-    (``heart_rate_bpm``): what ``ble_read`` decoded can be written back."""
+    (``heart_rate_bpm``), so what ``ble_read`` decoded can be written back. Where a field
+    ``unit`` (or ``weight_unit`` for ``weight``) holds the unit of the numbers beside it, a
+    read shows that unit in their keys (``temperature_c``): such a key also sets the unit
+    field (to the member whose value is that unit's symbol)."""
     units = FieldUnits(char)
-    names = {field.encode_name: field.encode_name for field in info.fields}
+    names: dict[str, Alias] = {
+        field.encode_name: (field.encode_name, None) for field in info.fields
+    }
     for field in info.fields:
-        names.setdefault(
-            with_unit(field.encode_name, units.of(field.encode_name, "")), field.encode_name
-        )
+        shown = with_unit(field.encode_name, units.of(field.encode_name, ""))
+        names.setdefault(shown, (field.encode_name, None))
+    numeric = [f.encode_name for f in info.fields if _is_number(f.type)]
+    for field in info.fields:
+        name = field.encode_name
+        if name != "unit" and not name.endswith("_unit"):
+            continue
+        symbols = _unit_members(field.type)
+        targets = [name.removesuffix("_unit")] if name != "unit" else numeric
+        for target in targets:
+            for symbol in symbols:
+                key = with_unit(target, symbol)
+                if key != target and key not in {f.encode_name for f in info.fields}:
+                    names[key] = (target, (name, symbol))
     return names
+
+
+def _is_number(info: mi.Type) -> bool:
+    if isinstance(info, mi.UnionType):
+        return any(_is_number(t) for t in info.types)
+    return isinstance(info, mi.IntType | mi.FloatType)
+
+
+def _unit_members(info: mi.Type) -> list[str]:
+    """The unit symbols an enumeration of units holds (``TemperatureUnit``: °C, °F)."""
+    if isinstance(info, mi.UnionType):
+        return [s for t in info.types for s in _unit_members(t)]
+    if isinstance(info, mi.EnumType):
+        return [m.value for m in info.cls if isinstance(m.value, str)]
+    return []
+
+
+def _without_flags(
+    char: BaseCharacteristic[Any], info: mi.StructType, given: dict[str, Any]
+) -> bytes:
+    """A value given without its ``flags`` field, as a read shows it (a read leaves ``flags``
+    out: what it says is which other fields are present). Many of the library's encoders set
+    the flags from the fields present; so the value is built with none set, and kept only if
+    the library reads back every field given, unchanged. Otherwise ``flags`` is needed."""
+    typed = _convert(char, info, {**given, "flags": 0})
+    data = _build(char, info, typed)
+    try:
+        back = char.parse_value(bytearray(data))
+    except Exception:  # the library could not read its own bytes: ask for the flags
+        back = None
+    if back is None or any(getattr(back, key, None) != getattr(typed, key) for key in given):
+        raise _wrong(char, info, f"{char.name} needs 'flags' for these fields")
+    return data
 
 
 def _scalar_keys(char: BaseCharacteristic[Any], info: mi.Type) -> frozenset[str]:

@@ -79,9 +79,15 @@ VECTORS: list[tuple[str, dict[str, Any], str, str]] = [
         "GSS, Temperature Measurement: flags 0 (Celsius, no timestamp, no type), then the "
         "medfloat32 (GSS 2.4, IEEE 11073-20601 FLOAT) 36.4 = mantissa 364, exponent -1",
     ),
+    (
+        "2a1c",
+        {"temperature_f": 98.6},  # as a read shows it: the unit in the key, no flags
+        "01da0300ff",
+        "GSS, Temperature Measurement: flags 1 (Fahrenheit), medfloat32 98.6 = 986e-1",
+    ),
 ]
 
-WRITABLE = sorted({uuid for uuid, *_ in VECTORS} | {"fff1"})
+WRITABLE = sorted({uuid for uuid, *_ in VECTORS} | {"2a67", "fff1"})
 CHARACTERISTICS = "".join(
     f'[[devices.services.characteristics]]\nuuid = "{uuid}"\n'
     'properties = ["read", "write"]\nvalue = "00"\n'
@@ -141,16 +147,10 @@ async def test_typed_write_reaches_the_peripheral(
     assert await stored(client, uuid) == expected, source
 
 
-#: Where a read's fields are a whole typed value: not Temperature Measurement, whose read leaves
-#: out ``flags`` and carries the unit in the key (``temperature_c``), both of which the
-#: library's type for it requires.
-ROUND_TRIP = [v for v in VECTORS if v[0] != "2a1c"]
-
-
 @pytest.mark.parametrize(
     ("uuid", "typed", "expected", "source"),
-    ROUND_TRIP,
-    ids=[f"{v[0]}-{v[2]}" for v in ROUND_TRIP],
+    VECTORS,
+    ids=[f"{v[0]}-{v[2]}" for v in VECTORS],
 )
 async def test_what_a_read_decodes_writes_back_the_same_bytes(
     client: Client, uuid: str, typed: dict[str, Any], expected: str, source: str
@@ -189,6 +189,8 @@ WRONG: list[tuple[str, Any, list[str]]] = [
         ["date_time", "ISO date-time"],
     ),
     ("2a80", {"value": [1, 2]}, ["{value: integer"]),
+    # without flags, the library's Location and Speed encoder leaves the speed out: refused
+    ("2a67", {"instantaneous_speed": 3.0}, ["needs 'flags'", "INSTANTANEOUS_SPEED_PRESENT"]),
 ]
 
 
