@@ -191,5 +191,7 @@ class BackendUnavailable(BleError):
 class ConfigError(Exception):
     """A settings or world file is invalid. The CLI prints it and exits with code 2."""
 
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
+    def __init__(self, message: str, hint: str = "") -> None:
+        #: What to do about it, for a tool error's ``hint`` (the CLI prints the whole message).
+        self.what, self.hint = message, hint[:1].upper() + hint[1:]
+        super().__init__(f"{message}. {self.hint}" if hint else message)

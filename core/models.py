@@ -34,9 +34,9 @@ class SensorReading:
     """One value a device broadcasts in its advertisements, as a decoder plugin reads it.
 
     ``measurement`` is lower snake case and uses sensor-state-data's device class names where one
-    fits ("temperature", "humidity", "battery", "pressure", "illuminance", "co2", "moisture",
-    "conductivity", "voltage", ...). ``unit`` is its symbol ("°C", "%", "hPa", "lx", "ppm") or
-    ``None`` for counts, flags and text. ``source`` names the format ("bthome", "xiaomi",
+    fits ("temperature", "humidity", "battery", "pressure", "illuminance", "carbon_dioxide",
+    "moisture", "conductivity", "voltage", ...). ``unit`` is its symbol ("°C", "%", "hPa", "lx",
+    "ppm") or ``None`` for counts, flags and text. ``source`` names the format ("bthome", "xiaomi",
     "ibeacon", ...). ``key`` tells apart two readings of one measurement on one device (two
     temperature probes: "temperature_probe_1", "temperature_probe_2"); it equals
     ``measurement`` when the device has one of them.

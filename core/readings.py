@@ -10,8 +10,10 @@ ages). A number is shown as the decoder gave it (``21.5``, ``1013.2``), a whole 
 
 from __future__ import annotations
 
+import difflib
 import math
 import re
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from .errors import InvalidInput
@@ -66,9 +68,25 @@ def parse_measurement(text: str | None) -> str | None:
         raise InvalidInput(
             f"measurement '{shown(text)}' is not a measurement name",
             "give one in lower snake case such as 'temperature', 'humidity', 'battery', "
-            "'pressure' or 'co2', or leave it out to list every reading",
+            "'pressure' or 'carbon_dioxide', or leave it out to list every reading",
         )
     return wanted
+
+
+def check_measurement(wanted: str, known: Iterable[str] | None) -> None:
+    """InvalidInput when no enabled decoder can give ``wanted`` (``known``: every name they can
+    give, ``None`` when a decoder does not say), naming the closest and every known name."""
+    if known is None:
+        return
+    names = sorted(set(known))
+    if wanted in names:
+        return
+    close = difflib.get_close_matches(wanted, names, n=3)
+    guess = f"did you mean {' or '.join(repr(n) for n in close)}? " if close else ""
+    raise InvalidInput(
+        f"measurement '{wanted}' is not one the enabled decoders give",
+        f"{guess}Known: {', '.join(names)}",
+    )
 
 
 def sensor_out(device: DeviceReadings, now: float) -> SensorOut:

@@ -213,6 +213,10 @@ class SensorStore:
             return []
         return sorted(device.readings.values(), key=lambda pair: pair[0].ident)
 
+    def measurements(self) -> set[str]:
+        """Every measurement name among the readings held."""
+        return {r.measurement for d in self._devices.values() for r, _ in d.readings.values()}
+
     def query(
         self, recent_s: float, measurement: str | None = None, name: str | None = None
     ) -> list[DeviceReadings]:

@@ -43,7 +43,8 @@ def error_result(exc: BaseException) -> CallToolResult:
     if isinstance(exc, BleError):
         code, kind, what, hint = exc.code, exc.kind, exc.what, exc.hint
     elif isinstance(exc, ConfigError):
-        code, kind, what, hint = "config_error", "fatal", str(exc), ""
+        code, kind, what = "config_error", "fatal", exc.what
+        hint = exc.hint or "Fix the settings ('mcp-ble config show' prints them) and restart"
     else:
         code, kind, hint = "internal_error", "fatal", "Retry, and report this if it persists"
         what = f"Internal error ({type(exc).__name__}: {exc}); the server is still running"

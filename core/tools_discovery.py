@@ -14,7 +14,7 @@ from .app import BleApp
 from .errors import ConfigError, InvalidInput
 from .models import ScanFilter
 from .outputs import DevicesResult, ScanResult, SensorsResult, device_out
-from .readings import parse_measurement, readings_out, sensor_out
+from .readings import check_measurement, parse_measurement, readings_out, sensor_out
 from .toolkit import READ_ONLY, app_of, tool
 from .values import parse_name_filter, parse_uuid, shown_number
 
@@ -107,10 +107,13 @@ async def ble_sensors(
     store = app.sensors
     if not store.enabled:
         raise ConfigError(
-            "No advertisement decoder plugin is enabled, so no sensor readings are decoded. "
-            "Enable one in the settings' plugins (e.g. bthome, govee; README 'Advertisement "
-            "decoders')"
+            "No advertisement decoder plugin is enabled, so no sensor readings are decoded",
+            "install the decoders (pip install 'mcp-ble[decoders]') and add them to the "
+            'settings\' plugins, e.g. plugins = [..., "bthome", "xiaomi", "govee"] (README '
+            "'Advertisement decoders')",
         )
+    if wanted is not None:
+        check_measurement(wanted, _known_measurements(app))
     recent_s = app.settings.server.recent_s
     found = store.query(recent_s, wanted, part)
     listened = None
@@ -122,6 +125,18 @@ async def ble_sensors(
         sensors=[sensor_out(d, now) for d in found],
         listened_s=listened,
     )
+
+
+def _known_measurements(app: BleApp) -> set[str] | None:
+    """Every measurement the enabled decoders can give (their ``measurements``) and every one
+    heard; ``None`` when a decoder does not say which it gives."""
+    known: set[str] = set()
+    for impl in app.hook.mcp_ble_decode_advertisement.get_hookimpls():
+        names = getattr(impl.plugin, "measurements", None)
+        if names is None:
+            return None
+        known.update(names)
+    return known | app.sensors.measurements()
 
 
 async def _listen(app: BleApp, seconds: float, wanted: str | None, part: str | None) -> float:

@@ -23,6 +23,7 @@ from typing import Any, ClassVar
 
 from bleak.backends.device import BLEDevice
 from habluetooth import BluetoothServiceInfoBleak
+from sensor_state_data import BinarySensorDeviceClass, SensorDeviceClass
 
 from ...core.hookspecs import hookimpl
 from ...core.models import Advertisement, SensorReading
@@ -141,11 +142,26 @@ class SensorStatePlugin:
     implement :meth:`new_parser`."""
 
     source: ClassVar[str] = ""
+    #: The library's own device classes beside sensor-state-data's (enums whose values name
+    #: measurements), so :attr:`measurements` knows every name its readings can have.
+    device_classes: ClassVar[tuple[Any, ...]] = ()
     service_uuids: ClassVar[frozenset[str]] = frozenset()
     manufacturer_ids: ClassVar[frozenset[int]] = frozenset()
 
     def __init__(self) -> None:
         self._parsers: OrderedDict[str, Any] = OrderedDict()
+
+    @property
+    def measurements(self) -> frozenset[str]:
+        """Every measurement name this plugin's readings can have: the device classes of
+        sensor-state-data and of the library (a reading is named by its device class), less the
+        keys never reported, and ``encryption``."""
+        names = {
+            str(member.value)
+            for enum in (SensorDeviceClass, BinarySensorDeviceClass, *self.device_classes)
+            for member in enum
+        }
+        return frozenset((names - SKIPPED_KEYS) | {"encryption"})
 
     def new_parser(self, address: str) -> Any:
         """A fresh parser object for one device."""

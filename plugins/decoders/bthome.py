@@ -9,6 +9,7 @@ from . import missing_library
 
 try:
     from bthome_ble import BTHomeBluetoothDeviceData
+    from bthome_ble.const import ExtendedSensorDeviceClass
 
     from .adapter import SensorStatePlugin
 except ImportError:
@@ -33,6 +34,7 @@ class BTHomePlugin(SensorStatePlugin):
             "0000181e-0000-1000-8000-00805f9b34fb",
         }
     )
+    device_classes = (ExtendedSensorDeviceClass,)
     settings_model = BTHomeKeys
     settings: BTHomeKeys
 

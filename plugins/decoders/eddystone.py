@@ -91,6 +91,12 @@ def decode_frame(frame: bytes) -> list[SensorReading] | None:
 
 
 class EddystonePlugin:
+    #: The measurement names of its readings (UID, URL, TLM and EID frames).
+    measurements = frozenset(
+        {"tx_power", "namespace", "instance", "url", "voltage", "temperature"}
+        | {"advertisement_count", "uptime", "eid"}
+    )
+
     @hookimpl
     def mcp_ble_decode_advertisement(
         self, advertisement: Advertisement

@@ -26,6 +26,9 @@ APPLE = 0x004C
 
 
 class IBeaconPlugin:
+    #: The measurement names of its readings.
+    measurements = frozenset({"uuid", "major", "minor", "tx_power"})
+
     def __init__(self) -> None:
         self._parser = iBeaconParser()
 

@@ -9,6 +9,7 @@ from . import missing_library
 
 try:
     from qingping_ble import QingpingBluetoothDeviceData
+    from qingping_ble.const import ExtendedSensorDeviceClass
 
     from .adapter import SensorStatePlugin
 except ImportError:
@@ -17,6 +18,7 @@ except ImportError:
 
 class QingpingPlugin(SensorStatePlugin):
     source = "qingping"
+    device_classes = (ExtendedSensorDeviceClass,)
     service_uuids = frozenset({"0000fdcd-0000-1000-8000-00805f9b34fb"})
 
     def new_parser(self, address: str) -> Any:

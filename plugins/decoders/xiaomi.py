@@ -14,6 +14,8 @@ try:
         SERVICE_MIBEACON,
         SERVICE_SCALE1,
         SERVICE_SCALE2,
+        ExtendedBinarySensorDeviceClass,
+        ExtendedSensorDeviceClass,
     )
 
     from .adapter import SensorStatePlugin
@@ -34,6 +36,7 @@ class XiaomiKeys(DeviceKeys):
 class XiaomiPlugin(SensorStatePlugin):
     source = "xiaomi"
     service_uuids = frozenset({SERVICE_MIBEACON, SERVICE_HHCCJCY10, SERVICE_SCALE1, SERVICE_SCALE2})
+    device_classes = (ExtendedSensorDeviceClass, ExtendedBinarySensorDeviceClass)
     settings_model = XiaomiKeys
     settings: XiaomiKeys
 

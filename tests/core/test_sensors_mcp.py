@@ -144,9 +144,14 @@ async def test_filters_by_measurement_and_name(session: Session) -> None:
     [both] = (await session.ok("ble_sensors", name="changer", measurement="humidity"))["sensors"]
     assert both["address"] == CHANGER and both["readings"] == {"humidity": "50.55 %"}
     before = session.app.now()
-    typo = await session.ok("ble_sensors", measurement="temprature", listen_s=0.5)
-    assert typo == {"sensors": [], "listened_s": 0.5}  # none known: it listened, heard none
+    unheard = await session.ok("ble_sensors", measurement="ozone", listen_s=0.5)
+    assert unheard == {"sensors": [], "listened_s": 0.5}  # a decoder may give it: it listened
     assert session.app.now() - before == pytest.approx(0.5, abs=0.01)
+    before = session.app.now()
+    info, text = await session.error("ble_sensors", measurement="temprature")
+    assert info["code"] == "invalid_input" and session.app.now() == before  # no listening
+    assert "Did you mean 'temperature'? Known: " in text and "humidity, " in text, text
+    assert "signal_strength" not in text  # a key the decoders never report
     none = await session.ok("ble_sensors", name="no such sensor", listen_s=0)
     assert none == {"sensors": []}  # listen_s=0: nothing known, and it did not listen
 
@@ -239,7 +244,7 @@ async def test_without_a_decoder_the_answer_says_how_to_enable_one(tmp_path: Pat
         text = (await client.call_tool("ble_sensors", {"measurement": "temperature"})).content
     assert info["code"] == "config_error" and app.now() == 0  # it did not listen in vain
     assert "No advertisement decoder plugin is enabled" in text[0].text
-    assert "plugins (e.g. bthome, govee" in text[0].text
+    assert "mcp-ble[decoders]" in info["hint"] and '"bthome"' in info["hint"], info
 
 
 async def test_the_2026_listen_stream_hears_readings_change(tmp_path: Path) -> None:
