@@ -24,7 +24,7 @@ from uuid import UUID
 
 from mcp_ble.core.hookspecs import hookimpl
 
-from .decode import FieldUnits, flatten, snake
+from .decode import FieldUnits, flatten, snake, with_unit
 
 _lock = threading.Lock()
 _loaded: dict[str, Any] = {}
@@ -44,6 +44,7 @@ def library() -> dict[str, Any]:
                 IEEE11073Parser,
             )
             from bluetooth_sig.gatt.descriptors.registry import DescriptorRegistry
+            from bluetooth_sig.gatt.exceptions import SpecialValueDetectedError
 
             from .ieee11073 import install
 
@@ -52,6 +53,7 @@ def library() -> dict[str, Any]:
             # the values it could not parse would flood the log with every notification.
             logging.getLogger("bluetooth_sig").setLevel(logging.ERROR)
             _loaded["descriptors"] = DescriptorRegistry
+            _loaded["special"] = SpecialValueDetectedError
             _loaded["characteristics"] = CharacteristicRegistry  # last: the "loaded" mark
     return _loaded
 
@@ -101,11 +103,19 @@ def decode(uuid: str, data: bytes) -> dict[str, Any] | None:
             value = parsed.value
         else:
             value = parser.parse_value(bytearray(data))
-    except Exception:
+    except Exception as exc:
+        if isinstance(exc, _loaded["special"]):
+            # a value the characteristic reserves for a state ("value is not known": the
+            # GATT Specification Supplement's Temperature 0x8000, Humidity 0xFFFF)
+            special: Any = exc
+            meaning = str(special.special_value.meaning).removeprefix("value is ")
+            return {with_unit(key, unit): meaning}
         if not is_descriptor and parser.python_type is str:
             # a string characteristic whose bytes are not UTF-8: show what can be read
             return {"text": data.decode("utf-8", errors="replace")}
         return None
+    if isinstance(value, str) and value.encode() not in data:
+        return {key: value} if value else None  # a name for a code: Time Zone 0x04 'UTC+01:00'
     return flatten(key, unit, value, units) or None
 
 

@@ -12,7 +12,12 @@ dataclasses, sometimes nested). Results are flat and compact, so:
   fields of nested structures are prefixed with their parent's name;
 - enums are their names in lower case (a detected/not detected state is a boolean), flags the
   list of those set; absent optional fields,
-  the ``flags`` field (what it says is which others are present) and NaN/NRes are left out.
+  the ``flags`` field (what it says is which others are present), empty strings and NaN/NRes
+  are left out;
+- a nested structure's ``description`` or ``name`` is shown under the structure's own name
+  (Local Time Information's ``timezone``), a child repeating its parent's last word is not
+  doubled (``dst_offset_hours``), and a number that only restates a decoded field beside it
+  is left out: ``raw_value`` (the hex holds it) and ``category_value`` beside ``category``.
 """
 
 from __future__ import annotations
@@ -118,6 +123,26 @@ def _items(value: Any) -> list[tuple[str, Any]]:
     return [(f.name, getattr(value, f.name)) for f in dataclasses.fields(value)]
 
 
+#: Field units the library's registry lacks or has wrong, from the characteristic's service
+#: specification, for the values as the library returns them (it scales these to the unit).
+_SPEC_UNITS: dict[str, dict[str, str]] = {
+    # Heart Rate Service 1.0 §3.1.1.3-4: Energy Expended in kilojoules (the registry says
+    # joule), RR-Interval in 1/1024 s (the library divides by 1024)
+    "heart_rate_measurement": {"energy_expended": "kJ", "rr_intervals": "s"},
+    # Cycling Speed and Cadence Service 1.0 §3.1.1: event times in 1/1024 s (divided)
+    "csc_measurement": {"last_wheel_event_time": "s", "last_crank_event_time": "s"},
+    # Cycling Power Service 1.1 §3.2.1: wheel event time 1/2048 s, crank 1/1024 s (divided)
+    "cycling_power_measurement": {"last_wheel_event_time": "s", "last_crank_event_time": "s"},
+    # Core 5.4 Vol 3 Part C §12.3: intervals in 1.25 ms, supervision timeout in 10 ms units
+    # (the library multiplies out to ms)
+    "peripheral_preferred_connection_parameters": {
+        "min_interval": "ms",
+        "max_interval": "ms",
+        "timeout": "ms",
+    },
+}
+
+
 class FieldUnits:
     """The units the SIG's GATT Specification Supplement gives a characteristic's fields."""
 
@@ -127,10 +152,15 @@ class FieldUnits:
         self.fields: list[tuple[str, str]] = [
             (f.python_name, f.unit_symbol) for f in structure if getattr(f, "unit_symbol", "")
         ]
+        name = getattr(characteristic, "name", None)
+        self.fixed = _SPEC_UNITS.get(snake(name), {}) if isinstance(name, str) else {}
 
     def of(self, name: str, carried: str) -> str:
-        """The unit of field ``name``: the one the spec gives it (when it offers several, as
-        Celsius or Fahrenheit, the one the value carries), else the one the value carries."""
+        """The unit of field ``name``: the service specification's where the registry lacks
+        it, else the one the registry gives it (when it offers several, as Celsius or
+        Fahrenheit, the one the value carries), else the one the value carries."""
+        if name in self.fixed:
+            return self.fixed[name]
         found = [
             unit
             for spec_name, unit in self.fields
@@ -153,7 +183,7 @@ def flatten(key: str, unit: str, value: Any, units: FieldUnits) -> dict[str, Any
             return {"text": present[0]}  # a string in a wrapper (User Description's)
         out: dict[str, Any] = {}
         _flatten_struct(value, "", units, out)
-        return out
+        return _without_restated(out)
     shown = primitive(value)
     if shown is None:
         return {}
@@ -179,17 +209,44 @@ def _flatten_struct(value: Any, prefix: str, units: FieldUnits, out: dict[str, A
         if item is None or name == "flags" or name in carried:
             continue
         if isinstance(item, dict) or _is_struct(item):
-            inner = prefix if name in _TRANSPARENT else f"{prefix}{name}_"
+            inner = prefix if name in _TRANSPARENT else f"{_key(prefix, name)}_"
             _flatten_struct(item, inner, units, out)
             continue
         shown = primitive(item)
         if isinstance(item, enum.Enum) and isinstance(shown, str) and shown in _STATES:
             shown = _STATES[shown]
-        if shown is None or shown == []:
+        if shown is None or shown == [] or shown == "":
             continue
-        key = f"{prefix}{name}"
+        key = _key(prefix, name)
         numeric = isinstance(shown, int | float) and not isinstance(shown, bool)
         if numeric or (isinstance(shown, list) and shown and isinstance(shown[0], int | float)):
             unit = carried.get(f"{name}_unit", carried.get("unit", ""))
             key = with_unit(key, units.of(name, unit))
         out[key] = shown
+
+
+def _key(prefix: str, name: str) -> str:
+    """A nested field's key: ``timezone_`` + ``description`` -> ``timezone``, ``dst_offset_``
+    + ``offset_hours`` -> ``dst_offset_hours``."""
+    if not prefix:
+        return name
+    if name in ("description", "name"):
+        return prefix[:-1]
+    last = prefix[:-1].rsplit("_", 1)[-1]
+    if name.startswith(f"{last}_"):
+        return prefix + name[len(last) + 1 :]
+    return prefix + name
+
+
+def _without_restated(out: dict[str, Any]) -> dict[str, Any]:
+    """Leaves out numbers that restate a decoded field beside them: ``raw_value`` (the bytes,
+    shown as hex) when anything else is decoded, ``x_value`` when ``x`` is shown."""
+    restated = [
+        key
+        for key in out
+        if ((key == "raw_value" or key.endswith("_raw_value")) and len(out) > 1)
+        or (key.endswith("_value") and key[: -len("_value")] in out)
+    ]
+    for key in restated:
+        del out[key]
+    return out

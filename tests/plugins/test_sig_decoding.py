@@ -103,7 +103,7 @@ VECTORS: list[tuple[str, str, dict[str, Any], str]] = [
     (
         "2a37",
         "16480004",
-        {"heart_rate_bpm": 72, "sensor_contact": True, "rr_intervals": [1.0]},
+        {"heart_rate_bpm": 72, "sensor_contact": True, "rr_intervals_s": [1.0]},
         "GSS 3.113 Heart Rate Measurement: flags 0x16 (uint8 value, contact detected, "
         "RR present), 72 bpm, RR 1024/1024 s",
     ),
@@ -132,6 +132,67 @@ VECTORS: list[tuple[str, str, dict[str, Any], str]] = [
         "GSS 3.247 Weight Measurement: flags 1 (imperial), 10000 x 0.01 lb",
     ),
     ("2a38", "01", {"body_sensor_location": "chest"}, "GSS 3.34 Body Sensor Location: 1 = Chest"),
+    (
+        "2a37",
+        "19480000010004",
+        {"heart_rate_bpm": 72, "energy_expended_kj": 256, "rr_intervals_s": [1.0]},
+        "Heart Rate Service 1.0 §3.1.1: flags 0x19 (uint16 value, Energy Expended, RR), "
+        "72 bpm, 256 kJ (kilojoules, §3.1.1.3), RR 1024/1024 s",
+    ),
+    (
+        "2a5b",
+        "0301000000000801000004",
+        {
+            "cumulative_wheel_revolutions": 1,
+            "last_wheel_event_time_s": 2.0,
+            "cumulative_crank_revolutions": 1,
+            "last_crank_event_time_s": 1.0,
+        },
+        "CSC Service 1.0 §3.1.1: flags 3 (wheel, crank), 1 rev, 2048/1024 s, 1 rev, 1024/1024 s",
+    ),
+    (
+        "2a0f",
+        "0402",
+        {
+            "timezone": "UTC+01:00",
+            "timezone_offset_hours": 1.0,
+            "dst_offset": "Half an hour Daylight Time",
+            "dst_offset_hours": 0.5,
+            "total_offset_hours": 1.5,
+        },
+        "GSS Local Time Information: Time Zone 4 (15-minute steps), DST Offset 2 (half an hour)",
+    ),
+    (
+        "2a01",
+        "c103",
+        {"category": "Human Interface Device", "subcategory": "Keyboard"},
+        "Assigned Numbers §2.6: Appearance 0x03C1 = category 0x00F (HID), subcategory 1",
+    ),
+    (
+        "2a04",
+        "0600100000006400",
+        {"min_interval_ms": 7.5, "max_interval_ms": 20.0, "latency": 0, "timeout_ms": 1000},
+        "Core 5.4 Vol 3 Part C §12.3: intervals 6 and 16 x 1.25 ms, latency 0, timeout 100 x 10 ms",
+    ),
+    (
+        "2a9f",
+        "01",
+        {"opcode": "register_new_user"},
+        "GSS User Control Point: op code 1, no parameter",
+    ),
+    ("2a0e", "04", {"time_zone": "UTC+01:00"}, "GSS Time Zone: 4 x 15 minutes"),
+    (
+        "2a6e",
+        "0080",
+        {"temperature_c": "not known"},
+        "GSS Temperature: 0x8000 = value is not known",
+    ),
+    (
+        "2a6f",
+        "ffff",
+        {"humidity_percent": "not known"},
+        "GSS Humidity: 0xFFFF = value is not known",
+    ),
 ]
 
 #: Notified by the world's generator: flags 0x06 (uint8 value, contact detected; GSS 3.113),
