@@ -89,6 +89,16 @@ VECTORS = [
         key="231d39c1d7cc1ab1aee224cd096db932",
     ),
     Vector(
+        "bthome_v2_plaintext_key_set",
+        "bthome",
+        "bthome_v2's payload from a device with a key in the settings (bthome-ble ignores it)",
+        "A4:C1:38:8D:18:B4",
+        "ATC_8D18B4",
+        {"encryption": ("encryption", "not encrypted (key set: values ignored)", None)},
+        service_data={BTHOME: b"\x40\x02\xca\x09\x03\xbf\x13"},
+        key="231d39c1d7cc1ab1aee224cd096db932",
+    ),
+    Vector(
         "xiaomi_lywsd03mmc",
         "xiaomi",
         "xiaomi-ble tests/test_parser.py::test_Xiaomi_LYWSD03MMC (MiBeacon v3)",

@@ -102,9 +102,15 @@ def readings_of(update: Any, source: str) -> list[SensorReading]:
     return found
 
 
+#: The ``encryption`` reading of a device that sends plaintext although a key is set for it
+#: (bthome-ble then ignores its values: remove the key to read them).
+DOWNGRADED = "not encrypted (key set: values ignored)"
+
+
 def encryption_state(parser: Any) -> str | None:
     """For a device that encrypts its advertisements (BTHome and Xiaomi parsers say so):
-    ``"decrypted"``, ``"no key"`` (give it in the plugin's ``keys``) or ``"key wrong"``."""
+    ``"decrypted"``, ``"no key"`` (give it in the plugin's ``keys``) or ``"key wrong"``; for
+    one sending plaintext while a key is set, :data:`DOWNGRADED`."""
     scheme = getattr(parser, "encryption_scheme", None)
     if scheme is None or getattr(scheme, "value", scheme) == "none":
         return None
@@ -174,6 +180,15 @@ class SensorStatePlugin:
             c in self.manufacturer_ids for c in adv.manufacturer_data
         )
 
+    def _keep(self, address: str, parser: Any, known: bool) -> None:
+        parsers = self._parsers
+        if known:
+            parsers.move_to_end(address)
+        else:
+            parsers[address] = parser
+            if len(parsers) > MAX_PARSERS:
+                parsers.popitem(last=False)
+
     @hookimpl
     def mcp_ble_decode_advertisement(
         self, advertisement: Advertisement
@@ -181,8 +196,7 @@ class SensorStatePlugin:
         if not self.might_be_mine(advertisement):
             return None
         address = advertisement.address
-        parsers = self._parsers
-        parser = parsers.get(address)
+        parser = self._parsers.get(address)
         known = parser is not None
         if parser is None:
             parser = self.new_parser(address)
@@ -192,6 +206,12 @@ class SensorStatePlugin:
         except Exception as exc:  # a malformed payload: not a reading, not a server error
             log.debug("%s parser refused %s: %s: %s", self.source, address, type(exc).__name__, exc)
             return None
+        if getattr(parser, "downgrade_detected", False):
+            # bthome-ble ignores a plaintext payload from a device it has a key for (a spoofed
+            # device could send any values unauthenticated); mcp-ble keeps that protection and
+            # says so, instead of the device's readings vanishing with a line on stderr.
+            self._keep(address, parser, known)
+            return [SensorReading("encryption", DOWNGRADED, None, self.source, "encryption")]
         if not update.devices:
             return None  # the parser recognised no device in it: not this format
         if not (self.service_uuids or self.manufacturer_ids) and not (
@@ -201,12 +221,7 @@ class SensorStatePlugin:
             # recognised it (govee-ble names itself the manufacturer of any payload): the next
             # decoder is asked instead of the search ending with no readings.
             return None
-        if known:
-            parsers.move_to_end(address)
-        else:
-            parsers[address] = parser
-            if len(parsers) > MAX_PARSERS:
-                parsers.popitem(last=False)
+        self._keep(address, parser, known)
         readings = readings_of(update, self.source)
         state = encryption_state(parser)
         if state is not None:  # the agent learns why an encrypted device gives no values
