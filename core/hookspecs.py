@@ -130,10 +130,12 @@ def mcp_ble_decode_advertisement(advertisement: Advertisement) -> list[SensorRea
     (keys, packet counters) but must give the same answer for the same payload. ``advertisement``
     carries the device's latest known name when the report itself has none. Values that follow
     the RSSI of one report (signal strength, distance) do not belong here: the device list shows
-    the RSSI. A decoder that raises is logged and counted as ``None``. A decoder plugin may
-    name every measurement its readings can have in a ``measurements`` attribute (a set of
-    strings): when every enabled decoder does, ``ble_sensors`` refuses any other measurement at
-    once instead of listening for it."""
+    the RSSI. A decoder that raises is logged and counted as ``None``. A reading whose
+    ``payload`` names the service-data UUID or company id it was read from lets ``ble_scan``
+    and ``ble_devices`` leave that entry's hex out; without it the hex stays shown. A decoder
+    plugin may name every measurement its readings can have in a ``measurements`` attribute (a
+    set of strings): when every enabled decoder does, ``ble_sensors`` refuses any other
+    measurement at once instead of listening for it."""
 
 
 @hookspec

@@ -39,7 +39,11 @@ class SensorReading:
     "ppm") or ``None`` for counts, flags and text. ``source`` names the format ("bthome", "xiaomi",
     "ibeacon", ...). ``key`` tells apart two readings of one measurement on one device (two
     temperature probes: "temperature_probe_1", "temperature_probe_2"); it equals
-    ``measurement`` when the device has one of them.
+    ``measurement`` when the device has one of them. ``payload`` names the advertisement entry
+    the value was read from: a service-data UUID (as the advertisement's keys) or a company id
+    of manufacturer data. Device lists then leave that entry's hex out, the readings standing
+    for it; ``None`` (the decoder does not say, or the reading is not a value of the payload,
+    such as an encryption state) keeps the entry shown.
     """
 
     measurement: str
@@ -47,6 +51,7 @@ class SensorReading:
     unit: str | None
     source: str
     key: str = ""
+    payload: str | int | None = None
 
     @property
     def ident(self) -> str:

@@ -16,6 +16,7 @@ Without a decoder every value is hex, and text when it is text.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -124,10 +125,14 @@ def device_out(
     now: float | None = None,
     readings: dict[str, str] | None = None,
     codec: Codec = NO_DECODERS,
+    read: Mapping[str | int, bytes] | None = None,
 ) -> DeviceOut:
     """A device as results show it; ``now`` (``BleApp.now()``, the backend's clock) adds how
     long ago it was heard; ``readings`` are its latest sensor readings (core/readings.py);
-    ``codec`` (``BleApp.codec``) names its services."""
+    ``codec`` (``BleApp.codec``) names its services. ``read`` (``SensorStore.read``) holds the
+    payload entries decoders turned into readings with the bytes read: an entry still holding
+    those bytes is left out, the readings standing for it."""
+    read = read or {}
     return DeviceOut(
         address=record.address,
         name=record.name or None,
@@ -137,10 +142,17 @@ def device_out(
         seen_s_ago=None if now is None else round(max(0.0, now - record.last_seen), 1),
         services=[named(u, codec) for u in record.service_uuids] or None,
         manufacturer_data={
-            company_label(cid): data.hex() for cid, data in record.manufacturer_data.items()
+            company_label(cid): data.hex()
+            for cid, data in record.manufacturer_data.items()
+            if read.get(cid) != data
         }
         or None,
-        service_data={uuid_label(u): data.hex() for u, data in record.service_data.items()} or None,
+        service_data={
+            uuid_label(u): data.hex()
+            for u, data in record.service_data.items()
+            if read.get(u) != data
+        }
+        or None,
         radio=record.radio,
         readings=readings,
     )

@@ -18,6 +18,11 @@ This is the advertisement hot path, so the store does as little as it can:
 
 Readings are values the device sent, not the RSSI of one report: a decoder does not return
 signal strength, so a repeated payload never changes a device's readings.
+
+A reading may name the payload entry it was read from (``SensorReading.payload``: a service-data
+UUID or a company id). The store keeps, per device, the bytes of each entry a decoder read
+(:meth:`SensorStore.read`), so device lists can leave out the hex the readings stand for, and
+show it again once the entry holds bytes no decoder read.
 """
 
 from __future__ import annotations
@@ -35,6 +40,8 @@ log = logging.getLogger("mcp_ble.sensors")
 
 #: What a decode gave: the readings, or ``None`` when no decoder knew the payload.
 Decoded = tuple[SensorReading, ...] | None
+#: A payload entry: a service-data UUID or a manufacturer-data company id.
+Entry = str | int
 Listener = Callable[[str], object]
 _MISS: Any = object()
 
@@ -51,7 +58,15 @@ class DeviceReadings:
 
 
 class _Device:
-    __slots__ = ("decoded", "last_heard", "manufacturer_data", "name", "readings", "service_data")
+    __slots__ = (
+        "decoded",
+        "last_heard",
+        "manufacturer_data",
+        "name",
+        "read",
+        "readings",
+        "service_data",
+    )
 
     def __init__(self) -> None:
         self.name: str | None = None
@@ -60,6 +75,8 @@ class _Device:
         self.decoded: Decoded = None
         #: Latest reading per ``SensorReading.ident``, with when it was heard.
         self.readings: dict[str, tuple[SensorReading, float]] = {}
+        #: Payload entry -> the bytes a decoder last read from it (readings naming it).
+        self.read: dict[Entry, bytes] = {}
         self.last_heard = 0.0
 
 
@@ -123,6 +140,8 @@ class SensorStore:
             device.manufacturer_data = manufacturer_data
             device.name = name
             device.decoded = decoded
+            if decoded:
+                _note_read(device.read, decoded, service_data, manufacturer_data)
         if not decoded:
             return False
         device.last_heard = now
@@ -206,6 +225,13 @@ class SensorStore:
 
     # ------------------------------------------------------------------ views
 
+    def read(self, address: str) -> dict[Entry, bytes]:
+        """The payload entries of the device that decoders turned into readings, each with the
+        bytes read (the device's current entry may hold others since: then no reading stands
+        for it). Empty when none named its entry."""
+        device = self._devices.get(address)
+        return device.read if device is not None else {}
+
     def latest(self, address: str) -> list[tuple[SensorReading, float]]:
         """The device's latest reading per measurement with when it was heard, by name."""
         device = self._devices.get(address)
@@ -251,3 +277,19 @@ class SensorStore:
         for address in stale:
             del self._devices[address]
         return len(stale)
+
+
+def _note_read(
+    read: dict[Entry, bytes],
+    decoded: tuple[SensorReading, ...],
+    service_data: dict[str, bytes],
+    manufacturer_data: dict[int, bytes],
+) -> None:
+    """Remember the bytes of each entry a reading of ``decoded`` names as its payload."""
+    for reading in decoded:
+        entry = reading.payload
+        if entry is None:
+            continue
+        data = service_data.get(entry) if isinstance(entry, str) else manufacturer_data.get(entry)
+        if data is not None:
+            read[entry] = data

@@ -15,6 +15,7 @@ from .errors import ConfigError, InvalidInput
 from .models import ScanFilter
 from .outputs import DevicesResult, ScanResult, SensorsResult, device_out
 from .readings import check_measurement, parse_measurement, readings_out, sensor_out
+from .sensors import Entry
 from .toolkit import READ_ONLY, app_of, tool
 from .values import parse_name_filter, parse_uuid, shown_number
 
@@ -63,9 +64,16 @@ async def ble_scan(
                 )
     outcome = task.result()
     latest = app.sensors.latest
+    # An entry the scan filters on keeps its hex: asking for it is how an agent gets the bytes.
+    asked = {scan_filter.service_uuid, manufacturer_id} - {None}
     return ScanResult(
         devices=[
-            device_out(r, readings=readings_out(latest(r.address)), codec=app.codec)
+            device_out(
+                r,
+                readings=readings_out(latest(r.address)),
+                codec=app.codec,
+                read=unasked(app.sensors.read(r.address), asked),
+            )
             for r in outcome.devices
         ],
         matched=outcome.matched if outcome.matched > len(outcome.devices) else None,
@@ -73,6 +81,13 @@ async def ble_scan(
         simulated=app.radio.info().simulated or None,
         notes=outcome.plan.notes or None,
     )
+
+
+def unasked(read: dict[Entry, bytes], asked: set[Entry | None]) -> dict[Entry, bytes]:
+    """The entries decoders read, less those named in ``asked``."""
+    if not read or not asked.intersection(read):
+        return read
+    return {entry: data for entry, data in read.items() if entry not in asked}
 
 
 @tool(READ_ONLY)
@@ -83,10 +98,10 @@ async def ble_devices(
     """Devices heard recently, strongest first, without scanning."""
     app = app_of(ctx)
     now = app.now()
-    latest = app.sensors.latest
+    latest, read = app.sensors.latest, app.sensors.read
     return DevicesResult(
         devices=[
-            device_out(r, now, readings_out(latest(r.address)), app.codec)
+            device_out(r, now, readings_out(latest(r.address)), app.codec, read(r.address))
             for r in app.devices(limit)
         ],
         simulated=app.radio.info().simulated or None,

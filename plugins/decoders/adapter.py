@@ -8,6 +8,12 @@ and turns its update into :class:`~mcp_ble.core.models.SensorReading` s; each de
 names its library, its parser and, where the format has a fixed home, the service UUIDs or
 company ids worth trying.
 
+A parser does not say which payload entry it read, so the adapter names it where only one can
+be: the one entry of the advertisement among the plugin's UUIDs and company ids, or, for a
+plugin trying every payload (those parsers read manufacturer data), the advertisement's one
+manufacturer-data entry. Its value readings carry that entry as their ``payload``; with two
+candidates they carry none, and the raw entries stay shown.
+
 Only this module imports ``habluetooth`` and ``sensor_state_data``; it is imported by the
 plugins, which fail to load (naming their extra) when their library is missing.
 """
@@ -69,9 +75,10 @@ def service_info(adv: Advertisement) -> BluetoothServiceInfoBleak:
     )
 
 
-def readings_of(update: Any, source: str) -> list[SensorReading]:
+def readings_of(update: Any, source: str, payload: str | int | None = None) -> list[SensorReading]:
     """The readings in a ``SensorUpdate``: sensor and binary sensor values, named by their
-    device class (``temperature``) with the parser's key (``temperature_probe_1``) beside it."""
+    device class (``temperature``) with the parser's key (``temperature_probe_1``) beside it,
+    each read from the entry ``payload`` (None: not known)."""
     found: list[SensorReading] = []
     for values, descriptions in (
         (update.entity_values, update.entity_descriptions),
@@ -97,6 +104,7 @@ def readings_of(update: Any, source: str) -> list[SensorReading]:
                     str(getattr(unit, "value", unit)) if unit else None,
                     source,
                     key,
+                    payload,
                 )
             )
     return found
@@ -173,6 +181,15 @@ class SensorStatePlugin:
         """A fresh parser object for one device."""
         raise NotImplementedError
 
+    def payload_of(self, adv: Advertisement) -> str | int | None:
+        """The one entry of ``adv`` the parser can have read, or None when there are several."""
+        if self.service_uuids or self.manufacturer_ids:
+            entries: list[str | int] = [u for u in adv.service_data if u in self.service_uuids]
+            entries += [c for c in adv.manufacturer_data if c in self.manufacturer_ids]
+        else:
+            entries = list(adv.manufacturer_data)
+        return entries[0] if len(entries) == 1 else None
+
     def might_be_mine(self, adv: Advertisement) -> bool:
         if not self.service_uuids and not self.manufacturer_ids:
             return True
@@ -222,8 +239,10 @@ class SensorStatePlugin:
             # decoder is asked instead of the search ending with no readings.
             return None
         self._keep(address, parser, known)
-        readings = readings_of(update, self.source)
+        readings = readings_of(update, self.source, self.payload_of(advertisement))
         state = encryption_state(parser)
-        if state is not None:  # the agent learns why an encrypted device gives no values
+        # The agent learns why an encrypted device gives no values; not a value of the payload,
+        # so with no key its bytes stay shown.
+        if state is not None:
             readings.append(SensorReading("encryption", state, None, self.source, "encryption"))
         return readings

@@ -39,7 +39,7 @@ def _int8(byte: int) -> int:
 
 
 def _reading(measurement: str, value: float | int | str, unit: str | None = None) -> SensorReading:
-    return SensorReading(measurement, value, unit, SOURCE, measurement)
+    return SensorReading(measurement, value, unit, SOURCE, measurement, EDDYSTONE)
 
 
 def decode_url(scheme: int, encoded: bytes) -> str | None:

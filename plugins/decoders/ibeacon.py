@@ -50,8 +50,8 @@ class IBeaconPlugin:
         if beacon is None:
             return None
         return [
-            SensorReading("uuid", str(beacon.uuid), None, "ibeacon", "uuid"),
-            SensorReading("major", beacon.major, None, "ibeacon", "major"),
-            SensorReading("minor", beacon.minor, None, "ibeacon", "minor"),
-            SensorReading("tx_power", beacon.power, "dBm", "ibeacon", "tx_power"),
+            SensorReading("uuid", str(beacon.uuid), None, "ibeacon", "uuid", APPLE),
+            SensorReading("major", beacon.major, None, "ibeacon", "major", APPLE),
+            SensorReading("minor", beacon.minor, None, "ibeacon", "minor", APPLE),
+            SensorReading("tx_power", beacon.power, "dBm", "ibeacon", "tx_power", APPLE),
         ]
