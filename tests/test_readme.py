@@ -260,3 +260,16 @@ def test_every_world_key_is_documented():
             keys |= {k.strip("[]").rsplit(".", 1)[-1] for k in re.findall(r"`([^`]+)`", cell)}
         fields = {field.alias or name for name, field in model.model_fields.items()}
         assert keys == fields, f"{heading}: README only {keys - fields}, code only {fields - keys}"
+
+
+def test_the_token_table_gives_every_ceiling():
+    """The README's table of what an agent reads: one row per ``tokens`` figure, in the order of
+    ``CEILINGS``, each with that ceiling and a figure within it."""
+    from mcp_ble.core.tooling.bench.tokens import CEILINGS
+
+    start = README.index("What an agent reads (`mcp-ble bench --only tokens`")
+    table = README[start : README.index("\n\n", README.index("| item |", start))]
+    rows = re.findall(r"^\| [^|]+ \| ([\d,]+) \| ([\d,]+)", table, re.M)
+    assert [int(ceiling.replace(",", "")) for _, ceiling in rows] == list(CEILINGS.values())
+    for figure, ceiling in rows:
+        assert int(figure.replace(",", "")) <= int(ceiling.replace(",", "")), (figure, ceiling)

@@ -26,7 +26,8 @@ class Suite(RadioGroups, MicroGroup, SensorsGroup):
         """What one agent session on the demo world reads, in characters, beside each ceiling
         (see :mod:`.tokens`)."""
         from ...app import BleApp
-        from .tokens import CEILINGS, ceiling_of, token_session
+        from ..demo import DEMO_DECODERS
+        from .tokens import CEILINGS, ceiling_of, decoded_scan, token_session
 
         self.progress.step("tokens: one agent session on the demo world")
         settings = self.loaded.settings.model_copy(deep=True)
@@ -37,6 +38,10 @@ class Suite(RadioGroups, MicroGroup, SensorsGroup):
             sim.seed = None  # the demo world's own seed: the same session every run
         async with BleApp(settings, self.catalog, self.loaded) as app:
             figures = await token_session(app)
+        self.progress.step("tokens: a scan of the demo world with its decoders on")
+        settings.plugins += [name for name in DEMO_DECODERS if name not in settings.plugins]
+        async with BleApp(settings, self.catalog, self.loaded) as app:
+            figures |= await decoded_scan(app)
         for name in CEILINGS:
             TARGETS[name] = ("<=", ceiling_of(name, figures))
             self.results.append(Result(name, figures[name], "chars", simulated=False))
@@ -103,7 +108,7 @@ STEPS = {
     "load": 1,
     "micro": 4,
     "sensors": 1,
-    "tokens": 1,
+    "tokens": 2,
     "soak": 1,
     "retry": 1,
     "fleet": 1,

@@ -7,8 +7,12 @@ the compact JSON of the ``tools/list`` result (output schemas included) and the 
 each tool result. ``notification_chars`` is what one more notification adds to a
 ``ble_notifications`` result (its item and the comma before it).
 
-Each figure has a ceiling (``CEILINGS``); the scan's is 1,200 characters for 7 devices, scaled to
-the number of devices the scan returned.
+``scan_decoded_chars`` is the same 2 s scan with the demo world's advertisement decoders on
+(:data:`~mcp_ble.core.tooling.demo.DEMO_DECODERS`): the thermometer's, the hygrometer's and the
+beacon's readings shown in place of the hex they were read from.
+
+Each figure has a ceiling (``CEILINGS``); the scans' is 1,200 characters for 7 devices, scaled
+to the number of devices the scan returned.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ NUS_RX = "6e400002-b5a3-f393-e0a9-e50e24dcca9e"
 CEILINGS: dict[str, int] = {
     "tools_list_chars": 12_700,  # 12,000 + ble_sensors and the readings of scan/devices
     "scan_result_chars": 1_200,  # for 7 devices
+    "scan_decoded_chars": 1_200,  # for 7 devices, the demo's decoders on
     "services_list_chars": 800,
     "read_chars": 70,
     "write_chars": 40,
@@ -85,7 +90,31 @@ async def token_session(app: Any) -> dict[str, int]:
     return figures
 
 
+async def decoded_scan(app: Any) -> dict[str, int]:
+    """A 2 s scan of ``app`` (the demo world with its decoders on) through an in-process MCP
+    client: ``scan_decoded_chars``, ``scan_decoded_devices`` and ``scan_readings_chars`` (what
+    the ``"readings":{...}`` members take of it, with their commas)."""
+    from mcp.client import Client
+
+    from ...server import build_server
+
+    async with Client(build_server(app, manage_app=False)) as client:
+        result = await client.call_tool("ble_scan", {"duration_s": 2.0})
+    body = str(getattr(result.content[0], "text", ""))
+    if result.is_error:
+        raise RuntimeError(f"ble_scan failed in the token session: {body}")
+    devices = json.loads(body)["devices"]
+    readings = [compact({"readings": d["readings"]}) for d in devices if "readings" in d]
+    return {
+        "scan_decoded_chars": len(body),
+        "scan_decoded_devices": len(devices),
+        "scan_readings_chars": sum(len(text) - 1 for text in readings),  # '{}' less, ',' more
+    }
+
+
 def ceiling_of(name: str, figures: dict[str, int]) -> int:
     if name == "scan_result_chars":
         return scan_ceiling(figures["scan_devices"])
+    if name == "scan_decoded_chars":
+        return scan_ceiling(figures["scan_decoded_devices"])
     return CEILINGS[name]

@@ -5,6 +5,7 @@ leave out empty fields, and the tool schemas are portable (one ``type`` per node
 from __future__ import annotations
 
 import io
+import json
 from typing import Any
 
 from mcp.client import Client
@@ -13,8 +14,9 @@ from mcp_ble.core.server import build_server
 from mcp_ble.core.tooling.bench.command import GROUPS
 from mcp_ble.core.tooling.bench.results import Progress
 from mcp_ble.core.tooling.bench.suite import run_suite
-from mcp_ble.core.tooling.bench.tokens import CEILINGS, scan_ceiling, token_session
+from mcp_ble.core.tooling.bench.tokens import CEILINGS, decoded_scan, scan_ceiling, token_session
 from mcp_ble.core.tooling.bench.world import BenchParams
+from mcp_ble.core.tooling.demo import DEMO_DECODERS
 
 from tests.helpers import load, make_app
 
@@ -40,6 +42,18 @@ async def test_session_figures_are_under_their_ceilings(tmp_path):
     for name in ("tools_list_chars", "services_list_chars", "read_chars", "write_chars"):
         assert figures[name] <= CEILINGS[name], (name, figures[name])
     assert figures["notification_chars"] <= CEILINGS["notification_chars"]
+
+
+async def test_the_scan_with_the_demo_decoders_is_under_its_ceiling(tmp_path):
+    """The readings stand for the hex they were read from: the scan with the demo world's
+    decoders on holds the scan ceiling (showing both took 1,369 characters)."""
+    plugins = [*load()[0].settings.plugins, *DEMO_DECODERS]
+    app = make_app(tmp_path, f"plugins = {json.dumps(plugins)}")
+    async with app:
+        figures = await decoded_scan(app)
+    assert figures["scan_decoded_devices"] == 7
+    assert figures["scan_decoded_chars"] <= scan_ceiling(7) == CEILINGS["scan_decoded_chars"]
+    assert 150 < figures["scan_readings_chars"] < figures["scan_decoded_chars"]
 
 
 def portability_problems(schema: Any, path: str = "") -> list[str]:
