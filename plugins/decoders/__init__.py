@@ -9,6 +9,11 @@ library decodes it); ``keys`` holds the per-device keys of encrypted formats.
 
 from __future__ import annotations
 
+from importlib.util import find_spec
+
+#: What every library on the sensor-state-data family needs besides itself (adapter.py).
+FAMILY = ("sensor_state_data", "habluetooth", "bleak")
+
 
 def missing_library(plugin: str, library: str) -> ImportError:
     """The one-line error a decoder plugin raises at import when its library is missing: the
@@ -16,3 +21,16 @@ def missing_library(plugin: str, library: str) -> ImportError:
     return ImportError(
         f"the {plugin} decoder needs the {library} library: pip install 'mcp-ble[{plugin}]'"
     )
+
+
+def require(plugin: str, library: str, *modules: str) -> None:
+    """Raise :func:`missing_library` unless each module is installed. Only looked up
+    (``find_spec`` reads the import path, it runs nothing): a plugin module stays cheap to
+    import, since every installed plugin is imported to be listed whether or not it is enabled;
+    the library itself is imported when an app enabling the plugin starts."""
+    for module in modules:
+        try:
+            if find_spec(module) is None:
+                raise missing_library(plugin, library)
+        except ValueError:  # a module set to None in sys.modules: blocked, as missing
+            raise missing_library(plugin, library) from None

@@ -14,23 +14,25 @@ plugin trying every payload (those parsers read manufacturer data), the advertis
 manufacturer-data entry. Its value readings carry that entry as their ``payload``; with two
 candidates they carry none, and the raw entries stay shown.
 
-Only this module imports ``habluetooth`` and ``sensor_state_data``; it is imported by the
-plugins, which fail to load (naming their extra) when their library is missing.
+Only this module uses ``habluetooth``. Nothing here imports a parser library, ``habluetooth``
+or ``sensor_state_data`` at import time: every installed plugin's module is imported to list
+it, and xiaomi-ble alone takes about 0.3 s to import (its cloud client brings aiohttp). The
+plugins fail to load (naming their extra) when their library is not installed; the library is
+imported when an app that enables the plugin starts (:meth:`SensorStatePlugin.mcp_ble_startup`).
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
 import time
 from collections import OrderedDict
 from datetime import date
 from decimal import Decimal
+from functools import cache
 from typing import Any, ClassVar
 
-from bleak.backends.device import BLEDevice
-from habluetooth import BluetoothServiceInfoBleak
-from sensor_state_data import BinarySensorDeviceClass, SensorDeviceClass
-
+from ...core.errors import ConfigError
 from ...core.hookspecs import hookimpl
 from ...core.models import Advertisement, SensorReading
 
@@ -56,10 +58,21 @@ def plain(value: Any) -> float | int | str | bool | None:
     return str(value)
 
 
-def service_info(adv: Advertisement) -> BluetoothServiceInfoBleak:
-    """The advertisement as the parser family reads it. A report without a name gets its address
-    as the name, as Home Assistant's scanners give it; ``time`` is when it was decoded."""
-    return BluetoothServiceInfoBleak(
+@cache
+def _service_info_types() -> tuple[Any, Any]:
+    """habluetooth's service info and bleak's device classes, imported on first use."""
+    from bleak.backends.device import BLEDevice
+    from habluetooth import BluetoothServiceInfoBleak
+
+    return BluetoothServiceInfoBleak, BLEDevice
+
+
+def service_info(adv: Advertisement) -> Any:
+    """The advertisement as the parser family reads it (a habluetooth
+    ``BluetoothServiceInfoBleak``). A report without a name gets its address as the name, as
+    Home Assistant's scanners give it; ``time`` is when it was decoded."""
+    service_info_type, device_type = _service_info_types()
+    return service_info_type(
         adv.name or adv.address,
         adv.address,
         adv.rssi,
@@ -67,7 +80,7 @@ def service_info(adv: Advertisement) -> BluetoothServiceInfoBleak:
         adv.service_data,
         list(adv.service_uuids),
         "mcp-ble",
-        BLEDevice(adv.address, adv.name, None),
+        device_type(adv.address, adv.name, None),
         None,
         adv.connectable,
         time.monotonic(),
@@ -149,16 +162,33 @@ def forget_previous_values(parser: Any) -> None:
             values.clear()
 
 
+def import_library(plugin: str, library: str, module: str) -> None:
+    """Import a decoder's library when an app enabling it starts. One installed but broken
+    (a dependency of its own missing) stops the start with ConfigError naming the extra."""
+    try:
+        importlib.import_module(module)
+        _service_info_types()
+    except ImportError as exc:
+        raise ConfigError(
+            f"plugin '{plugin}' cannot start: importing {library} failed ({exc}); "
+            f"pip install 'mcp-ble[{plugin}]'"
+        ) from None
+
+
 class SensorStatePlugin:
     """A decoder plugin on one sensor-state-data parser library. Subclasses set ``source`` (the
-    format, also the plugin's name), ``service_uuids`` and ``manufacturer_ids`` (what to try;
+    format, also the plugin's name), ``library`` (its distribution) and ``module`` (the module
+    :meth:`new_parser` imports), ``service_uuids`` and ``manufacturer_ids`` (what to try;
     empty sets: try every payload, for formats recognised by name or by varying company ids) and
     implement :meth:`new_parser`."""
 
     source: ClassVar[str] = ""
+    library: ClassVar[str] = ""
+    module: ClassVar[str] = ""
     #: The library's own device classes beside sensor-state-data's (enums whose values name
-    #: measurements), so :attr:`measurements` knows every name its readings can have.
-    device_classes: ClassVar[tuple[Any, ...]] = ()
+    #: measurements, named in the library's ``const`` module), so :attr:`measurements` knows
+    #: every name its readings can have.
+    device_classes: ClassVar[tuple[str, ...]] = ()
     service_uuids: ClassVar[frozenset[str]] = frozenset()
     manufacturer_ids: ClassVar[frozenset[int]] = frozenset()
 
@@ -170,16 +200,26 @@ class SensorStatePlugin:
         """Every measurement name this plugin's readings can have: the device classes of
         sensor-state-data and of the library (a reading is named by its device class), less the
         keys never reported, and ``encryption``."""
+        from sensor_state_data import BinarySensorDeviceClass, SensorDeviceClass
+
+        const = importlib.import_module(f"{self.module}.const") if self.device_classes else None
+        own = [getattr(const, name) for name in self.device_classes]
         names = {
             str(member.value)
-            for enum in (SensorDeviceClass, BinarySensorDeviceClass, *self.device_classes)
+            for enum in (SensorDeviceClass, BinarySensorDeviceClass, *own)
             for member in enum
         }
         return frozenset((names - SKIPPED_KEYS) | {"encryption"})
 
     def new_parser(self, address: str) -> Any:
-        """A fresh parser object for one device."""
+        """A fresh parser object for one device (the library is imported here, so the plugin's
+        module stays cheap to import)."""
         raise NotImplementedError
+
+    @hookimpl
+    def mcp_ble_startup(self, app: Any) -> None:
+        # Imported now, not on the first advertisement (xiaomi-ble: ~0.3 s) mid-scan.
+        import_library(self.source, self.library, self.module)
 
     def payload_of(self, adv: Advertisement) -> str | int | None:
         """The one entry of ``adv`` the parser can have read, or None when there are several."""

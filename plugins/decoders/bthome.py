@@ -5,17 +5,11 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from . import missing_library
-
-try:
-    from bthome_ble import BTHomeBluetoothDeviceData
-    from bthome_ble.const import ExtendedSensorDeviceClass
-
-    from .adapter import SensorStatePlugin
-except ImportError:
-    raise missing_library("bthome", "bthome-ble") from None
-
+from . import FAMILY, require
+from .adapter import SensorStatePlugin
 from .keys import DeviceKeys
+
+require("bthome", "bthome-ble", "bthome_ble", *FAMILY)
 
 
 class BTHomeKeys(DeviceKeys):
@@ -26,6 +20,8 @@ class BTHomeKeys(DeviceKeys):
 
 class BTHomePlugin(SensorStatePlugin):
     source = "bthome"
+    library = "bthome-ble"
+    module = "bthome_ble"
     # BTHome v2, v1 unencrypted, v1 encrypted (bthome.io/format)
     service_uuids = frozenset(
         {
@@ -34,9 +30,11 @@ class BTHomePlugin(SensorStatePlugin):
             "0000181e-0000-1000-8000-00805f9b34fb",
         }
     )
-    device_classes = (ExtendedSensorDeviceClass,)
+    device_classes = ("ExtendedSensorDeviceClass",)
     settings_model = BTHomeKeys
     settings: BTHomeKeys
 
     def new_parser(self, address: str) -> Any:
+        from bthome_ble import BTHomeBluetoothDeviceData
+
         return BTHomeBluetoothDeviceData(bindkey=self.settings.key_for(address))

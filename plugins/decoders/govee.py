@@ -5,18 +5,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import missing_library
+from . import FAMILY, require
+from .adapter import SensorStatePlugin
 
-try:
-    from govee_ble import GoveeBluetoothDeviceData
-
-    from .adapter import SensorStatePlugin
-except ImportError:
-    raise missing_library("govee", "govee-ble") from None
+require("govee", "govee-ble", "govee_ble", *FAMILY)
 
 
 class GoveePlugin(SensorStatePlugin):
     source = "govee"
+    library = "govee-ble"
+    module = "govee_ble"
 
     def new_parser(self, address: str) -> Any:
+        from govee_ble import GoveeBluetoothDeviceData
+
         return GoveeBluetoothDeviceData()

@@ -10,17 +10,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import missing_library
-
-try:
-    from ibeacon_ble import iBeaconParser
-
-    from .adapter import service_info
-except ImportError:
-    raise missing_library("ibeacon", "ibeacon-ble") from None
-
 from ...core.hookspecs import hookimpl
 from ...core.models import Advertisement, SensorReading
+from . import FAMILY, require
+from .adapter import import_library, service_info
+
+require("ibeacon", "ibeacon-ble", "ibeacon_ble", *FAMILY)
 
 APPLE = 0x004C
 
@@ -30,12 +25,20 @@ class IBeaconPlugin:
     measurements = frozenset({"uuid", "major", "minor", "tx_power"})
 
     def __init__(self) -> None:
-        self._parser = iBeaconParser()
+        self._parser: Any = None  # made when an app enabling the plugin starts
+
+    def parser(self) -> Any:
+        if self._parser is None:
+            from ibeacon_ble import iBeaconParser
+
+            self._parser = iBeaconParser()
+        return self._parser
 
     @hookimpl
     async def mcp_ble_startup(self, app: Any) -> None:
+        import_library("ibeacon", "ibeacon-ble", "ibeacon_ble")
         # The parser looks up each beacon's vendor by address in a table it loads once.
-        await self._parser.async_setup()
+        await self.parser().async_setup()
 
     @hookimpl
     def mcp_ble_decode_advertisement(
@@ -44,7 +47,7 @@ class IBeaconPlugin:
         if APPLE not in advertisement.manufacturer_data:
             return None
         try:
-            beacon = self._parser.parse(service_info(advertisement))
+            beacon = self.parser().parse(service_info(advertisement))
         except Exception:  # malformed: not a beacon
             return None
         if beacon is None:

@@ -6,18 +6,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import missing_library
+from . import FAMILY, require
+from .adapter import SensorStatePlugin
 
-try:
-    from inkbird_ble import INKBIRDBluetoothDeviceData
-
-    from .adapter import SensorStatePlugin
-except ImportError:
-    raise missing_library("inkbird", "inkbird-ble") from None
+require("inkbird", "inkbird-ble", "inkbird_ble", *FAMILY)
 
 
 class InkbirdPlugin(SensorStatePlugin):
     source = "inkbird"
+    library = "inkbird-ble"
+    module = "inkbird_ble"
 
     def new_parser(self, address: str) -> Any:
+        from inkbird_ble import INKBIRDBluetoothDeviceData
+
         return INKBIRDBluetoothDeviceData()

@@ -5,21 +5,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import missing_library
+from . import FAMILY, require
+from .adapter import SensorStatePlugin
 
-try:
-    from qingping_ble import QingpingBluetoothDeviceData
-    from qingping_ble.const import ExtendedSensorDeviceClass
-
-    from .adapter import SensorStatePlugin
-except ImportError:
-    raise missing_library("qingping", "qingping-ble") from None
+require("qingping", "qingping-ble", "qingping_ble", *FAMILY)
 
 
 class QingpingPlugin(SensorStatePlugin):
     source = "qingping"
-    device_classes = (ExtendedSensorDeviceClass,)
+    library = "qingping-ble"
+    module = "qingping_ble"
+    device_classes = ("ExtendedSensorDeviceClass",)
     service_uuids = frozenset({"0000fdcd-0000-1000-8000-00805f9b34fb"})
 
     def new_parser(self, address: str) -> Any:
+        from qingping_ble import QingpingBluetoothDeviceData
+
         return QingpingBluetoothDeviceData()

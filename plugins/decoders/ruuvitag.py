@@ -5,19 +5,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import missing_library
+from . import FAMILY, require
+from .adapter import SensorStatePlugin
 
-try:
-    from ruuvitag_ble import RuuvitagBluetoothDeviceData
-
-    from .adapter import SensorStatePlugin
-except ImportError:
-    raise missing_library("ruuvitag", "ruuvitag-ble") from None
+require("ruuvitag", "ruuvitag-ble", "ruuvitag_ble", *FAMILY)
 
 
 class RuuvitagPlugin(SensorStatePlugin):
     source = "ruuvitag"
+    library = "ruuvitag-ble"
+    module = "ruuvitag_ble"
     manufacturer_ids = frozenset({0x0499})  # Ruuvi Innovations
 
     def new_parser(self, address: str) -> Any:
+        from ruuvitag_ble import RuuvitagBluetoothDeviceData
+
         return RuuvitagBluetoothDeviceData()

@@ -5,18 +5,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import missing_library
+from . import FAMILY, require
+from .adapter import SensorStatePlugin
 
-try:
-    from sensorpush_ble import SensorPushBluetoothDeviceData
-
-    from .adapter import SensorStatePlugin
-except ImportError:
-    raise missing_library("sensorpush", "sensorpush-ble") from None
+require("sensorpush", "sensorpush-ble", "sensorpush_ble", *FAMILY)
 
 
 class SensorPushPlugin(SensorStatePlugin):
     source = "sensorpush"
+    library = "sensorpush-ble"
+    module = "sensorpush_ble"
 
     def new_parser(self, address: str) -> Any:
+        from sensorpush_ble import SensorPushBluetoothDeviceData
+
         return SensorPushBluetoothDeviceData()

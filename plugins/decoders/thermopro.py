@@ -5,18 +5,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import missing_library
+from . import FAMILY, require
+from .adapter import SensorStatePlugin
 
-try:
-    from thermopro_ble import ThermoProBluetoothDeviceData
-
-    from .adapter import SensorStatePlugin
-except ImportError:
-    raise missing_library("thermopro", "thermopro-ble") from None
+require("thermopro", "thermopro-ble", "thermopro_ble", *FAMILY)
 
 
 class ThermoProPlugin(SensorStatePlugin):
     source = "thermopro"
+    library = "thermopro-ble"
+    module = "thermopro_ble"
 
     def new_parser(self, address: str) -> Any:
+        from thermopro_ble import ThermoProBluetoothDeviceData
+
         return ThermoProBluetoothDeviceData()

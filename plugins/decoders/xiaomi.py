@@ -5,24 +5,11 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from . import missing_library
-
-try:
-    from xiaomi_ble import XiaomiBluetoothDeviceData
-    from xiaomi_ble.const import (
-        SERVICE_HHCCJCY10,
-        SERVICE_MIBEACON,
-        SERVICE_SCALE1,
-        SERVICE_SCALE2,
-        ExtendedBinarySensorDeviceClass,
-        ExtendedSensorDeviceClass,
-    )
-
-    from .adapter import SensorStatePlugin
-except ImportError:
-    raise missing_library("xiaomi", "xiaomi-ble") from None
-
+from . import FAMILY, require
+from .adapter import SensorStatePlugin
 from .keys import DeviceKeys
+
+require("xiaomi", "xiaomi-ble", "xiaomi_ble", *FAMILY)
 
 
 class XiaomiKeys(DeviceKeys):
@@ -35,10 +22,22 @@ class XiaomiKeys(DeviceKeys):
 
 class XiaomiPlugin(SensorStatePlugin):
     source = "xiaomi"
-    service_uuids = frozenset({SERVICE_MIBEACON, SERVICE_HHCCJCY10, SERVICE_SCALE1, SERVICE_SCALE2})
-    device_classes = (ExtendedSensorDeviceClass, ExtendedBinarySensorDeviceClass)
+    library = "xiaomi-ble"
+    module = "xiaomi_ble"
+    # xiaomi_ble.const: SERVICE_MIBEACON, SERVICE_HHCCJCY10, SERVICE_SCALE1, SERVICE_SCALE2
+    service_uuids = frozenset(
+        {
+            "0000fe95-0000-1000-8000-00805f9b34fb",
+            "0000fd50-0000-1000-8000-00805f9b34fb",
+            "0000181d-0000-1000-8000-00805f9b34fb",
+            "0000181b-0000-1000-8000-00805f9b34fb",
+        }
+    )
+    device_classes = ("ExtendedSensorDeviceClass", "ExtendedBinarySensorDeviceClass")
     settings_model = XiaomiKeys
     settings: XiaomiKeys
 
     def new_parser(self, address: str) -> Any:
+        from xiaomi_ble import XiaomiBluetoothDeviceData
+
         return XiaomiBluetoothDeviceData(bindkey=self.settings.key_for(address))
