@@ -70,9 +70,14 @@ class PluginCatalog:
         for tests and embedding)."""
         catalog = cls()
         own = 0
+        # Distribution.name parses the distribution's METADATA file anew on every call: once
+        # per distribution, not once per entry point (mcp-ble alone declares 27).
+        names: dict[int, str | None] = {}
         for ep in entry_points(group=ENTRY_POINT_GROUP):
             dist = getattr(ep, "dist", None)
-            dist_name = dist.name if dist else None
+            if id(dist) not in names:
+                names[id(dist)] = dist.name if dist else None
+            dist_name = names[id(dist)]
             builtin = dist_name is not None and _normalize(dist_name) == OWN_DISTRIBUTION
             own += builtin
             if ep.name in catalog.plugins:
