@@ -62,12 +62,16 @@ NOTHING_TO_ASK = object()  # the policy decides without a person, or the call fa
 def clean(text: str, limit: int) -> str:
     """``text`` without control, format or line-separator characters, at most ``limit``
     characters, in double quotes (inner quotes and backslashes escaped)."""
+    return json.dumps(plain(text, limit), ensure_ascii=False)
+
+
+def plain(text: str, limit: int) -> str:
+    """``text`` without control, format or line-separator characters, at most ``limit``."""
     kept = "".join(
         ch if not unicodedata.category(ch).startswith(("C", "Zl", "Zp")) else " " for ch in text
     )
     kept = " ".join(kept.split())
-    cut = kept[:limit] + ("…" if len(kept) > limit else "")
-    return json.dumps(cut, ensure_ascii=False)
+    return kept[:limit] + ("…" if len(kept) > limit else "")
 
 
 def question(
@@ -84,9 +88,11 @@ def question(
     if len(data) > SHOWN_BYTES:
         shown += " …"
     text = printable_text(data)
-    value = f"{len(data)} bytes, hex {shown}" + (f", text {clean(text, 64)}" if text else "")
-    if typed is not None:
-        value += f" (typed value {clean(json.dumps(typed, ensure_ascii=False), 96)})"
+    count = f"{len(data)} byte{'' if len(data) == 1 else 's'}"
+    value = f"{count}, hex {shown}" + (f", text {clean(text, 64)}" if text else "")
+    if typed is not None:  # compact JSON, unquoted (an object cannot be mistaken for text)
+        compact = json.dumps(typed, ensure_ascii=False, separators=(",", ":"))
+        value += f" (typed value {plain(compact, 96)})"
     pieces = f" as {attempt.chunks} writes" if attempt.chunks > 1 else ""
     return f"Allow writing {value} to {attempt.target()} on {device}{pieces}?"
 

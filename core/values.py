@@ -144,19 +144,19 @@ def parse_value(text: str, encoding: str) -> bytes:
         cleaned = re.sub(r"[\s:_-]", "", text)
         if cleaned.lower().startswith("0x"):
             cleaned = cleaned[2:]
+        bad = next((ch for ch in cleaned if ch not in "0123456789abcdefABCDEF"), None)
+        if bad is not None:  # checked first: 'high_alert' is not hex, whatever its length
+            raise InvalidInput(
+                f"value '{shown(text)}' is not hex ('{shown(bad)}' is not a hex digit)",
+                "use only 0-9 and a-f; for a typed value send an object such as "
+                '{"value": "high_alert"}; for text, encoding=\'utf8\'',
+            )
         if len(cleaned) % 2:
             raise InvalidInput(
                 f"hex value '{shown(text)}' has an odd number of digits",
                 "give two hex digits per byte, e.g. '01ff' or '01 ff'",
             )
-        try:
-            data = bytes.fromhex(cleaned)
-        except ValueError:
-            bad = next(ch for ch in cleaned if ch not in "0123456789abcdefABCDEF")
-            raise InvalidInput(
-                f"hex value '{shown(text)}' contains '{shown(bad)}', which is not a hex digit",
-                "use only 0-9 and a-f (or encoding='utf8' for text)",
-            ) from None
+        data = bytes.fromhex(cleaned)
     elif encoding == "utf8":
         try:
             data = text.encode("utf-8")

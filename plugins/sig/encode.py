@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import enum
 import functools
+import math
 import operator
 from typing import Any
 
@@ -31,6 +32,8 @@ from .decode import FieldUnits, snake, with_unit
 
 #: The key a scalar characteristic's value takes: ``{"value": 21.5}``.
 SCALAR_KEY = "value"
+#: A read shows a detected / not detected state as a boolean (``plugins/sig/decode.py``).
+_STATE_NAMES = {True: "detected", False: "not_detected"}
 #: Value types a typed write cannot usefully take (opaque bytes; containers of unknown shape):
 #: such characteristics are written as hex.
 _OPAQUE = (mi.BytesType, mi.ByteArrayType, mi.MemoryViewType, mi.AnyType, mi.CustomType)
@@ -85,11 +88,11 @@ def encode(uuid: str, value: Any) -> bytes | None:
         for field in info.fields:
             if _empty_set(field) and field.encode_name not in given:
                 given[field.encode_name] = 0  # a read leaves out a bit field with none set
-        missing = [f.encode_name for f in info.fields if f.required and f.encode_name not in given]
-        if missing == ["flags"]:
-            return _without_flags(char, info, given)
-        if missing:
-            raise _wrong(char, info, f"{char.name} needs {_names(missing)}")
+        for field in info.fields:
+            state = given.get(field.encode_name)
+            if isinstance(state, bool) and isinstance(field.type, mi.EnumType):
+                given[field.encode_name] = _state(field.type.cls, state)
+        return _derived(char, info, given)
     elif isinstance(value, dict):
         keys = _scalar_keys(char, info)
         if len(value) != 1 or next(iter(value)) not in keys:
@@ -105,6 +108,8 @@ def encode(uuid: str, value: Any) -> bytes | None:
 def _convert(char: BaseCharacteristic[Any], info: mi.Type, given: Any) -> Any:
     try:
         return msgspec.convert(_by_name(given, info), char.python_type, strict=False)
+    except _NotMember as exc:
+        raise _wrong(char, info, f"{char.name}: {exc}") from None
     except msgspec.ValidationError as exc:
         raise _wrong(char, info, f"{char.name}: {_message(exc, info)}") from None
 
@@ -177,22 +182,131 @@ def _unit_members(info: mi.Type) -> list[str]:
     return []
 
 
-def _without_flags(
-    char: BaseCharacteristic[Any], info: mi.StructType, given: dict[str, Any]
-) -> bytes:
-    """A value given without its ``flags`` field, as a read shows it (a read leaves ``flags``
-    out: what it says is which other fields are present). Many of the library's encoders set
-    the flags from the fields present; so the value is built with none set, and kept only if
-    the library reads back every field given, unchanged. Otherwise ``flags`` is needed."""
-    typed = _convert(char, info, {**given, "flags": 0})
-    data = _build(char, info, typed)
+def _derived(char: BaseCharacteristic[Any], info: mi.StructType, given: dict[str, Any]) -> bytes:
+    """The bytes for fields given by name, with ``flags`` (which say which optional fields are
+    present and which format or unit is used) and required enumerations a read leaves out
+    (Heart Rate Measurement's ``sensor_contact`` when the strap cannot tell, Weight
+    Measurement's ``measurement_units``) derived from them, never silently dropped.
+
+    The library's encoders write what the flags say, whatever else is given; so each setting of
+    the missing ones is built, fewest flag bits first, and the first kept is the one the
+    library parses back to every field given, unchanged, with no other optional field present.
+    Flags given are checked the same way: a field they leave out is an error, not lost bytes.
+    """
+    missing = [
+        f
+        for f in info.fields
+        if f.encode_name not in given and (f.required or f.encode_name == "flags")
+    ]
+    if any(not _searchable(f) for f in missing):
+        names = [f.encode_name for f in missing if not _searchable(f)]
+        raise _wrong(char, info, f"{char.name} needs {_names(names)}")
+    first_error: InvalidInput | None = None
+    for choice in _choices(missing):
+        candidate = {**given, **choice}
+        try:
+            typed = _convert(char, info, candidate)
+            data = _build(char, info, typed)
+        except InvalidInput as exc:
+            first_error = first_error or exc
+            continue
+        if _reads_back(char, info, data, typed, candidate):
+            return data
+    if first_error is not None and len(missing) == 0:
+        raise first_error
+    if "flags" in given:
+        raise _wrong(
+            char,
+            info,
+            f"{char.name}: the flags given leave out fields given "
+            "(leave 'flags' out to have them derived)",
+        )
+    if first_error is not None:
+        raise first_error
+    raise _wrong(char, info, f"{char.name} needs 'flags' for these fields")
+
+
+#: At most this many settings of the missing flags and enumerations are tried.
+_MAX_CHOICES = 1024
+
+
+def _searchable(field: mi.Field) -> bool:
+    return isinstance(field.type, mi.EnumType)
+
+
+def _choices(missing: list[mi.Field]) -> list[dict[str, Any]]:
+    """Every setting of the ``missing`` fields (a bit field: any union of its bits; an
+    enumeration: each member but reserved ones), fewest flag bits and earliest members first."""
+    options: list[list[tuple[int, Any]]] = []
+    for field in missing:
+        cls = field.type.cls  # type: ignore[attr-defined]  # _searchable: an EnumType
+        members = [m for m in cls if not _reserved(m)]
+        if issubclass(cls, enum.Flag):
+            bits = [m.value for m in members if m.value and m.value & (m.value - 1) == 0]
+            values = [
+                functools.reduce(operator.or_, (b for i, b in enumerate(bits) if mask >> i & 1), 0)
+                for mask in range(1 << min(len(bits), 10))
+            ]
+            options.append([(bin(v).count("1"), v) for v in values])
+        else:
+            options.append([(i, m.value) for i, m in enumerate(members)])
+    combos: list[tuple[int, dict[str, Any]]] = [(0, {})]
+    for field, option in zip(missing, options, strict=True):
+        combos = [
+            (cost + extra, {**choice, field.encode_name: value})
+            for cost, choice in combos
+            for extra, value in option
+        ][:_MAX_CHOICES]
+    return [choice for _, choice in sorted(combos, key=lambda c: c[0])]
+
+
+def _reads_back(
+    char: BaseCharacteristic[Any],
+    info: mi.StructType,
+    data: bytes,
+    typed: Any,
+    candidate: dict[str, Any],
+) -> bool:
     try:
         back = char.parse_value(bytearray(data))
-    except Exception:  # the library could not read its own bytes: ask for the flags
-        back = None
-    if back is None or any(getattr(back, key, None) != getattr(typed, key) for key in given):
-        raise _wrong(char, info, f"{char.name} needs 'flags' for these fields")
-    return data
+    except Exception:  # the library could not read its own bytes: not this setting
+        return False
+    if back is None:
+        return False
+    for field in info.fields:
+        name = field.encode_name
+        if name == "flags":
+            continue
+        if name in candidate:
+            if not _same(getattr(back, name, None), getattr(typed, name)):
+                return False
+        elif not field.required and not isinstance(getattr(back, name, None), enum.Enum):
+            # a field nobody gave is present: the flags say more than was given (a state the
+            # parser always fills from other bits, such as Location and Speed's, is no field)
+            if not _same(getattr(back, name, None), field.default):
+                return False
+    return True
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal, numbers to within the rounding of the encoding (a thousandth)."""
+    if isinstance(a, float | int) and isinstance(b, float | int) and not isinstance(a, bool):
+        return math.isclose(a, b, rel_tol=1e-3, abs_tol=1e-3)
+    if isinstance(a, list | tuple) and isinstance(b, list | tuple):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    return bool(a == b)
+
+
+def _state(cls: type[enum.Enum], state: bool) -> Any:
+    """The member a boolean stands for (``true``: ``detected``), or the boolean when none."""
+    for member in cls:
+        if snake(str(member.name)) == _STATE_NAMES[state]:
+            return member.value
+    return state
+
+
+def _reserved(member: enum.Enum) -> bool:
+    return str(member.name or "").upper().startswith("RESERVED")
 
 
 def _scalar_keys(char: BaseCharacteristic[Any], info: mi.Type) -> frozenset[str]:
@@ -227,13 +341,34 @@ def _by_name(value: Any, info: mi.Type) -> Any:
 
 
 def _member(value: Any, cls: type[enum.Enum]) -> Any:
-    members = {name.casefold(): member.value for name, member in cls.__members__.items()}
-    if isinstance(value, str) and value.casefold() in members:
-        return members[value.casefold()]
-    names = value if isinstance(value, list) and issubclass(cls, enum.Flag) else None
-    if names is not None and all(isinstance(v, str) and v.casefold() in members for v in names):
-        return functools.reduce(operator.or_, (members[v.casefold()] for v in names), 0)
+    """The value of the member named ``value`` in any case or spacing (``"High Alert"``,
+    ``"high_alert"``), the union of a list of names for a bit field, else ``value``. A name
+    that is no member raises :class:`_NotMember`."""
+    members = {snake(name): member.value for name, member in cls.__members__.items()}
+    if isinstance(value, str):
+        if snake(value) in members:
+            return members[snake(value)]
+        if value in {member.value for member in cls}:  # a unit by its symbol: "°C"
+            return value
+        raise _NotMember(value, cls)
+    if isinstance(value, list) and issubclass(cls, enum.Flag):
+        for item in value:
+            if isinstance(item, str) and snake(item) not in members:
+                raise _NotMember(item, cls)
+        if all(isinstance(item, str) for item in value):
+            return functools.reduce(operator.or_, (members[snake(v)] for v in value), 0)
     return value
+
+
+class _NotMember(ValueError):
+    def __init__(self, name: str, cls: type[enum.Enum]) -> None:
+        super().__init__(f"'{name[:40]}' is not one of {_members(cls)}")
+
+
+def _members(cls: type[enum.Enum]) -> str:
+    """Member names as a read shows them, reserved ones left out."""
+    names = [snake(m.name) for m in cls if m.name and not _reserved(m)]
+    return "|".join(names[:12]) + ("|..." if len(names) > 12 else "")
 
 
 # --------------------------------------------------------------------------- what is expected
@@ -297,9 +432,10 @@ def _kind(info: mi.Type) -> str:
     if isinstance(info, mi.UnionType):
         return " or ".join(_kind(t) for t in info.types if not isinstance(t, mi.NoneType))
     if isinstance(info, mi.EnumType):
-        names = list(info.cls.__members__)
-        shown = "|".join(names[:8]) + ("|..." if len(names) > 8 else "")
-        return f"{'flags' if issubclass(info.cls, enum.Flag) else 'one of'} {shown}"
+        kind = "list of" if issubclass(info.cls, enum.Flag) else "one of"
+        return f"{kind} {_members(info.cls)}"
+    if isinstance(info, mi.ListType | mi.VarTupleType | mi.SetType | mi.FrozenSetType):
+        return f"list of {_kind(info.item_type)}"
     if isinstance(info, mi.StructType):
         return "{" + ", ".join(f.encode_name for f in info.fields) + "}"
     return {

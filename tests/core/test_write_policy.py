@@ -156,7 +156,7 @@ PATHS = {
         ("ble_write", {"address": LOCK, "characteristic": "fff1", "value": "01"}),
         '"metrics"',
         [("write", b"\x01")],
-        ["1 bytes, hex 01", "characteristic fff1", "handle"],
+        ["1 byte, hex 01", "characteristic fff1", "handle"],
     ),
     "descriptor": (
         (
@@ -417,7 +417,7 @@ async def test_a_plugin_cannot_write_past_the_policy(tmp_path, policy, mode, ans
     assert value == ("05" if core == "core: sent" else "00")
     assert len(person.asked) == asked
     if asked:
-        assert person.asked[0].startswith("Allow writing 1 bytes, hex 05 to characteristic fff1")
+        assert person.asked[0].startswith("Allow writing 1 byte, hex 05 to characteristic fff1")
     lines = audit_lines(audit)
     assert [(x["decision"], x["outcome"]) for x in lines] == [audited, ("bypass", "refused")]
 
