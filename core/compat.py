@@ -210,6 +210,21 @@ def add_request_handler(
     mcp._lowlevel_server.add_request_handler(method, params, handler)
 
 
+def wrap_request_handler(
+    mcp: MCPServer[Any],
+    method: str,
+    wrap: Callable[[Callable[[Any, Any], Awaitable[Any]]], Callable[[Any, Any], Awaitable[Any]]],
+) -> bool:
+    """Replace the handler ``MCPServer`` registered for ``method`` with ``wrap(handler)``;
+    False when it registered none."""
+    server = mcp._lowlevel_server
+    entry = server.get_request_handler(method)
+    if entry is None:
+        return False
+    server.add_request_handler(method, entry.params_type, wrap(entry.handler))
+    return True
+
+
 def session_connection(ctx: Any) -> Any:
     """The client connection a request arrived on. ``ctx.session`` is a per-request proxy;
     the connection lives as long as the client's session, so state kept per client is keyed
@@ -217,4 +232,11 @@ def session_connection(ctx: Any) -> Any:
     return ctx.session._connection
 
 
-__all__ = ["SDK_CHECKED", "BleMCPServer", "add_request_handler", "make_tool", "session_connection"]
+__all__ = [
+    "SDK_CHECKED",
+    "BleMCPServer",
+    "add_request_handler",
+    "make_tool",
+    "session_connection",
+    "wrap_request_handler",
+]

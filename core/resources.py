@@ -24,6 +24,7 @@ import json
 import logging
 import re
 import weakref
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from mcp.server.mcpserver import MCPServer
@@ -33,12 +34,13 @@ from mcp.shared.exceptions import MCPError
 from mcp.types import INVALID_PARAMS, EmptyResult, SubscribeRequestParams, UnsubscribeRequestParams
 
 from .app import BleApp, Subscription
-from .compat import add_request_handler, session_connection
+from .compat import add_request_handler, session_connection, wrap_request_handler
 from .decoding import NO_DECODERS, Codec
 from .errors import BleError
 from .hookspecs import hookimpl
 from .outputs import uuid_label, value_fields
 from .readings import sensor_out
+from .sensor_watch import SensorWatch
 from .toolkit import compact_json
 from .values import parse_address, shown
 
@@ -143,15 +145,35 @@ def sensors_body(app: BleApp) -> str:
     return compact_json({"sensors": [sensor_out(d, now).dump() for d in found]})
 
 
-def install_sensors(mcp: MCPServer, app: BleApp, publisher: NotificationPublisher) -> None:
-    """``ble://sensors``, updated whenever the sensor store reports a change."""
+def install_sensors(
+    mcp: MCPServer, app: BleApp, publisher: NotificationPublisher, watch: SensorWatch
+) -> None:
+    """``ble://sensors``, updated whenever the sensor store reports a change; while a
+    ``subscriptions/listen`` stream names it, ``watch`` listens for advertisements."""
     app.sensors.add_listener(publisher.sensors_changed)
+
+    def wrap(inner: Callable[[Any, Any], Awaitable[Any]]) -> Callable[[Any, Any], Awaitable[Any]]:
+        async def listen(ctx: Any, params: Any) -> Any:
+            wanted = getattr(params.notifications, "resource_subscriptions", None) or ()
+            if SENSORS_URI not in wanted:
+                return await inner(ctx, params)
+            stream = object()
+            watch.hold(stream)
+            try:
+                return await inner(ctx, params)
+            finally:
+                watch.release(stream)
+
+        return listen
+
+    wrap_request_handler(mcp, "subscriptions/listen", wrap)
 
     @mcp.resource(
         SENSORS_URI,
         name="sensors",
         description="Sensor readings decoded from advertisements heard recently (as ble_sensors "
-        "lists them). Subscribe to be told when they change.",
+        "lists them). Subscribe to be told when they change: the server listens while "
+        "anyone subscribes.",
         mime_type="application/json",
     )
     async def sensors_resource() -> str:
@@ -161,7 +183,9 @@ def install_sensors(mcp: MCPServer, app: BleApp, publisher: NotificationPublishe
 def install(mcp: MCPServer, app: BleApp, bus: InMemorySubscriptionBus) -> NotificationPublisher:
     publisher = NotificationPublisher(bus)
     app.add_plugin("mcp-resources", publisher)
-    install_sensors(mcp, app, publisher)
+    watch = SensorWatch(app)
+    app.add_plugin("sensor-watch", watch)
+    install_sensors(mcp, app, publisher, watch)
 
     @mcp.resource(
         "ble://notifications/{address}/{handle}",
@@ -216,18 +240,25 @@ def install(mcp: MCPServer, app: BleApp, bus: InMemorySubscriptionBus) -> Notifi
 
     async def on_subscribe(ctx: Any, params: SubscribeRequestParams) -> EmptyResult:
         uri = existing(str(params.uri))
-        uris = publisher.legacy.setdefault(session_connection(ctx), set())
+        connection = session_connection(ctx)
+        uris = publisher.legacy.setdefault(connection, set())
         # What a client holds is bounded by the buffers that still exist.
         uris -= {u for u in uris if _gone(app, u)}
         uris.add(uri)
+        if uri == SENSORS_URI and connection not in watch.holders:
+            watch.hold(connection)  # until it unsubscribes or its session ends, however
+            connection.exit_stack.callback(watch.release, connection)
         return EmptyResult()
 
     async def on_unsubscribe(ctx: Any, params: UnsubscribeRequestParams) -> EmptyResult:
-        uris = publisher.legacy.get(session_connection(ctx))
+        connection = session_connection(ctx)
+        if str(params.uri) == SENSORS_URI:
+            watch.release(connection)
+        uris = publisher.legacy.get(connection)
         if uris is not None:
             uris.discard(str(params.uri))
             if not uris:
-                del publisher.legacy[session_connection(ctx)]
+                del publisher.legacy[connection]
         return EmptyResult()
 
     # MCPServer has no public hook for the 2025-11-25 resources/subscribe request (defined at

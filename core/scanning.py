@@ -90,8 +90,10 @@ class ScanBroker:
         """Whether the radio is scanning for someone right now."""
         return self._task is not None and not self._task.done()
 
-    async def scan(self, plan: ScanPlan) -> ScanRequest:
-        async with self.places:
+    async def scan(self, plan: ScanPlan, background: bool = False) -> ScanRequest:
+        """Listen with ``plan`` on the shared radio scan. A ``background`` listener (the server's
+        own, :mod:`.sensor_watch`) takes no place of ``server.max_concurrent_scans``."""
+        async with contextlib.nullcontext() if background else self.places:
             clock = self.app.radio.now
             request = ScanRequest(plan, clock())
             self.active.append(request)

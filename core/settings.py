@@ -122,6 +122,11 @@ class ServerSettings(BaseModel):
         description="ble_devices and ble_sensors list devices and readings heard within this "
         "many seconds",
     )
+    sensors_listen: bool = Field(
+        True,
+        description="while a client subscribes to ble://sensors the server listens for "
+        "advertisements itself (sharing the radio with scans), so the readings update",
+    )
     max_tracked_devices: int = Field(
         10_000, ge=1, description="devices remembered between scans; the least recent is forgotten"
     )

@@ -81,7 +81,9 @@ async def session(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Ses
     folder: Path = tmp_path_factory.mktemp("sensors")
     world = folder / "sensors.toml"
     world.write_text(world_text(), encoding="utf-8")
-    toml = settings_toml() + f"[server]\nrecent_s = {RECENT_S}\n"
+    # The server does not listen for the subscriber by itself here (tests/core/
+    # test_sensor_watch.py tests that): simulated time moves only with the calls below.
+    toml = settings_toml() + f"[server]\nrecent_s = {RECENT_S}\nsensors_listen = false\n"
     app = make_app(folder, toml, world=world, time_scale=0)
     holder: list[Session] = []
 
