@@ -459,10 +459,13 @@ def _named(radio: Radio, error: BaseException) -> BaseException:
 
 def fleet_views(fleet: Fleet, recent: Iterable[DeviceRecord]) -> list[RadioView]:
     """Each radio of ``fleet`` as plugins and status see it; ``recent``: the devices heard
-    lately (a radio's count is those it heard among them)."""
+    lately (a radio's count is those it heard among them). With several radios a device
+    counts only for the radios in its ``heard_by``: one heard only by a radio since lost counts
+    for none; a fleet of one marks no report with its radio, so every device is its own."""
     heard = dict.fromkeys(fleet.by_name, 0)
+    only = () if fleet.several else (fleet.radios[0].name,)
     for record in recent:
-        for name in record.heard_by or (fleet.radios[0].name,):
+        for name in record.heard_by if fleet.several and record.heard_by else only:
             if name in heard:
                 heard[name] += 1
     views = []

@@ -329,6 +329,19 @@ async def test_radios_in_rooms_of_one_world(tmp_path):
         assert (await ok(client, "ble_connect", address=d2))["radio"] == "r0"
         assert await read(client, d2) == "02"
 
+        # r2 goes too: D4 (only r2 heard it) and D3 (r1 and r2) count for no radio left,
+        # in ble_status and in the per-radio metric alike.
+        app.fleet.by_name["r2"].backend.switch_off()
+        radios = (await ok(client, "ble_status"))["radios"]
+        assert [radios[r].rsplit("; ", 1)[1] for r in ("r0", "r1", "r2")] == [
+            "heard 2",
+            "heard 0",
+            "heard 0",
+        ], radios
+        metrics = (await client.read_resource("ble://metrics")).contents[0].text
+        for name, count in (("r0", 2), ("r1", 0), ("r2", 0)):
+            assert f'ble_radio_devices_recent{{radio="{name}"}} {count}.0' in metrics
+
 
 def test_cli_scan_names_the_radio(tmp_path, capsys):
     code = main(["scan", "--duration", "1", "--config", str(write_config(tmp_path, FLEET))])
