@@ -99,7 +99,14 @@ class OutOfSlots(BleError):
     """The adapter has no free connection slot."""
 
     code = "out_of_slots"
-    kind = "backoff"
+    kind: ClassVar[ErrorKind] = "backoff"
+
+
+class EveryRadioFull(OutOfSlots):
+    """Every radio of several that hears the device is full (core/fleet.py): waiting frees no
+    slot (one frees when a link ends), so the connect answers at once, without a retry."""
+
+    kind = "fatal"
 
 
 class GattError(BleError):

@@ -30,7 +30,7 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 
 from .backend import Backend, NotifyCallback
-from .errors import BleError, DeviceNotFound, NotConnected, OutOfSlots
+from .errors import BleError, DeviceNotFound, EveryRadioFull, NotConnected
 from .models import Advertisement, BackendInfo, GattService, ScanFilter
 from .plugin_api import RadioView
 from .radio import RadioHealth, RadioState
@@ -359,11 +359,11 @@ class Fleet(Backend):
             )
         free = [r for r in ranked if r.free()]
         if not free:
-            raise OutOfSlots(
+            raise EveryRadioFull(
                 f"Every radio that hears {address} is full: "
                 + ", ".join(f"{r.name} {r.describe_slots()}" for r in ranked),
                 "disconnect a link you no longer need (ble_connections shows each link's "
-                "radio), or retry in a few seconds",
+                "radio), then connect again: a slot frees only when a link ends",
             )
         tried = self._tried.setdefault(address, [])
         if all(r.name in tried for r in free):

@@ -94,10 +94,13 @@ async def test_two_radios_serve_as_one(tmp_path):
         assert (await ok(client, "ble_connect", address=BOTH))["radio"] == "near"
         assert await read(client, BOTH) == NEAR
 
-        # near (slots = 1) is full and far never heard NearOnly: no radio can take it.
+        # near (slots = 1) is full and far never heard NearOnly: no radio can take it, and
+        # waiting frees no slot, so the answer comes at once (no retry backoff).
+        before = app.radio.now()
         text, info = await failure(client, "ble_connect", address=NEAR_ONLY, timeout_s=20)
         assert info["code"] == "out_of_slots", text
-        assert "near 1/1" in text, text
+        assert "near 1/1" in text and "few seconds" not in text, text
+        assert app.radio.now() - before < 1.0
 
         # NearOnly takes near's slot; Both, connected again, falls back to far.
         await ok(client, "ble_disconnect", address=BOTH)
