@@ -9,14 +9,16 @@ characteristics of the SIG's GATT Specification Supplement from the SIG's own YA
 - ``mcp_ble_uuid_name``: service, characteristic and descriptor names from the same registry,
   then from bluetooth-numbers' tables (which hold vendor UUIDs such as Nordic's UART too).
 
-Nothing of the library is imported at start: importing it and loading its UUID registry takes
-about 0.15 s on the first name asked, its characteristic classes about 0.4 s more on the first
-value decoded or encoded (then 16-70 µs a value). The library's IEEE 11073 float handling is
-corrected before any value is parsed or built (``ieee11073.py``).
+Nothing of the library is imported at start: the first name asked or value decoded imports it
+and its UUID registry, and a value only its characteristic's module (``characteristic_class``):
+about 0.13 s of CPU; the first value encoded loads the library's whole characteristic registry
+(about 0.28 s of CPU with ``_fast_class_check``). Then 16-70 µs a value. The library's IEEE
+11073 float handling is corrected before any value is parsed or built (``ieee11073.py``).
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
 import threading
 from typing import Any
@@ -26,6 +28,7 @@ from mcp_ble.core.hookspecs import hookimpl
 
 from .decode import FieldUnits, flatten, snake, with_unit
 
+_PACKAGE = "bluetooth_sig.gatt.characteristics"
 _lock = threading.Lock()
 _loaded: dict[str, Any] = {}
 #: Per UUID: how to decode it (a parser, its result key, unit and field units), or None.
@@ -39,6 +42,8 @@ def library() -> dict[str, Any]:
         return _loaded
     with _lock:
         if "characteristics" not in _loaded:
+            from bluetooth_sig.gatt.characteristics import registry as characteristics_registry
+            from bluetooth_sig.gatt.characteristics._export_map import LAZY_EXPORT_MAP
             from bluetooth_sig.gatt.characteristics.registry import CharacteristicRegistry
             from bluetooth_sig.gatt.characteristics.utils.ieee11073_parser import (
                 IEEE11073Parser,
@@ -49,13 +54,32 @@ def library() -> dict[str, Any]:
             from .ieee11073 import install
 
             install(IEEE11073Parser)
+            _fast_class_check(characteristics_registry)
             # A peer's malformed value is not a server problem: the library's warnings about
             # the values it could not parse would flood the log with every notification.
             logging.getLogger("bluetooth_sig").setLevel(logging.ERROR)
             _loaded["descriptors"] = DescriptorRegistry
             _loaded["special"] = SpecialValueDetectedError
+            modules: dict[str, list[str]] = {}
+            for class_name, module in LAZY_EXPORT_MAP.items():
+                modules.setdefault(module, []).append(class_name)
+            _loaded["modules"] = modules
             _loaded["characteristics"] = CharacteristicRegistry  # last: the "loaded" mark
     return _loaded
+
+
+def _fast_class_check(module: Any) -> None:
+    """The library's registry finds its characteristic classes by testing every class of its
+    500-odd modules with ``issubclass`` against an abstract base class: each test that fails
+    walks the ABC's 500 subclasses (about 160,000 checks, over a second of CPU). A class is a
+    characteristic when ``BaseCharacteristic`` is in its MRO (the library registers no virtual
+    subclasses), which is one tuple scan (tests/plugins/test_sig_units.py compares the two)."""
+    base = module.BaseCharacteristic
+
+    def is_characteristic(candidate: object) -> bool:
+        return isinstance(candidate, type) and base in candidate.__mro__
+
+    module._is_characteristic_subclass = is_characteristic
 
 
 def _uuids() -> Any:
@@ -69,6 +93,41 @@ def _uuids() -> Any:
     return registry
 
 
+def characteristic_class(uuid: str) -> Any:
+    """bluetooth-sig's class for characteristic ``uuid``, or None, importing only its module.
+
+    The library's own lookup (``CharacteristicRegistry``) first imports all 500-odd
+    characteristic modules and checks every class in them. The SIG's registry names the
+    characteristic, and the library keeps each in a module of that name (Battery Level in
+    ``battery_level``); the class there whose UUID is this one is the class the library's
+    lookup finds (tests/plugins/test_sig_units.py checks all of them). A name that is not its
+    module's (4 in 0.6.0: the PM and NMVOC concentrations) falls back to the library's
+    lookup; a UUID the SIG's registry does not know as a characteristic has no class (every
+    class's UUID is in it)."""
+    lib = library()
+    info = _uuids().get_characteristic_info(uuid)
+    if info is None:
+        return None
+    found = class_in_module(info)
+    return found or lib["characteristics"].get_characteristic_class_by_uuid(uuid)
+
+
+def class_in_module(info: Any) -> Any:
+    """The class for the characteristic the registry describes as ``info``, from the module
+    of its name, or None."""
+    module = f"{_PACKAGE}.{snake(info.name)}"
+    wanted = info.uuid.normalized
+    for class_name in library()["modules"].get(module, ()):
+        cls = getattr(importlib.import_module(module), class_name)
+        try:
+            found = cls.get_class_uuid()
+        except (AttributeError, ValueError):
+            continue
+        if found is not None and found.normalized == wanted:
+            return cls
+    return None
+
+
 def _parser(uuid: str) -> tuple[Any, str, str, FieldUnits, bool] | None:
     try:
         return _parsers[uuid]
@@ -76,7 +135,7 @@ def _parser(uuid: str) -> tuple[Any, str, str, FieldUnits, bool] | None:
         pass
     lib = library()
     entry: tuple[Any, str, str, FieldUnits, bool] | None = None
-    cls = lib["characteristics"].get_characteristic_class_by_uuid(uuid)
+    cls = characteristic_class(uuid)
     if cls is not None:
         parser = cls()
         entry = (parser, snake(parser.name), parser.unit or "", FieldUnits(parser), False)

@@ -109,3 +109,49 @@ def test_what_the_library_cannot_parse_is_none():
     assert decode(parse_uuid("2a37"), b"\x01") is None  # too short for a 16-bit value
     assert decode(parse_uuid("fff1"), b"\x01\x02") is None  # no parser
     assert decode(parse_uuid("2a19"), b"") is None
+
+
+def test_a_characteristic_class_is_the_one_the_library_lookup_finds():
+    """characteristic_class imports one module; the library's CharacteristicRegistry imports
+    them all. Over every class the library's lookup knows, both give the same class, and the
+    module of the characteristic's name holds nearly all of them (else the first value of a
+    characteristic would load every module again)."""
+    from bluetooth_sig.gatt.characteristics.registry import CharacteristicRegistry
+    from bluetooth_sig.gatt.uuid_registry import get_uuid_registry
+
+    from mcp_ble.plugins.sig import characteristic_class, class_in_module
+
+    library()
+    known = CharacteristicRegistry.get_instance()._get_sig_classes_map()
+    assert len(known) > 400
+    in_module = 0
+    for uuid, cls in known.items():
+        assert characteristic_class(uuid.normalized) is cls, cls
+        info = get_uuid_registry().get_characteristic_info(uuid.normalized)
+        found = class_in_module(info)
+        assert found in (cls, None), cls
+        in_module += found is cls
+    assert in_module >= 0.95 * len(known)
+    # a vendor UUID, a descriptor, a service: no characteristic class
+    assert characteristic_class("6e400002-b5a3-f393-e0a9-e50e24dcca9e") is None
+    assert characteristic_class("2902") is None
+    assert characteristic_class("180d") is None
+
+
+def test_the_registry_class_check_agrees_with_issubclass():
+    """The plugin's replacement of the registry's class test (an MRO scan instead of an ABC
+    subclass check) says the same of every class in a tenth of the characteristic modules
+    (each failing ABC check walks the ABC's 500 subclasses: all modules take seconds)."""
+    import importlib
+    import inspect
+
+    from bluetooth_sig.gatt.characteristics import registry
+
+    library()
+    base = registry.BaseCharacteristic
+    checked = 0
+    for module in sorted(library()["modules"])[::10]:
+        for _, obj in inspect.getmembers(importlib.import_module(module), inspect.isclass):
+            assert registry._is_characteristic_subclass(obj) == issubclass(obj, base), obj
+            checked += 1
+    assert checked > 200
