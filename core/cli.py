@@ -147,7 +147,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         return run_bench(args, load)
     if args.command == "demo":
-        from .tooling.demo import demo_plugins, run_demo
+        from .tooling.demo import demo_added, demo_plugins, run_demo
 
         # Bad settings end here, with one line, not in the server the demo starts.
         loaded, catalog = load(args)
@@ -155,7 +155,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         if plugins is None:
             plugins = demo_plugins(loaded.settings.plugins, catalog.plugins)
         try:
-            return asyncio.run(run_demo(args.config, args.backend, plugins))
+            added = demo_added(loaded.settings.plugins, plugins)
+            return asyncio.run(run_demo(args.config, args.backend, plugins, added))
         except Exception as exc:
             if not _connection_closed(exc):
                 raise

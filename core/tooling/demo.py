@@ -95,8 +95,18 @@ async def approve_on_screen(context: Any, params: Any) -> types.ElicitResult:
     return types.ElicitResult(action="accept", content={"approve": True})
 
 
+def demo_added(enabled: list[str], plugins: str | None) -> list[str]:
+    """The demo world's decoders that ``plugins`` (the demo server's ``--plugins``) turns on
+    beyond the settings' ``enabled``."""
+    names = set(plugins.split(",")) if plugins else set()
+    return [name for name in DEMO_DECODERS if name in names and name not in enabled]
+
+
 async def run_demo(
-    config: Path | None = None, backend: str | None = None, plugins: str | None = None
+    config: Path | None = None,
+    backend: str | None = None,
+    plugins: str | None = None,
+    added: list[str] | None = None,
 ) -> int:
     backend = backend or "simulated"
     args = ["-m", "mcp_ble.core.cli", "serve", "--backend", backend]
@@ -117,6 +127,12 @@ async def run_demo(
         print(f"mcp-ble demo on the {backend} backend: real Bluetooth devices near this machine.")
     print("The MCP SDK client drives `mcp-ble serve` over stdio, as a desktop client would.")
     print("Each step: > the call, < what came back (the text the agent reads).")
+    if added:
+        print(
+            f"Sensor decoders turned on for this demo (--plugins): {', '.join(added)}. The "
+            "shipped settings enable none: pip install 'mcp-ble[decoders]' and add them to "
+            "the settings' plugins to have them in `mcp-ble serve`."
+        )
     async with Client(params, elicitation_callback=approve_on_screen) as client:
         t = Transcript(client)
         await session(t)
@@ -186,4 +202,4 @@ async def session(t: Transcript) -> None:
         await t.call("ble_disconnect", address=conn["address"])
 
 
-__all__ = ["run_demo", "shorten"]
+__all__ = ["demo_added", "demo_plugins", "run_demo", "shorten"]

@@ -144,6 +144,8 @@ def test_demo_runs_a_real_client_session(tmp_path):
     out = proc.stdout
     assert out.startswith("mcp-ble demo: SIMULATED devices.")
     assert "< 16 tools: ble_scan" in out
+    # the decoders the demo turns on, which a plain serve with the shipped settings has not
+    assert "Sensor decoders turned on for this demo (--plugins): bthome, ibeacon, govee." in out
     # sensor readings from advertisements, in one call, before anything connects
     sensors = out.index("> ble_sensors(measurement='temperature', name='living room')")
     assert out.index("> ble_connect(") > sensors
