@@ -18,6 +18,7 @@ import enum
 import functools
 import math
 import operator
+import typing
 from typing import Any
 
 import msgspec
@@ -28,7 +29,7 @@ from bluetooth_sig.gatt.exceptions import BluetoothSIGError
 
 from mcp_ble.core.errors import InvalidInput
 
-from .decode import FieldUnits, snake, with_unit
+from .decode import _TRANSPARENT, FieldUnits, snake, with_unit
 
 #: The key a scalar characteristic's value takes: ``{"value": 21.5}``.
 SCALAR_KEY = "value"
@@ -50,6 +51,8 @@ def _characteristic(uuid: str) -> tuple[BaseCharacteristic[Any], mi.Type] | None
     if char is None:
         return None
     python_type = char.python_type
+    if python_type is dict or python_type is None:  # Blood Pressure: what the parser returns
+        python_type = _parsed_type(char)
     if python_type is None or isinstance(python_type, str):
         return None
     try:
@@ -59,6 +62,16 @@ def _characteristic(uuid: str) -> tuple[BaseCharacteristic[Any], mi.Type] | None
     if isinstance(info, _OPAQUE) or _is_opaque_container(info):
         return None
     return char, info
+
+
+def _parsed_type(char: BaseCharacteristic[Any]) -> Any:
+    """The struct the library's parser returns where its declared value type is a plain dict
+    (Blood Pressure Measurement, Intermediate Cuff Pressure), or None."""
+    try:
+        hint = typing.get_type_hints(type(char)._decode_value).get("return")
+    except Exception:  # a hint that does not resolve: no type to convert to
+        return None
+    return hint if isinstance(hint, type) and issubclass(hint, msgspec.Struct) else None
 
 
 def _is_opaque_container(info: mi.Type) -> bool:
@@ -76,6 +89,7 @@ def encode(uuid: str, value: Any) -> bytes | None:
     if isinstance(info, mi.StructType):
         if not isinstance(value, dict):
             raise _wrong(char, info, f"{char.name} takes an object of fields")
+        value = _nest(char, info, value)
         aliases = _aliases(char, info)
         unknown = sorted(key for key in value if key not in aliases)
         if unknown:
@@ -107,7 +121,8 @@ def encode(uuid: str, value: Any) -> bytes | None:
 
 def _convert(char: BaseCharacteristic[Any], info: mi.Type, given: Any) -> Any:
     try:
-        return msgspec.convert(_by_name(given, info), char.python_type, strict=False)
+        target = info.cls if isinstance(info, mi.StructType) else char.python_type
+        return msgspec.convert(_by_name(given, info), target, strict=False)
     except _NotMember as exc:
         raise _wrong(char, info, f"{char.name}: {exc}") from None
     except msgspec.ValidationError as exc:
@@ -165,6 +180,27 @@ def _aliases(char: BaseCharacteristic[Any], info: mi.StructType) -> dict[str, Al
                 if key != target and key not in {f.encode_name for f in info.fields}:
                     names[key] = (target, (name, symbol))
     return names
+
+
+def _nest(char: BaseCharacteristic[Any], info: mi.StructType, value: dict[str, Any]) -> Any:
+    """``value`` with the fields of a container a read shows as the parent's own (Blood
+    Pressure's ``optional_fields``: ``pulse_rate_bpm``, ``timestamp``) put back into it."""
+    out = dict(value)
+    for field in info.fields:
+        inner = field.type
+        if field.encode_name not in _TRANSPARENT or not isinstance(inner, mi.StructType):
+            continue
+        names = _aliases(char, inner)
+        moved = {key: out.pop(key) for key in list(out) if key in names and key not in _own(info)}
+        if moved:
+            nested = dict(out.get(field.encode_name) or {})
+            nested.update({names[key][0]: item for key, item in moved.items()})
+            out[field.encode_name] = nested
+    return out
+
+
+def _own(info: mi.StructType) -> frozenset[str]:
+    return frozenset(field.encode_name for field in info.fields)
 
 
 def _is_number(info: mi.Type) -> bool:
@@ -292,6 +328,8 @@ def _same(a: Any, b: Any) -> bool:
     """Equal, numbers to within the rounding of the encoding (a thousandth)."""
     if isinstance(a, float | int) and isinstance(b, float | int) and not isinstance(a, bool):
         return math.isclose(a, b, rel_tol=1e-3, abs_tol=1e-3)
+    if isinstance(a, msgspec.Struct) and isinstance(b, msgspec.Struct):
+        return type(a) is type(b) and _same(msgspec.structs.astuple(a), msgspec.structs.astuple(b))
     if isinstance(a, list | tuple) and isinstance(b, list | tuple):
         return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
     return bool(a == b)

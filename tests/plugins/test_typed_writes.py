@@ -134,6 +134,35 @@ VECTORS: list[tuple[str, dict[str, Any], str, str]] = [
         "01e80300000008",
         "GSS, CSC Measurement: flags bit 0 (wheel data), uint32 1000, uint16 2048/1024 s",
     ),
+    # Blood Pressure: GSS, Blood Pressure Measurement: flags bit 0 kPa, bit 1 Time Stamp, bit 2
+    # Pulse Rate, bit 3 User ID, bit 4 Measurement Status; pressures as SFLOAT (IEEE 11073-20601
+    # 16-bit FLOAT: 4-bit exponent, 12-bit mantissa), 120 = 12e1, 80 = 8e1, 93 = 93e0
+    (
+        "2a35",
+        {"systolic_mmhg": 120.0, "diastolic_mmhg": 80.0, "mean_arterial_pressure_mmhg": 93.0},
+        "000c1008105d00",
+        "GSS, Blood Pressure Measurement: flags 0 (mmHg), three SFLOAT",
+    ),
+    (
+        "2a35",
+        {
+            "systolic_mmhg": 120.0,
+            "diastolic_mmhg": 80.0,
+            "mean_arterial_pressure_mmhg": 93.0,
+            "timestamp": "2024-01-02T03:04:05",
+            "pulse_rate_bpm": 72.0,
+            "user_id": 1,
+            "measurement_status": 0,
+        },
+        "1e0c1008105d00e80701020304054800010000",
+        "GSS, Blood Pressure Measurement: flags 0x1e, Date Time, SFLOAT 72, uint8 1, uint16 0",
+    ),
+    (
+        "2a36",
+        {"current_cuff_pressure_mmhg": 120.0},
+        "000c10ff07ff07",
+        "GSS, Intermediate Cuff Pressure: diastolic and mean arterial pressure are NaN (0x07FF)",
+    ),
     (
         "2a67",
         {"instantaneous_speed": 3.0},
