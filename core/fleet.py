@@ -302,8 +302,10 @@ class Fleet(Backend):
     # ------------------------------------------------------------------ routing
 
     def begin_connect(self, address: str) -> None:
-        """A new connect to ``address`` starts: every radio may be tried again."""
+        """A new connect to ``address`` starts: every radio may be tried again, and none has
+        taken an attempt of it yet."""
         self._tried.pop(address, None)
+        self.last_radio.pop(address, None)
 
     def candidates(self, address: str) -> list[Radio]:
         """Ready radios that heard ``address``, in the order a connect tries them: those not

@@ -26,6 +26,9 @@ class RadioSpec:
 
 #: A radio's name: it labels metrics and results, so it is short and plain.
 RADIO_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,31}$"
+#: The ``radio`` label of an operation no radio took (a connect finding every radio full or
+#: none hearing the device): reserved, so a label value is a configured name or this.
+NO_RADIO = "none"
 
 
 class RadioBase(BaseModel):
@@ -45,6 +48,11 @@ class RadioBase(BaseModel):
             raise ValueError(
                 "a radio name is 1-32 letters, digits, '_', '.', ':' or '-', starting with a "
                 "letter or digit (it labels results and metrics)"
+            )
+        if value == NO_RADIO:
+            raise ValueError(
+                f"'{NO_RADIO}' labels the metrics of connects no radio took; name the radio "
+                "otherwise"
             )
         return value
 

@@ -31,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from mcp_ble.core.errors import ConfigError
 from mcp_ble.core.hookspecs import hookimpl
 from mcp_ble.core.plugin_api import PluginApp
+from mcp_ble.core.settings_radios import NO_RADIO
 
 log = logging.getLogger("mcp_ble.metrics")
 
@@ -401,8 +402,9 @@ class MetricsPlugin:
         kind = operation.kind
         outcome = "error" if error else "ok"
         if self.several:
-            # "" when a connect found no radio to try (Prometheus reads it as no label).
-            radio = operation.radio if operation.radio in self.radio_names else ""
+            # A connect that no radio took (every one full, none hears the device) counts
+            # under NO_RADIO, a name no radio may have: the values stay the configured names.
+            radio = operation.radio if operation.radio in self.radio_names else NO_RADIO
             self.operations.labels(kind=kind, outcome=outcome, radio=radio).inc()
         else:
             self.operations.labels(kind=kind, outcome=outcome).inc()

@@ -33,6 +33,7 @@ FAR_ONLY = "F1:EE:70:00:00:03"
 FLAKY = "F1:EE:70:00:00:04"
 SLOW = "F1:EE:70:00:00:05"
 NEAR, FAR = "near", "far"  # what fff1 reads on each radio's copy of a device
+CONNECT_ERRORS = 'ble_operations_total{kind="connect",outcome="error"'
 
 
 def radio(name: str, world: str, extra: str = "") -> str:
@@ -155,9 +156,10 @@ async def test_two_radios_serve_as_one(tmp_path):
         assert 'ble_radio_devices_recent{radio="far"} 0.0' in metrics  # its reports dropped
         assert 'ble_operations_total{kind="read",outcome="ok",radio="far"} 2.0' in metrics
         # Flaky and Slow failed on near, then succeeded on far: a connect each, on far.
-        # NearOnly found every radio full: no radio to name.
         assert 'ble_operations_total{kind="connect",outcome="ok",radio="far"} 3.0' in metrics
-        assert 'ble_operations_total{kind="connect",outcome="error",radio=""} 1.0' in metrics
+        # NearOnly found every radio full: no radio took it, and the label says so.
+        assert 'ble_operations_total{kind="connect",outcome="error",radio="none"} 1.0' in metrics
+        assert 'radio=""' not in metrics
 
 
 def test_doctor_lists_each_radio(tmp_path, capsys):
@@ -197,6 +199,7 @@ SIM = 'backend = "simulated"\n'
         (radio("a", "fleet_near.toml", "wrld = 1\n"), "unknown key 'radios.0.wrld'"),
         (radio("a", "fleet_near.toml", "max_mtu = 5\n"), "radios.0.max_mtu = 5"),
         (radio("a b", "fleet_near.toml"), "radios.0.name = 'a b': a radio name is"),
+        (radio("none", "fleet_near.toml"), "radios.0.name = 'none': 'none' labels the metrics"),
         (radio("a", "fleet_near.toml", "slots = 0\n"), "radios.0.slots = 0"),
         (SIM + radio("a", "fleet_near.toml"), "backend = 'simulated' and [[radios]]"),
         (
@@ -344,6 +347,9 @@ async def test_radios_in_rooms_of_one_world(tmp_path):
         metrics = (await client.read_resource("ble://metrics")).contents[0].text
         for name, count in (("r0", 2), ("r1", 0), ("r2", 0)):
             assert f'ble_radio_devices_recent{{radio="{name}"}} {count}.0' in metrics
+        # The connect of d2 that found r0 full ran on no radio (not on r1, its link's last).
+        errors = [m for m in metrics.splitlines() if m.startswith(CONNECT_ERRORS)]
+        assert errors == ['ble_operations_total{kind="connect",outcome="error",radio="none"} 1.0']
 
 
 def test_cli_scan_names_the_radio(tmp_path, capsys):
