@@ -142,6 +142,11 @@ _SPEC_UNITS: dict[str, dict[str, str]] = {
     },
 }
 
+#: Field units by field name alone: the GSS's Time Exponential 8 (1.1^(N-64) seconds) that the
+#: statistics and average characteristics measure over (Average Current, Temperature
+#: Statistics, ...; the library returns seconds).
+_NAMED_UNITS = {"sensing_duration": "s"}
+
 
 class FieldUnits:
     """The units the SIG's GATT Specification Supplement gives a characteristic's fields."""
@@ -153,14 +158,21 @@ class FieldUnits:
             (f.python_name, f.unit_symbol) for f in structure if getattr(f, "unit_symbol", "")
         ]
         name = getattr(characteristic, "name", None)
-        self.fixed = _SPEC_UNITS.get(snake(name), {}) if isinstance(name, str) else {}
+        self.key = snake(name) if isinstance(name, str) else ""
+        self.fixed = _SPEC_UNITS.get(self.key, {})
+        unit = getattr(characteristic, "unit", None)
+        self.unit = unit if isinstance(unit, str) else ""
 
     def of(self, name: str, carried: str) -> str:
         """The unit of field ``name``: the service specification's where the registry lacks
         it, else the one the registry gives it (when it offers several, as Celsius or
-        Fahrenheit, the one the value carries), else the one the value carries."""
+        Fahrenheit, the one the value carries), else the one the value carries, else the
+        characteristic's own when the field is what it is named after (``current`` of
+        Average Current)."""
         if name in self.fixed:
             return self.fixed[name]
+        if name in _NAMED_UNITS:
+            return _NAMED_UNITS[name]
         found = [
             unit
             for spec_name, unit in self.fields
@@ -170,6 +182,8 @@ class FieldUnits:
         ]
         if carried and (not found or carried in found or len(set(found)) > 1):
             return carried
+        if not found and self.unit and (self.key == name or self.key.endswith(f"_{name}")):
+            return self.unit  # the field the characteristic is named after: Average Current's
         return found[0] if found else ""
 
 

@@ -193,6 +193,18 @@ VECTORS: list[tuple[str, str, dict[str, Any], str]] = [
         {"humidity_percent": "not known"},
         "GSS Humidity: 0xFFFF = value is not known",
     ),
+    (
+        "2ae0",
+        "640040",
+        {"current_a": 1.0, "sensing_duration_s": 1.0},
+        "GSS Average Current: 100 x 0.01 A, Time Exponential 8 0x40 = 1.1^0 s",
+    ),
+    (
+        "2ae1",
+        "c00040",
+        {"voltage_v": 3.0, "sensing_duration_s": 1.0},
+        "GSS Average Voltage: 192 x 1/64 V, Time Exponential 8 0x40 = 1.1^0 s",
+    ),
 ]
 
 #: Notified by the world's generator: flags 0x06 (uint8 value, contact detected; GSS 3.113),
