@@ -237,6 +237,9 @@ def _derived(char: BaseCharacteristic[Any], info: mi.StructType, given: dict[str
     if any(not _searchable(f) for f in missing):
         names = [f.encode_name for f in missing if not _searchable(f)]
         raise _wrong(char, info, f"{char.name} needs {_names(names)}")
+    if not missing and "flags" not in given:  # nothing derived, no flags to check
+        return _build(char, info, _convert(char, info, given))
+    derived = any(f.encode_name == "flags" for f in missing)
     first_error: InvalidInput | None = None
     for choice in _choices(missing):
         candidate = {**given, **choice}
@@ -246,7 +249,7 @@ def _derived(char: BaseCharacteristic[Any], info: mi.StructType, given: dict[str
         except InvalidInput as exc:
             first_error = first_error or exc
             continue
-        if _reads_back(char, info, data, typed, candidate):
+        if _reads_back(char, info, data, typed, candidate, derived):
             return data
     if first_error is not None and len(missing) == 0:
         raise first_error
@@ -259,7 +262,8 @@ def _derived(char: BaseCharacteristic[Any], info: mi.StructType, given: dict[str
         )
     if first_error is not None:
         raise first_error
-    raise _wrong(char, info, f"{char.name} needs 'flags' for these fields")
+    names = [f.encode_name for f in missing]
+    raise _wrong(char, info, f"{char.name} needs {_names(names)} for these fields")
 
 
 #: At most this many settings of the missing flags and enumerations are tried.
@@ -302,7 +306,10 @@ def _reads_back(
     data: bytes,
     typed: Any,
     candidate: dict[str, Any],
+    derived: bool,
 ) -> bool:
+    """The library parses ``data`` back to every field of ``candidate``; with ``derived``
+    flags, also to no optional field that was not given."""
     try:
         back = char.parse_value(bytearray(data))
     except Exception:  # the library could not read its own bytes: not this setting
@@ -316,7 +323,9 @@ def _reads_back(
         if name in candidate:
             if not _same(getattr(back, name, None), getattr(typed, name)):
                 return False
-        elif not field.required and not isinstance(getattr(back, name, None), enum.Enum):
+        elif (
+            derived and not field.required and not isinstance(getattr(back, name, None), enum.Enum)
+        ):
             # a field nobody gave is present: the flags say more than was given (a state the
             # parser always fills from other bits, such as Location and Speed's, is no field)
             if not _same(getattr(back, name, None), field.default):
@@ -443,8 +452,10 @@ def _example(char: BaseCharacteristic[Any], info: mi.Type) -> str:
 
 
 def _field_unit(char: BaseCharacteristic[Any], name: str) -> str:
+    """The unit a read shows field ``name`` in (the service specification's where the
+    registry's differs: Heart Rate Measurement's Energy Expended in kJ)."""
     try:
-        return str(char.get_field_unit(name) or "")
+        return FieldUnits(char).of(name, "") or str(char.get_field_unit(name) or "")
     except (AttributeError, KeyError, ValueError, TypeError):
         return ""
 
