@@ -109,6 +109,7 @@ def _create(settings: EsphomeSettings, backends: Any) -> Any:
         password=settings.password.get_secret_value() if settings.password else None,
         connect_timeout_s=settings.connect_timeout_s,
         keepalive_s=settings.keepalive_s,
+        key_env=settings.noise_psk_env,
     )
 
 

@@ -44,7 +44,7 @@ from mcp_ble.core.models import (
 
 from ..bumble.advertising import decode
 from . import manager
-from .errors import connect_error, gatt_error, unreachable
+from .errors import connect_error, gatt_error, settings_table, unreachable
 
 log = logging.getLogger(__name__)
 
@@ -73,8 +73,11 @@ class EsphomeBackend(Backend):
         password: str | None = None,
         connect_timeout_s: float = 10.0,
         keepalive_s: float = 10.0,
+        key_env: str | None = None,
     ) -> None:
         self.host = host
+        #: The environment variable the key came from (named in errors; never the key).
+        self.key_env = key_env
         self.port = port
         self._psk = noise_psk
         self._password = password
@@ -148,7 +151,9 @@ class EsphomeBackend(Backend):
         except Exception as exc:
             with contextlib.suppress(Exception):
                 await api.disconnect(force=True)
-            raise unreachable(exc, self.where) from None
+            # A radio of several is named by the fleet (health.name): its [[radios]] table.
+            table = settings_table(self.health.name)
+            raise unreachable(exc, self.where, table, self.key_env) from None
         assert api.api_version is not None  # set by the hello exchange
         flags = info.bluetooth_proxy_feature_flags_compat(api.api_version)
         if not flags & BluetoothProxyFeature.RAW_ADVERTISEMENTS:

@@ -22,8 +22,17 @@ def _text(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
-def unreachable(exc: BaseException, where: str) -> BackendUnavailable:
-    """Why the proxy's native API could not be used, and the fix."""
+def settings_table(radio: str) -> str:
+    """The settings table of a proxy: its ``[[radios]]`` entry when it is a radio of the fleet
+    (``radio`` its name), else ``[backends.esphome]``."""
+    return f'[[radios]] name = "{radio}"' if radio else "[backends.esphome]"
+
+
+def unreachable(
+    exc: BaseException, where: str, table: str = "[backends.esphome]", key_env: str | None = None
+) -> BackendUnavailable:
+    """Why the proxy's native API could not be used, and the fix in ``table``, the proxy's
+    settings table (``key_env``: the variable its noise_psk_env names, if that is set)."""
     from aioesphomeapi import (
         EncryptionPlaintextAPIError,
         InvalidAuthAPIError,
@@ -35,28 +44,34 @@ def unreachable(exc: BaseException, where: str) -> BackendUnavailable:
     if isinstance(exc, InvalidEncryptionKeyAPIError):
         return BackendUnavailable(
             f"The ESPHome proxy at {where} refused our encryption key",
-            "set [backends.esphome] noise_psk (or the variable noise_psk_env names) to the "
-            "proxy's api: encryption: key:",
+            (
+                f"set the variable {key_env} (noise_psk_env of {table}) to the proxy's api: "
+                "encryption: key:"
+            )
+            if key_env
+            else f"set noise_psk of {table} to the proxy's api: encryption: key:",
         )
     if isinstance(exc, RequiresEncryptionAPIError):
         return BackendUnavailable(
             f"The ESPHome proxy at {where} requires encryption",
-            "set [backends.esphome] noise_psk_env (or noise_psk) to its api: encryption: key:",
+            f"give {table} the proxy's api: encryption: key: as noise_psk_env (the name of a "
+            "variable holding it) or noise_psk",
         )
     if isinstance(exc, EncryptionPlaintextAPIError):
         return BackendUnavailable(
             f"The ESPHome proxy at {where} does not use encryption",
-            "remove noise_psk / noise_psk_env, or give the proxy an api: encryption: key:",
+            f"remove {f'noise_psk_env ({key_env})' if key_env else 'noise_psk'} from {table}, "
+            "or give the proxy an api: encryption: key:",
         )
     if isinstance(exc, InvalidAuthAPIError):
         return BackendUnavailable(
             f"The ESPHome proxy at {where} refused the API password",
-            "set [backends.esphome] password to the proxy's api: password:",
+            f"set password of {table} to the proxy's api: password:",
         )
     if isinstance(exc, ResolveAPIError):
         return BackendUnavailable(
             f"Cannot resolve the ESPHome proxy's host {where} ({_text(exc)})",
-            "check [backends.esphome] host (an IP address avoids mDNS)",
+            f"check host of {table} (an IP address avoids mDNS)",
         )
     if isinstance(exc, TimeoutError):
         return BackendUnavailable(
@@ -65,7 +80,8 @@ def unreachable(exc: BaseException, where: str) -> BackendUnavailable:
         )
     return BackendUnavailable(
         f"Cannot reach the ESPHome proxy at {where} ({_socket_reason(exc)})",
-        "check host and port (the native API listens on 6053) and that the proxy is online",
+        f"check host and port of {table} (the native API listens on 6053) and that the proxy "
+        "is online",
     )
 
 

@@ -14,7 +14,10 @@ from bumble.link import LocalLink
 from habluetooth import get_manager
 from habluetooth.central_manager import CentralBluetoothManager
 from mcp.client import Client
+from pydantic import SecretStr
 
+from mcp_ble.backends.esphome import EsphomeSettings
+from mcp_ble.backends.esphome import _create as create_esphome
 from mcp_ble.backends.esphome.backend import EsphomeBackend
 from mcp_ble.backends.simulated.world import load_world
 from mcp_ble.core import radio
@@ -91,24 +94,47 @@ def closed_port() -> int:
         return int(probe.getsockname()[1])
 
 
-async def test_key_mismatches_and_an_unreachable_proxy_are_named_never_the_key():
+async def test_key_mismatches_and_an_unreachable_proxy_are_named_never_the_key(monkeypatch):
+    monkeypatch.setenv("KITCHEN_PROXY_KEY", OTHER_KEY)
     link = LocalLink()
     plain = await FakeProxy(link, name="plain", mac="AC:0B:FB:00:00:0A", password="pw").start()
     secret = await FakeProxy(link, name="secret", mac="AC:0B:FB:00:00:0B", psk=KEY).start()
+    kitchen = '[[radios]] name = "kitchen"'
     cases = [
-        (plain.port, None, "refused the API password"),
-        (secret.port, OTHER_KEY, "refused our encryption key"),
-        (secret.port, None, "requires encryption"),
-        (plain.port, KEY, "does not use encryption"),
-        (closed_port(), None, "(connection refused)"),
+        (plain.port, None, "", "refused the API password", "password of [backends.esphome]"),
+        (secret.port, OTHER_KEY, "", "refused our encryption key", "noise_psk of [backends"),
+        # A radio of the fleet: its [[radios]] table, and the variable its key came from.
+        (
+            secret.port,
+            "$",
+            "kitchen",
+            "refused our",
+            f"KITCHEN_PROXY_KEY (noise_psk_env of {kitchen})",
+        ),
+        (secret.port, None, "kitchen", "requires encryption", f"Give {kitchen} the proxy's"),
+        (plain.port, KEY, "", "does not use encryption", "noise_psk from [backends.esphome], or"),
+        (
+            plain.port,
+            "$",
+            "kitchen",
+            "does not",
+            f"noise_psk_env (KITCHEN_PROXY_KEY) from {kitchen}",
+        ),
+        (closed_port(), None, "kitchen", "(connection refused)", f"host and port of {kitchen}"),
     ]
     try:
-        for port, key, says in cases:
-            backend = EsphomeBackend("127.0.0.1", port, noise_psk=key, connect_timeout_s=5)
+        for port, key, name, says, fix in cases:
+            settings = EsphomeSettings(host="127.0.0.1", port=port, connect_timeout_s=5)
+            if key == "$":
+                settings.noise_psk_env = "KITCHEN_PROXY_KEY"
+            elif key:
+                settings.noise_psk = SecretStr(key)
+            backend = create_esphome(settings, None)  # as the settings build it
+            backend.health.name = name  # as a fleet names its radios
             with pytest.raises(BackendUnavailable) as refused:
                 await backend.start()
             await backend.stop()
-            assert says in str(refused.value)
+            assert says in str(refused.value) and fix in str(refused.value), str(refused.value)
             assert KEY not in str(refused.value) and OTHER_KEY not in str(refused.value)
         with_password = EsphomeBackend("127.0.0.1", plain.port, password="pw")
         await with_password.start()
@@ -124,8 +150,8 @@ async def test_key_mismatches_and_an_unreachable_proxy_are_named_never_the_key()
             "slots": "0/3 used",
         }
         await good.stop()
-        assert secret.accepted == 1 and secret.handshake_failures == 2
-        assert plain.handshake_failures == 1 and plain.accepted == 2
+        assert secret.accepted == 1 and secret.handshake_failures == 3
+        assert plain.handshake_failures == 2 and plain.accepted == 2
     finally:
         await plain.stop()
         await secret.stop()
