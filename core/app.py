@@ -90,7 +90,10 @@ class BleApp(Links, Subscriptions, Operations):
         self.loaded = loaded
         self.catalog = catalog
         self.plugins = [
-            (name, instantiate(obj)) for name, obj in catalog.resolve_settings(settings)
+            (name, instantiate(obj))
+            for name, obj in catalog.resolve_settings(
+                settings, loaded.config_path if loaded is not None else None
+            )
         ]
         for name, plugin in self.plugins:
             inject_settings(plugin, name, settings)

@@ -137,7 +137,7 @@ def load(args: argparse.Namespace) -> tuple[Any, Any]:
         cli["plugins"] = args.plugins
     loaded = load_settings(cls, args.config, cli)
     # An unknown backend or plugin name fails here, for every command, not only at start.
-    catalog.resolve_settings(loaded.settings)
+    catalog.resolve_settings(loaded.settings, loaded.config_path)
     return loaded, catalog
 
 

@@ -215,20 +215,23 @@ class PluginCatalog:
             chosen.append((name, self.plugins[name]))
         return chosen
 
-    def resolve_settings(self, settings: Any) -> list[tuple[str, object]]:
-        """:meth:`resolve` for loaded settings: every radio's backend, checked as a fleet."""
+    def resolve_settings(self, settings: Any, path: Any = None) -> list[tuple[str, object]]:
+        """:meth:`resolve` for loaded settings: every radio's backend, checked as a fleet.
+        ``path``: the settings file, named first in an error about its ``[[radios]]``."""
         radios = settings.radio_list()
         if settings.radios:
+            where = f"{path}: " if path is not None else ""
             simulated = [r.name for r in radios if self.backends[r.backend].traits.simulated]
-            for radio in radios:
+            for index, radio in enumerate(radios):
                 if self.backends[radio.backend].traits.composes is not None:
                     raise ConfigError(
-                        f"radios: radio '{radio.name}' runs backend '{radio.backend}', which "
-                        "chooses another backend when it starts; name that backend instead"
+                        f"{where}radios.{index}.backend: radio '{radio.name}' runs backend "
+                        f"'{radio.backend}', which chooses another backend when it starts; "
+                        "name that backend instead"
                     )
             if simulated and len(simulated) < len(radios):
                 raise ConfigError(
-                    f"radios: simulated radios ({', '.join(simulated)}) cannot serve beside "
+                    f"{where}radios: simulated radios ({', '.join(simulated)}) cannot serve beside "
                     "real ones (results say simulated for all devices or none); use only "
                     "simulated or only real radios"
                 )

@@ -551,7 +551,10 @@ def _explain(
         dotted = ".".join(str(p) for p in loc)
         where = source(loc)
         if error["type"] == "fleet":
-            lines.append(f"{source(('radios',))}: radios: {error['msg']}")
+            # A rule across the tables; "at": the index of the table that breaks it.
+            at = (error.get("ctx") or {}).get("at")
+            key = "radios" if at is None else f"radios.{at}.name"
+            lines.append(f"{source(('radios',))}: {key}: {error['msg']}")
         elif error["type"] in ("union_tag_invalid", "union_tag_not_found"):
             names = ", ".join(sorted(radio_models))
             found, table = _lookup({**file_data, **env_data, **cli_data}, loc)

@@ -108,12 +108,13 @@ def check_fleet(backend: str, backend_set: bool, radios: list[Any]) -> None:
             "backend = ..., several are [[radios]] tables",
             {"backend": backend},
         )
-    seen: set[str] = set()
-    for radio in radios:
+    seen: dict[str, int] = {}
+    for index, radio in enumerate(radios):
         if radio.name in seen:
             raise PydanticCustomError(
                 "fleet",
-                "two radios are named '{name}'; give each [[radios]] table its own name",
-                {"name": radio.name},
+                "two radios are named '{name}' (radios.{first} and radios.{index}); give each "
+                "[[radios]] table its own name",
+                {"name": radio.name, "first": seen[radio.name], "index": index, "at": index},
             )
-        seen.add(radio.name)
+        seen[radio.name] = index

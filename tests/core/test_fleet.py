@@ -192,7 +192,7 @@ SIM = 'backend = "simulated"\n'
     [
         (
             radio("a", "fleet_near.toml") + radio("a", "fleet_far.toml"),
-            "two radios are named 'a'",
+            "settings.toml: radios.1.name: two radios are named 'a' (radios.0 and radios.1)",
         ),
         ('[[radios]]\nname = "a"\nbackend = "nope"\n', "backend = 'nope' is not a backend"),
         ('[[radios]]\nname = "a"\n', "radios.0: names no backend"),
@@ -204,9 +204,12 @@ SIM = 'backend = "simulated"\n'
         (SIM + radio("a", "fleet_near.toml"), "backend = 'simulated' and [[radios]]"),
         (
             radio("a", "fleet_near.toml") + '[[radios]]\nname = "b"\nbackend = "bleak"\n',
-            "simulated radios (a) cannot serve beside real ones",
+            "settings.toml: radios: simulated radios (a) cannot serve beside real ones",
         ),
-        ('[[radios]]\nname = "a"\nbackend = "auto"\n', "which chooses another backend"),
+        (
+            '[[radios]]\nname = "b"\nbackend = "bleak"\n[[radios]]\nname = "a"\nbackend = "auto"\n',
+            "settings.toml: radios.1.backend: radio 'a' runs backend 'auto', which chooses another",
+        ),
     ],
 )
 def test_radio_settings_errors(tmp_path, capsys, toml, expected):
