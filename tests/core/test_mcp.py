@@ -281,7 +281,7 @@ BAD_INPUTS = [
     (
         "ble_write",
         {"address": UART, "characteristic": NUS_RX, "value": "zz"},
-        ["contains 'z'", "hex digit"],
+        ["'z' is not a hex digit"],
     ),
     (
         "ble_write",
