@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-from ..errors import BackendUnavailable, BleError
+from ..errors import BackendUnavailable, BleError, ConfigError
 from ..models import ScanFilter
 from ..plugin_manager import RegisteredBackends
 from ..traits import Finding
@@ -107,6 +107,8 @@ async def _probe(
         backend = backends.build(name)
     except BleError as exc:  # typically a missing optional extra: only a problem if selected
         return Check("backends", name, "problem" if selected else "skipped", exc.what, exc.hint)
+    except ConfigError as exc:  # its settings (or world file) are wrong: the message says how
+        return Check("backends", name, "problem", f"cannot be built: {exc.what}", exc.hint)
     except Exception as exc:
         return Check("backends", name, "problem", f"cannot be built: {type(exc).__name__}: {exc}")
     try:
@@ -159,6 +161,8 @@ async def _probe_radio(
         backend = catalog.backends[spec.backend].factory(spec.settings, backends)
     except BleError as exc:
         return Check("radios", name, "problem", exc.what, exc.hint)
+    except ConfigError as exc:  # its table (or world file) is wrong: the message says how
+        return Check("radios", name, "problem", f"cannot be built: {exc.what}", exc.hint)
     except Exception as exc:
         return Check("radios", name, "problem", f"cannot be built: {type(exc).__name__}: {exc}")
     heard: set[str] = set()
@@ -188,7 +192,8 @@ async def _probe_radio(
         "radios",
         name,
         "ok" if health.ready else "problem",
-        f"{state}; slots {slots}; heard {len(heard)} devices in a {RADIO_SCAN_S:g} s scan",
+        f"{state}; slots {slots}; heard {len(heard)} device{'' if len(heard) == 1 else 's'} "
+        f"in a {RADIO_SCAN_S:g} s scan",
     )
 
 
@@ -262,7 +267,11 @@ async def _diagnose_radios(loaded: Any, catalog: Any, timeout_s: float) -> Diagn
             "radios",
             "ok" if up else "problem",
             f"{len(up)} of {len(radios)} radios serve" if up else "no radio can serve",
-            "" if len(up) == len(radios) else "see the radios above; the others serve meanwhile",
+            ""
+            if len(up) == len(radios)
+            else "see the radios above; the others serve meanwhile"
+            if up
+            else "each radio above says what is wrong",
         )
     )
     simulated = [s.name for s in specs if catalog.backends[s.backend].traits.simulated]

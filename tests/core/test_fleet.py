@@ -171,6 +171,22 @@ def test_doctor_lists_each_radio(tmp_path, capsys):
     assert "2 of 2 radios serve" in out, out
 
 
+def test_doctor_names_what_is_wrong_with_a_radio(tmp_path, capsys):
+    world = write_config(
+        tmp_path, '[[devices]]\naddress = "A0:00:00:00:00:09"\nrssi = -50\n', "one.toml"
+    )
+    bad = radio("bad", "fleet_rooms.toml", 'radio = "nope"\n')
+    main(["doctor", "--config", str(write_config(tmp_path, radio("good", str(world)) + bad))])
+    out = capsys.readouterr().out
+    assert "good (simulated): ready; slots 0 used, 7 free; heard 1 device in a" in out, out
+    assert "bad (simulated): cannot be built: world 'fleet_rooms' has no radio 'nope'" in out
+    assert "Error" not in out and "see the radios above; the others serve meanwhile" in out
+    code = main(["doctor", "--config", str(write_config(tmp_path, bad))])
+    out = capsys.readouterr().out
+    assert code != 0 and "no radio can serve" in out, out
+    assert "fix: each radio above says what is wrong" in out and "others serve" not in out
+
+
 async def test_one_radio_results_name_no_radio(tmp_path):
     """A fleet of one (a named radio with a slot cap): results stay as with ``backend``."""
     loaded, catalog = load(write_config(tmp_path, radio("only", "fleet_near.toml", "slots=1\n")))

@@ -170,3 +170,20 @@ def test_demo_runs_a_real_client_session(tmp_path):
     assert len(calls) >= 20
     assert all(lines[i + 1].startswith("< ") for i in calls)
     assert "ble_connection_success_total 3.0" in out
+
+
+def test_a_reader_that_closes_stdout_ends_the_command_quietly(tmp_path):
+    """`mcp-ble config show | head`: the reader goes away before the output is written."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        done = subprocess.run(
+            [*CLI, "config", "show", "--config", str(write_config(tmp_path, FAST))],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        os.close(write_end)
+    assert done.returncode == 1 and done.stderr == "", done.stderr
