@@ -180,6 +180,30 @@ def install_sensors(
         return sensors_body(app)
 
 
+def existing(app: BleApp, uri: str) -> str:
+    """``uri`` if it names ``ble://sensors`` or a notification buffer that exists; else a
+    JSON-RPC error."""
+    if uri == SENSORS_URI:
+        return uri
+    match = _URI.match(uri) if len(uri) <= 128 else None
+    key = None
+    if match:
+        with contextlib.suppress(BleError):
+            key = (parse_address(match.group(1)), int(match.group(2)))
+    if key is None:
+        raise MCPError(
+            INVALID_PARAMS,
+            f"'{shown(uri)}' is not a resource of this server; subscribe to ble://sensors "
+            "or to the URI ble_subscribe returned (ble://notifications/{address}/{handle})",
+        )
+    if app.sessions.mine(*key) is None:
+        raise MCPError(
+            INVALID_PARAMS,
+            f"No subscription for {key[0]} handle {key[1]}; call ble_subscribe first",
+        )
+    return notification_uri(*key)
+
+
 def install(mcp: MCPServer, app: BleApp, bus: InMemorySubscriptionBus) -> NotificationPublisher:
     publisher = NotificationPublisher(bus)
     app.add_plugin("mcp-resources", publisher)
@@ -215,31 +239,8 @@ def install(mcp: MCPServer, app: BleApp, bus: InMemorySubscriptionBus) -> Notifi
             )
         return notification_body(sub, app.codec)
 
-    def existing(uri: str) -> str:
-        """``uri`` if it names ``ble://sensors`` or a notification buffer that exists; else a
-        JSON-RPC error."""
-        if uri == SENSORS_URI:
-            return uri
-        match = _URI.match(uri) if len(uri) <= 128 else None
-        key = None
-        if match:
-            with contextlib.suppress(BleError):
-                key = (parse_address(match.group(1)), int(match.group(2)))
-        if key is None:
-            raise MCPError(
-                INVALID_PARAMS,
-                f"'{shown(uri)}' is not a resource of this server; subscribe to ble://sensors "
-                "or to the URI ble_subscribe returned (ble://notifications/{address}/{handle})",
-            )
-        if app.sessions.mine(*key) is None:
-            raise MCPError(
-                INVALID_PARAMS,
-                f"No subscription for {key[0]} handle {key[1]}; call ble_subscribe first",
-            )
-        return notification_uri(*key)
-
     async def on_subscribe(ctx: Any, params: SubscribeRequestParams) -> EmptyResult:
-        uri = existing(str(params.uri))
+        uri = existing(app, str(params.uri))
         connection = session_connection(ctx)
         uris = publisher.legacy.setdefault(connection, set())
         # What a client holds is bounded by the buffers that still exist.
