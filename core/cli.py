@@ -304,7 +304,7 @@ def _plugins(loaded: Any, catalog: Any) -> int:
     from .plugin_manager import build_plugin_manager, hooks_of, instantiate
 
     settings = loaded.settings
-    enabled = set(settings.plugins)
+    enabled = set(catalog.expand(settings.plugins))
     selected_backend_plugin = catalog.backends.get(settings.backend)
     rows = [("PLUGIN", "STATUS", "ORIGIN", "HOOKS")]
     for name, obj in catalog.plugins.items():

@@ -39,6 +39,9 @@ ENTRY_POINT_GROUP = "mcp_ble"
 #: in pyproject.toml under [project.entry-points.mcp_ble] and found exactly like third-party ones.
 OWN_DISTRIBUTION = "mcp-ble"
 
+#: In ``plugins``: every built-in decoder plugin whose library is installed (:meth:`expand`).
+DECODER_GROUP = "decoders"
+
 RESERVED_SECTIONS = frozenset({"backend", "plugins", "trace_hooks", "server", "backends"})
 
 
@@ -199,7 +202,7 @@ class PluginCatalog:
             owner = self.backends[name].plugin
             if owner not in (n for n, _ in chosen):
                 chosen.append((owner, self.plugins[owner]))
-        for name in enabled:
+        for name in self.expand(enabled):
             if name in self.broken:
                 raise ConfigError(f"plugin '{name}' cannot be loaded: {self.broken[name]}")
             if name not in self.plugins:
@@ -214,6 +217,19 @@ class PluginCatalog:
                 raise ConfigError(f"plugins: '{name}' is listed twice; list each plugin once")
             chosen.append((name, self.plugins[name]))
         return chosen
+
+    def expand(self, enabled: Iterable[str]) -> list[str]:
+        """``enabled`` with the group name ``decoders`` replaced by every built-in decoder plugin
+        that can load (its library installed) and is not named elsewhere in the list; a decoder
+        named on its own must load."""
+        names = list(enabled)
+        if DECODER_GROUP not in names:
+            return names
+        from ..plugins.decoders import DECODERS
+
+        found = [n for n in DECODERS if n in self.plugins and n not in names]
+        at = names.index(DECODER_GROUP)
+        return names[:at] + found + [n for n in names[at + 1 :] if n != DECODER_GROUP]
 
     def resolve_settings(self, settings: Any, path: Any = None) -> list[tuple[str, object]]:
         """:meth:`resolve` for loaded settings: every radio's backend, checked as a fleet.

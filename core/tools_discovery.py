@@ -123,9 +123,9 @@ async def ble_sensors(
     if not store.enabled:
         raise ConfigError(
             "No advertisement decoder plugin is enabled, so no sensor readings are decoded",
-            "install the decoders (pip install 'mcp-ble[decoders]') and add them to the "
-            'settings\' plugins, e.g. plugins = [..., "bthome", "xiaomi", "govee"] (README '
-            "'Advertisement decoders')",
+            "install the decoders (pip install 'mcp-ble[decoders]') and add \"decoders\" (every "
+            "one installed) or their names to the settings' plugins: plugins = [..., "
+            "\"decoders\"] (README 'Advertisement decoders')",
         )
     if wanted is not None:
         check_measurement(wanted, _known_measurements(app))

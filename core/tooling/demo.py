@@ -78,6 +78,8 @@ class Transcript:
 def demo_plugins(enabled: list[str], loadable: Iterable[str]) -> str | None:
     """The ``--plugins`` of the demo's server: the configured plugins, then the demo world's
     decoders among the ``loadable`` ones (None: none of them is installed, keep the settings)."""
+    if "decoders" in enabled:  # every installed decoder is on already
+        return None
     extra = [name for name in DEMO_DECODERS if name in set(loadable) and name not in enabled]
     return ",".join([*enabled, *extra]) if extra else None
 
@@ -130,8 +132,8 @@ async def run_demo(
     if added:
         print(
             f"Sensor decoders turned on for this demo (--plugins): {', '.join(added)}. The "
-            "shipped settings enable none: pip install 'mcp-ble[decoders]' and add them to "
-            "the settings' plugins to have them in `mcp-ble serve`."
+            "shipped settings enable none: pip install 'mcp-ble[decoders]' and add \"decoders\" "
+            "(every one installed) to the settings' plugins to have them in `mcp-ble serve`."
         )
     async with Client(params, elicitation_callback=approve_on_screen) as client:
         t = Transcript(client)

@@ -11,6 +11,24 @@ from __future__ import annotations
 
 from importlib.util import find_spec
 
+#: The built-in decoders in the order ``plugins = [..., "decoders"]`` enables them (those whose
+#: library is installed): formats with a fixed service UUID or company id first, then those that
+#: try every payload (govee, inkbird, sensorpush, thermopro), so these cannot answer first for a
+#: payload another decoder owns.
+DECODERS = (
+    "bthome",
+    "xiaomi",
+    "qingping",
+    "ruuvitag",
+    "bluemaestro",
+    "ibeacon",
+    "eddystone",
+    "govee",
+    "inkbird",
+    "sensorpush",
+    "thermopro",
+)
+
 #: What every library on the sensor-state-data family needs besides itself (adapter.py).
 FAMILY = ("sensor_state_data", "habluetooth", "bleak")
 

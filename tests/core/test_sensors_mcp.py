@@ -248,7 +248,7 @@ async def test_without_a_decoder_the_answer_says_how_to_enable_one(tmp_path: Pat
         text = (await client.call_tool("ble_sensors", {"measurement": "temperature"})).content
     assert info["code"] == "config_error" and app.now() == 0  # it did not listen in vain
     assert "No advertisement decoder plugin is enabled" in text[0].text
-    assert "mcp-ble[decoders]" in info["hint"] and '"bthome"' in info["hint"], info
+    assert "mcp-ble[decoders]" in info["hint"] and '"decoders"]' in info["hint"], info
 
 
 async def test_the_2026_listen_stream_hears_readings_change(tmp_path: Path) -> None:
