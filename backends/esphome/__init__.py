@@ -36,7 +36,7 @@ class EsphomeSettings(BaseModel):
         None, description="the proxy's host name or IP address (e.g. 'living-room.local')"
     )
     port: int = Field(6053, ge=1, le=65535, description="the native API port")
-    # exclude=True: never shown by `mcp-ble config show` nor dumped anywhere.
+    # exclude=True: never dumped; `mcp-ble config show` shows one that is set as "**********".
     noise_psk: SecretStr | None = Field(
         None, exclude=True, description="the API encryption key (base64); prefer noise_psk_env"
     )

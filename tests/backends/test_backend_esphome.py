@@ -178,7 +178,8 @@ def test_settings_errors_are_one_line_exit_2_and_never_echo_the_key(tmp_path, ca
     assert main(["config", "show", "--config", str(config)]) == 0
     shown = capsys.readouterr().out
     assert "backends.esphome.noise_psk_env" in shown and "PROXY_KEY" in shown
-    assert KEY not in shown and "noise_psk " not in shown and "password" not in shown
+    assert KEY not in shown and "noise_psk " not in shown and '"pw"' not in shown
+    assert 'backends.esphome.password             "**********"' in shown  # set, not shown
     monkeypatch.setenv("PROXY_KEY", "c2hvcnQ=")
     assert main(["config", "show", "--config", str(config)]) == 2
     err = capsys.readouterr().err

@@ -14,6 +14,7 @@ from mcp.client import Client
 from mcp_ble.backends.simulated.world import load_world
 from mcp_ble.core import radio
 from mcp_ble.core.app import BleApp
+from mcp_ble.core.cli import main
 from mcp_ble.core.server import build_server
 
 from tests.backends_under_test import CONTRACT_WORLD
@@ -96,3 +97,25 @@ async def test_esphome_proxies_serve_as_one(tmp_path, monkeypatch):
     finally:
         await garage.stop()
         await kitchen.stop()
+
+
+def test_config_show_lists_each_radio_key_and_masks_its_key(tmp_path, capsys):
+    """Each [[radios]] key is a row of its own (the table stays as narrow as without radios),
+    and a key set in the file shows as set, never its value."""
+    tables = "".join(
+        f'[[radios]]\nname = "{name}"\nbackend = "esphome"\nhost = "{name}.local"\n{extra}'
+        for name, extra in (("kitchen", f'noise_psk = "{KEY}"\n'), ("garage", ""))
+    )
+    config = write_config(tmp_path, tables)
+    assert main(["config", "show", "--config", str(config)]) == 0
+    shown = capsys.readouterr().out
+    rows = {line.split()[0]: line.split()[1:] for line in shown.splitlines()[2:]}
+    assert rows["radios.0.name"] == ['"kitchen"', str(config)]
+    assert rows["radios.0.noise_psk"] == ['"**********"', str(config)]
+    assert rows["radios.1.host"] == ['"garage.local"', str(config)]
+    assert rows["radios.1.port"] == ["6053", "default"]
+    assert "radios.1.noise_psk" not in rows and KEY not in shown
+    write_config(tmp_path, 'backend = "esphome"\n[backends.esphome]\nhost = "kitchen.local"\n')
+    assert main(["config", "show", "--config", str(config)]) == 0
+    alone = capsys.readouterr().out
+    assert max(map(len, shown.splitlines())) <= max(map(len, alone.splitlines()))
