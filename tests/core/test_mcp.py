@@ -281,7 +281,7 @@ BAD_INPUTS = [
     (
         "ble_write",
         {"address": UART, "characteristic": NUS_RX, "value": "zz"},
-        ["'z' is not a hex digit"],
+        ["is not hex ('z' is not a hex digit)"],
     ),
     (
         "ble_write",

@@ -52,6 +52,8 @@ def test_values():
     assert parse_value("AQI=", "base64") == b"\x01\x02"
     with pytest.raises(InvalidInput, match="odd number"):
         parse_value("123", "hex")
+    with pytest.raises(InvalidInput, match=r"'high_alert' is not hex \('h'"):
+        parse_value("high_alert", "hex")  # not "an odd number of digits": not hex at all
     with pytest.raises(InvalidInput, match="not valid base64"):
         parse_value("AQI", "base64")
     assert len(parse_value("a" * 513, "utf8")) == 513  # the attribute limit is the app's
