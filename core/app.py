@@ -115,6 +115,9 @@ class BleApp(Links, Subscriptions, Operations):
         #: The write policy and audit log; every write, descriptor write and pairing passes it.
         self.guard = WriteGuard(settings.server, self.tracker)
         self.connections: dict[str, Connection] = {}
+        #: Why the latest links that dropped without our asking ended: address -> (reason,
+        #: when), the newest LINK_ENDS_KEPT (a call on such an address says why it has none).
+        self.link_ends: dict[str, tuple[str, float]] = {}
         #: Operations under way per address (connects included); the pool never releases these.
         self.in_flight: dict[str, int] = {}
         #: One subscription per characteristic: the one the radio feeds (its peers, other

@@ -25,6 +25,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("mcp_ble")
 
+#: How many dropped links' reasons are kept (the newest; one per address).
+LINK_ENDS_KEPT = 64
+
 
 #: How long closing a dead link may take before it is left to the radio.
 CLOSE_LINK_S = 5.0
@@ -183,6 +186,7 @@ class Links:
             radio=self.fleet.radio_of(address) if self.fleet is not None else None,
         )
         self.connections[address] = conn
+        self.link_ends.pop(address, None)
         self.sessions.use_link(address)
         await self._event(
             "mcp_ble_connected",
@@ -247,6 +251,11 @@ class Links:
         """Backends call this on the loop when a link drops without our asking."""
         if self.connections.pop(address, None) is None:
             return
+        ends = self.link_ends
+        ends.pop(address, None)
+        ends[address] = (reason, self.now())
+        if len(ends) > LINK_ENDS_KEPT:
+            del ends[next(iter(ends))]  # the oldest
         self.sessions.link_dropped(address)
         self._end_subscriptions(address, f"link lost: {reason}")
         self.spawn(
@@ -276,6 +285,14 @@ class Links:
         conn = self.connections.get(address)
         if conn is None:
             self._check_radio()
+            ended = self.link_ends.get(address)
+            if ended is not None:
+                reason, at = ended
+                raise NotConnected(
+                    f"{address} is not connected: its link was lost {self.now() - at:.0f} s ago "
+                    f"({reason})",
+                    "call ble_connect to connect again",
+                )
             known = self.tracker.get(address) is not None
             raise NotConnected(
                 f"{address} is not connected",

@@ -130,6 +130,7 @@ async def test_two_radios_serve_as_one(tmp_path):
         ), got
         text, info = await failure(client, "ble_read", address=FLAKY, characteristic="fff1")
         assert info["code"] == "not_connected", text
+        assert "link was lost" in text and "(radio far lost: the simulated adapter" in text, text
         assert await read(client, NEAR_ONLY) == "02"
         status = await ok(client, "ble_status")
         assert status["radio"] == "ready"
