@@ -26,7 +26,7 @@ from uuid import UUID
 
 from mcp_ble.core.hookspecs import hookimpl
 
-from .decode import FieldUnits, flatten, snake, with_unit
+from .decode import STATISTICS, FieldUnits, flatten, snake, with_unit
 
 _PACKAGE = "bluetooth_sig.gatt.characteristics"
 _lock = threading.Lock()
@@ -128,6 +128,14 @@ def class_in_module(info: Any) -> Any:
     return None
 
 
+def _unit_of(characteristic: str) -> str:
+    """The unit of the characteristic named ``characteristic`` (a number's), or ''."""
+    info = _uuids().get_characteristic_info(characteristic)
+    cls = class_in_module(info) if info is not None else None
+    unit = getattr(cls(), "unit", "") if cls is not None else ""
+    return unit if isinstance(unit, str) else ""
+
+
 def _parser(uuid: str) -> tuple[Any, str, str, FieldUnits, bool] | None:
     try:
         return _parsers[uuid]
@@ -138,7 +146,13 @@ def _parser(uuid: str) -> tuple[Any, str, str, FieldUnits, bool] | None:
     cls = characteristic_class(uuid)
     if cls is not None:
         parser = cls()
-        entry = (parser, snake(parser.name), parser.unit or "", FieldUnits(parser), False)
+        units = FieldUnits(parser)
+        if parser.name.endswith(" Statistics") and not units.fields:
+            # the average, minimum, ... of characteristic X, in X's unit
+            measured = _unit_of(parser.name.removesuffix(" Statistics"))
+            if measured:
+                units.fixed = {**dict.fromkeys(STATISTICS, measured), **units.fixed}
+        entry = (parser, snake(parser.name), parser.unit or "", units, False)
     else:
         descriptor = lib["descriptors"].create_descriptor(uuid)
         if descriptor is not None:

@@ -146,6 +146,9 @@ _SPEC_UNITS: dict[str, dict[str, str]] = {
 #: statistics and average characteristics measure over (Average Current, Temperature
 #: Statistics, ...; the library returns seconds).
 _NAMED_UNITS = {"sensing_duration": "s"}
+#: The fields of an "X Statistics" characteristic that are values of characteristic X, in its
+#: unit (GSS: Temperature Statistics, Voltage Statistics, Electric Current Statistics, ...).
+STATISTICS = ("average", "standard_deviation", "minimum", "maximum")
 
 
 class FieldUnits:

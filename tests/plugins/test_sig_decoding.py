@@ -205,6 +205,32 @@ VECTORS: list[tuple[str, str, dict[str, Any], str]] = [
         {"voltage_v": 3.0, "sensing_duration_s": 1.0},
         "GSS Average Voltage: 192 x 1/64 V, Time Exponential 8 0x40 = 1.1^0 s",
     ),
+    (
+        "2b11",
+        "e803d007b80ba00f40",
+        {
+            "average_c": 10.0,
+            "standard_deviation_c": 20.0,
+            "minimum_c": 30.0,
+            "maximum_c": 40.0,
+            "sensing_duration_s": 1.0,
+        },
+        "GSS Temperature Statistics: 4 Temperature values (0.01 °C) 1000, 2000, 3000, 4000, "
+        "Time Exponential 8 0x40 = 1 s",
+    ),
+    (
+        "2af1",
+        "6400c8002c01900140",
+        {
+            "average_a": 1.0,
+            "standard_deviation_a": 2.0,
+            "minimum_a": 3.0,
+            "maximum_a": 4.0,
+            "sensing_duration_s": 1.0,
+        },
+        "GSS Electric Current Statistics: 4 Electric Current values (0.01 A) 100-400, "
+        "Time Exponential 8 0x40 = 1 s",
+    ),
 ]
 
 #: Notified by the world's generator: flags 0x06 (uint8 value, contact detected; GSS 3.113),
