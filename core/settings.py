@@ -37,6 +37,7 @@ from pydantic_settings import (
 
 from .errors import ConfigError, InvalidInput
 from .settings_radios import RadioSpec, check_fleet, radio_models, radio_type
+from .settings_show import mask_secrets, radio_rows
 
 ENV_PREFIX = "MCP_BLE_"
 #: Enabled when the settings name no plugins list. ``chunking`` is opt-in: it changes what a
@@ -342,40 +343,15 @@ class LoadedSettings:
         return "default"
 
     def rows(self) -> list[tuple[str, Any, str]]:
-        """(dotted key, effective value, origin) for every leaf setting; each ``[[radios]]``
-        table's keys as rows of their own (``radios.0.name``), so no value is a whole table."""
-        dumped = self.settings.model_dump(mode="json")
-        _mask_secrets(self.settings, dumped)
+        """(dotted key, effective value, origin) for every leaf setting (radios.0.name...)."""
+        dumped = mask_secrets(self.settings, self.settings.model_dump(mode="json"))
         rows: list[tuple[str, Any, str]] = []
         for key, value in _flatten(dumped).items():
             if key == "radios" and isinstance(value, list) and value:
-                source = self.origin(key)
-                given = {**self.file_data, **self.env_data, **self.cli_data}.get(key) or []
-                for index, table in enumerate(value):
-                    keys = given[index] if index < len(given) else {}
-                    first = {"name": table.pop("name", None), "backend": table.pop("backend", None)}
-                    for sub, leaf in _flatten({**first, **table}, f"{key}.{index}").items():
-                        top = sub.split(".")[2]
-                        rows.append((sub, leaf, source if top in keys else "default"))
+                rows += radio_rows(value, self, _flatten)
                 continue
             rows.append((key, value, self.origin(key)))
         return rows
-
-
-def _mask_secrets(model: BaseModel, dumped: dict[str, Any]) -> None:
-    """Show a secret that is set but kept out of the dump (``exclude=True``, as an ESPHome
-    proxy's noise_psk) masked, as the dump shows every other SecretStr: set, never its value."""
-    for name in type(model).model_fields:
-        value = getattr(model, name, None)
-        shown = dumped.get(name)
-        if isinstance(value, SecretStr) and name not in dumped:
-            dumped[name] = str(value)
-        elif isinstance(value, BaseModel) and isinstance(shown, dict):
-            _mask_secrets(value, shown)
-        elif isinstance(value, list) and isinstance(shown, list):
-            for item, item_shown in zip(value, shown, strict=False):
-                if isinstance(item, BaseModel) and isinstance(item_shown, dict):
-                    _mask_secrets(item, item_shown)
 
 
 #: Deepest nesting of tables and arrays a settings or world file may have. Ours need 4; the
@@ -579,8 +555,7 @@ def _explain(
         dotted = ".".join(str(p) for p in loc)
         where = source(loc)
         if error["type"] == "fleet":
-            # A rule across the tables; "at": the index of the table that breaks it.
-            at = (error.get("ctx") or {}).get("at")
+            at = (error.get("ctx") or {}).get("at")  # the index of the table breaking a rule
             key = "radios" if at is None else f"radios.{at}.name"
             lines.append(f"{source(('radios',))}: {key}: {error['msg']}")
         elif error["type"] in ("union_tag_invalid", "union_tag_not_found"):
