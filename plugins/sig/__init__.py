@@ -11,9 +11,9 @@ characteristics of the SIG's GATT Specification Supplement from the SIG's own YA
 
 Nothing of the library is imported at start: the first name asked or value decoded imports it
 and its UUID registry, and a value only its characteristic's module (``characteristic_class``):
-about 0.13 s of CPU; the first value encoded loads the library's whole characteristic registry
-(about 0.28 s of CPU with ``_fast_class_check``). Then 16-70 µs a value. The library's IEEE
-11073 float handling is corrected before any value is parsed or built (``ieee11073.py``).
+about 0.13 s of CPU; the first value encoded likewise (about 0.15 s). Then 16-70 µs a value.
+The library's IEEE 11073 float handling is corrected before any value is parsed or built
+(``ieee11073.py``).
 """
 
 from __future__ import annotations

@@ -24,11 +24,11 @@ from typing import Any
 import msgspec
 import msgspec.inspect as mi
 from bluetooth_sig.gatt.characteristics.base import BaseCharacteristic
-from bluetooth_sig.gatt.characteristics.registry import CharacteristicRegistry
 from bluetooth_sig.gatt.exceptions import BluetoothSIGError
 
 from mcp_ble.core.errors import InvalidInput
 
+from . import characteristic_class
 from .decode import _TRANSPARENT, FieldUnits, snake, with_unit
 
 #: The key a scalar characteristic's value takes: ``{"value": 21.5}``.
@@ -45,7 +45,9 @@ def _characteristic(uuid: str) -> tuple[BaseCharacteristic[Any], mi.Type] | None
     """The library's characteristic for ``uuid`` and its value type, or None when it has none
     a typed value can be converted to."""
     try:
-        char = CharacteristicRegistry.get_characteristic(uuid)
+        # only this characteristic's module: the library's registry would import all 500
+        cls = characteristic_class(uuid)
+        char = cls() if cls is not None else None
     except (ValueError, TypeError):
         return None
     if char is None:
