@@ -113,9 +113,10 @@ async def ble_sensors(
     ctx: Context,
     measurement: Annotated[str | None, Field(description="e.g. temperature")] = None,
     name: str | None = None,
-    listen_s: Annotated[float, Field(ge=0, le=30)] = 3.0,
+    listen_s: Annotated[float | None, Field(ge=0, le=30)] = None,
 ) -> SensorsResult:
-    """Sensor readings from recent advertisements, no connect; listens if none known."""
+    """Sensor readings from recent advertisements, no connect; listens if none known (3 s) or
+    for listen_s."""
     app = app_of(ctx)
     wanted = parse_measurement(measurement)
     part = parse_name_filter(name)
@@ -132,8 +133,11 @@ async def ble_sensors(
     recent_s = app.settings.server.recent_s
     found = store.query(recent_s, wanted, part)
     listened = None
-    if not found and listen_s > 0:
-        listened = await _listen(app, listen_s, wanted, part)
+    # Not given: answer from recent readings, listening 3 s only if none; given: listen for it
+    # (a named device's report ends it early), so an agent can ask for a fresh reading.
+    seconds = 3.0 if listen_s is None else listen_s
+    if seconds > 0 and (listen_s is not None or not found):
+        listened = await _listen(app, seconds, wanted, part)
         found = store.query(recent_s, wanted, part)
     now = app.now()
     return SensorsResult(

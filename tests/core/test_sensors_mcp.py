@@ -280,3 +280,18 @@ async def test_listening_shares_the_radio_with_a_concurrent_scan(tmp_path: Path)
     assert not scan.is_error and sensors.structured_content == {"sensors": [], "listened_s": 1.5}
     # Both listened at once, on one radio: 2 simulated seconds in all, not 2 + 1.5 queued.
     assert app.scans_run == 2 and app.now() == pytest.approx(2.0, abs=0.05)
+
+
+async def test_an_explicit_listen_s_listens_though_readings_are_recent(session: Session) -> None:
+    """Not given, listen_s answers from recent readings; given, it listens for a fresh one."""
+    app = session.app
+    before = (await session.ok("ble_sensors", name="changer", listen_s=1))["sensors"][0]
+    assert before["s_ago"] < 0.5
+    await app.radio.sleep(10)  # nothing heard for 10 s; CHANGER switched payload meanwhile
+    known = await session.ok("ble_sensors", name="changer")
+    assert "listened_s" not in known and known["sensors"][0]["s_ago"] >= 10
+    assert known["sensors"][0]["readings"] == before["readings"]
+    fresh = await session.ok("ble_sensors", name="changer", listen_s=5)
+    assert 0 < fresh["listened_s"] <= 0.25  # ended by the named device's report, not after 5 s
+    [changer] = fresh["sensors"]
+    assert changer["s_ago"] < 0.5 and changer["readings"] != before["readings"], changer
