@@ -9,7 +9,9 @@ dataclasses, sometimes nested). Results are flat and compact, so:
 - a structure's fields keep their names, with the unit the SIG's GATT Specification Supplement
   gives that field (``heart_rate_bpm``, ``systolic_mmhg``): the library's per-field unit, or
   the unit the value itself carries (Temperature Measurement's Celsius/Fahrenheit flag);
-  fields of nested structures are prefixed with their parent's name;
+  fields of nested structures are prefixed with their parent's name; a unit the key already
+  names in a word is not appended (Date of Birth's ``year``, not ``year_yr``); a duration is
+  in seconds (Time Hour 24 ``time_hour_24_s``);
 - enums are their names in lower case (a detected/not detected state is a boolean), flags the
   list of those set; absent optional fields,
   the ``flags`` field (what it says is which others are present), empty strings and NaN/NRes
@@ -43,6 +45,17 @@ _UNIT_WORDS = {
     "illuminance.lumen": "lm",
     "luminous_energy.lumen_per_hour": "lm_h",
 }
+#: Units a key naming them in a word already states: Date of Birth's ``year`` is not
+#: ``year_yr``, Time Second 16 not ``time_second_16_s``.
+_RESTATED = {
+    "yr": ("year", "years"),
+    "mo": ("month", "months"),
+    "d": ("day", "days"),
+    "h": ("hour", "hours"),
+    "min": ("minute", "minutes"),
+    "s": ("second", "seconds"),
+    "ms": ("millisecond", "milliseconds"),
+}
 #: Units that say nothing a key could carry.
 _NO_UNIT = frozenset({"", "various", "bitmap", "unitless"})
 #: Containers whose fields are shown as if they were the parent's own.
@@ -74,6 +87,8 @@ def unit_suffix(unit: str) -> str:
 def with_unit(key: str, unit: str) -> str:
     suffix = unit_suffix(unit)
     if not suffix or key == suffix or key.endswith(f"_{suffix}"):
+        return key
+    if any(word in _RESTATED.get(suffix, ()) for word in key.split("_")):
         return key
     return f"{key}_{suffix}"
 
@@ -204,6 +219,8 @@ def flatten(key: str, unit: str, value: Any, units: FieldUnits) -> dict[str, Any
     shown = primitive(value)
     if shown is None:
         return {}
+    if isinstance(value, datetime.timedelta):
+        unit = "s"  # shown in seconds, whatever unit the characteristic counts in
     return {with_unit(key, unit if isinstance(shown, int | float) else ""): shown}
 
 
@@ -238,7 +255,8 @@ def _flatten_struct(value: Any, prefix: str, units: FieldUnits, out: dict[str, A
         numeric = isinstance(shown, int | float) and not isinstance(shown, bool)
         if numeric or (isinstance(shown, list) and shown and isinstance(shown[0], int | float)):
             unit = carried.get(f"{name}_unit", carried.get("unit", ""))
-            key = with_unit(key, units.of(name, unit))
+            seconds = isinstance(item, datetime.timedelta)  # shown in seconds
+            key = with_unit(key, "s" if seconds else units.of(name, unit))
         out[key] = shown
 
 

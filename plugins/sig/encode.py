@@ -361,11 +361,8 @@ def _reserved(member: enum.Enum) -> bool:
 def _scalar_keys(char: BaseCharacteristic[Any], info: mi.Type) -> frozenset[str]:
     """``value``, and the key a read shows the value under (``temperature_c``, ``text``)."""
     numeric = isinstance(info, mi.IntType | mi.FloatType)
-    shown = (
-        "text"
-        if isinstance(info, mi.StrType)
-        else with_unit(snake(char.name), char.unit if numeric else "")
-    )
+    unit = "s" if isinstance(info, mi.TimeDeltaType) else char.unit if numeric else ""
+    shown = "text" if isinstance(info, mi.StrType) else with_unit(snake(char.name), unit)
     return frozenset({SCALAR_KEY, shown})
 
 

@@ -67,6 +67,12 @@ VECTORS: list[tuple[str, str, dict[str, Any], str]] = [
         "bsig:test_aerobic_heart_rate_lower_limit.py",
     ),
     ("2a80", "19", {"age_yr": 25}, "bsig:test_age.py"),
+    # a unit the key names in a word is not appended again (not year_yr, day_d)
+    ("2a85", "d0070101", {"year": 2000, "month": 1, "day": 1}, "bsig:test_date_of_birth.py"),
+    ("2b16", "0a00", {"time_second_16": 10.0}, "GSS Time Second 16: 10 s"),
+    # a duration is shown in seconds whatever unit it is counted in (10 hours, 10 decihours)
+    ("2b14", "0a0000", {"time_hour_24_s": 36000.0}, "GSS Time Hour 24: uint24 hours"),
+    ("2b12", "0a", {"time_decihour_8_s": 3600.0}, "GSS Time Decihour 8: 0.1 h steps"),
     ("2a8d", "96", {"heart_rate_max_bpm": 150}, "bsig:test_heart_rate_max.py"),
     ("2a92", "3c", {"resting_heart_rate_bpm": 60}, "bsig:test_resting_heart_rate.py"),
     ("2a98", "1027", {"weight_kg": 50.0}, "bsig:test_weight.py"),

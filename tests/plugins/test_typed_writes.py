@@ -62,6 +62,8 @@ VECTORS: list[tuple[str, dict[str, Any], str, str]] = [
     ("2a8a", {"value": "John"}, "4a6f686e", f"{LIB}test_first_name.py"),
     ("2a8c", {"value": "female"}, "01", f"{LIB}test_gender.py 'Female'"),
     ("2a80", {"value": 25}, "19", f"{LIB}test_age.py '25 years old'"),
+    ("2b14", {"value": 36000}, "0a0000", "GSS Time Hour 24: 10 hours, given in seconds"),
+    ("2b16", {"time_second_16": 10}, "0a00", "GSS Time Second 16: 10 s, as a read shows it"),
     ("2a98", {"value": 75.0}, "983a", f"{LIB}test_weight.py '75.0 kg'"),
     ("2a8e", {"value": 175.0}, "5c44", f"{LIB}test_height.py '175.0 cm'"),
     ("2a8d", {"value": 180}, "b4", f"{LIB}test_heart_rate_max.py '180 bpm'"),
