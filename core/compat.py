@@ -29,6 +29,9 @@ What it relies on:
   (core/not_unicode.py).
 - ``MCPServer.streamable_http_app`` returns a Starlette app that takes ``add_middleware`` before
   it starts serving; the outermost middleware sees the POST body before the SDK parses it.
+- A resolver's elicitation answer that does not fit its form (accepted with ``{}``) is a
+  ``ToolError`` starting ``Resolver '<key>'`` and naming the elicitation, the ``__cause__`` of
+  ``Tool.run``'s ``ToolError``; it becomes our ``not_permitted`` (``_unfit_answer``).
 """
 
 from __future__ import annotations
@@ -56,8 +59,9 @@ from pydantic import BaseModel, ValidationError
 from starlette.applications import Starlette
 
 from . import not_unicode
+from .errors import NotPermitted
 from .outputs import lean_schema
-from .tool_errors import invalid_arguments
+from .tool_errors import error_result, invalid_arguments
 
 SDK_CHECKED = "2.3.0"
 
@@ -82,6 +86,15 @@ class BleMCPServer(MCPServer[Any]):
             cause = exc.__cause__
             if not isinstance(exc, UnexpectedToolError) and isinstance(cause, ValidationError):
                 return invalid_arguments(name, cause, tool.parameters)
+            if _unfit_answer(exc):
+                return error_result(
+                    NotPermitted(
+                        "The person's answer did not fit the approval form (the client accepted "
+                        "it without a true or false 'approve'); nothing was sent to the device",
+                        "call the tool again and ask the person to tick or untick 'approve', "
+                        "or use a client that returns the form's fields",
+                    )
+                )
             raise
 
     async def run_stdio_async(self) -> None:
@@ -126,6 +139,18 @@ class BleMCPServer(MCPServer[Any]):
                 data={"name": name, "missing": missing},
             )
         return await super().get_prompt(name, arguments, context)
+
+
+def _unfit_answer(exc: ToolError) -> bool:
+    """Whether a resolver (core/approval.py's ``ask_*``) got an elicitation answer that does not
+    fit its form: the SDK raises ``ToolError("Resolver '<key>'...elicitation...")`` (on
+    2025-11-25 around the ``ValueError`` of ``ctx.elicit``), wrapped by ``Tool.run``."""
+    cause = exc.__cause__
+    return (
+        isinstance(cause, ToolError)
+        and str(cause).startswith("Resolver ")
+        and "elicitation" in str(cause)
+    )
 
 
 class _AnsweringReadStream:

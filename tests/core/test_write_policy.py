@@ -23,7 +23,7 @@ from mcp_ble.core.models import ScanFilter
 from mcp_ble.core.plans import WritePlan
 from mcp_ble.core.server import build_server
 
-from tests.helpers import error, load, make_app, ok, write_config
+from tests.helpers import error, failure, load, make_app, ok, write_config
 
 LOCK = "C0:DE:00:00:00:01"
 EVIL = "C0:DE:00:00:00:02"
@@ -522,3 +522,24 @@ async def test_pairing_while_connecting_is_asked_about_where_the_protocol_can(tm
             assert f"Pairing with {LOCK} needs a person's approval" in text
             assert "server.allowlist" in text and person.asked == []
     assert audit_lines(audit)[-1]["outcome"] == ("sent" if mode == "legacy" else "refused")
+
+
+@pytest.mark.parametrize("mode", ["auto", "legacy"])
+async def test_an_answer_that_does_not_fit_the_form_is_not_permitted(tmp_path, mode):
+    """A client that accepts the form with ``{}`` (no 'approve'): a not_permitted error that
+    says so, nothing written, the server still serving."""
+    app, _ = policy_app(tmp_path)
+    asked: list[str] = []
+
+    async def empty(context, params):
+        asked.append(params.message)
+        return types.ElicitResult(action="accept", content={})
+
+    async with Client(build_server(app), mode=mode, elicitation_callback=empty) as c:
+        await start(c, LOCK)
+        text, info = await failure(c, "ble_write", address=LOCK, characteristic="fff1", value="01")
+        assert info["code"] == "not_permitted" and info["hint"].startswith("Call the tool again")
+        assert text.startswith("not_permitted: The person's answer did not fit the approval form")
+        assert "nothing was sent" in text and "Resolver" not in text, text
+        assert RecordingPlugin.backend is not None and RecordingPlugin.backend.sent == []
+        assert asked and (await ok(c, "ble_status"))["connections"] == 1
