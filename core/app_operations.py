@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from .deadlines import RadioLostDuringCall, bounded
 from .errors import BleError, BleTimeout, InvalidInput, NotPermitted, ValueTooLong
-from .gatt import label
+from .gatt import label, note_description
 from .models import GattCharacteristic, GattDescriptor
 from .plans import ATT_REQUESTS, Operation, OperationKind, WritePlan
 from .policy import CCCD, WriteAttempt
@@ -367,6 +367,7 @@ class Operations:
         data, _ = await self._run(
             op, lambda: self.radio.read_descriptor(conn.address, desc.handle), len
         )
+        note_description(desc, char, data)
         return DescriptorOutcome(conn.address, desc, char, data)
 
     @_holds_link
@@ -389,6 +390,7 @@ class Operations:
                     lambda: self.radio.write_descriptor(conn.address, desc.handle, data),
                     nbytes=len(data),
                 )
+        note_description(desc, char, data)
         return DescriptorOutcome(conn.address, desc, char, data)
 
     @_holds_link

@@ -39,6 +39,27 @@ def _meant_uuid(ref: str | int, what: str) -> str:
     )
 
 
+#: Characteristic User Description (Core Vol 3 Part G §3.3.3.2): text naming one characteristic.
+USER_DESCRIPTION = parse_uuid("2901")
+
+
+def _candidate(char: GattCharacteristic, service: str) -> str:
+    """``handle 3 in service 180f (Battery Service) 'Left'``: what tells it from others of its
+    UUID; where its User Description was not read yet, the descriptor handle that holds it."""
+    text = f"handle {char.handle} in service {service}"
+    if char.description:
+        return f"{text} '{char.description}'"
+    described = [d.handle for d in char.descriptors if d.uuid == USER_DESCRIPTION]
+    return f"{text}, User Description in descriptor #{described[0]}" if described else text
+
+
+def note_description(desc: GattDescriptor, char: GattCharacteristic, data: bytes) -> None:
+    """Keeps the text of a User Description read on ``char``."""
+    if desc.uuid == USER_DESCRIPTION:
+        text = " ".join(data.decode("utf-8", "replace").split())
+        char.description = text[:40] or None
+
+
 class GattIndex:
     """Characteristics and descriptors by handle and by UUID."""
 
@@ -100,9 +121,7 @@ class GattIndex:
                 f"{address} has no characteristic {self.label(uuid)}",
                 f"it has: {self._known()}; ble_services shows the full tree",
             )
-        candidates = "; ".join(
-            f"handle {c.handle} in service {self.label(c.service_uuid)}" for c in found
-        )
+        candidates = "; ".join(_candidate(c, self.label(c.service_uuid)) for c in found)
         raise AmbiguousAttribute(
             f"{address} has {len(found)} characteristics {self.label(uuid)}: {candidates}",
             f"name one by its handle instead, e.g. characteristic='#{found[0].handle}'",

@@ -117,6 +117,9 @@ class GattCharacteristic:
     descriptors: list[GattDescriptor] = field(default_factory=list)
     service_uuid: str = ""
     name: str | None = None
+    #: Its User Description (2901) as last read on this link, telling apart characteristics
+    #: of one UUID (an ambiguous_attribute error shows it).
+    description: str | None = None
 
 
 @dataclass(slots=True)

@@ -348,6 +348,13 @@ async def test_ambiguous_characteristic_lists_candidates(client):
     assert "has 2 characteristics 2a19 (Battery Level)" in text
     assert "handle 3" in text and "handle 7" in text
     assert "characteristic='#3'" in text
+    # what tells them apart: where each one's User Description is, and once read, its text
+    assert "User Description in descriptor #4" in text and "#8" in text, text
+    left = await ok(client, "ble_read_descriptor", address=EARBUDS, descriptor="#4")
+    assert left["text"] == "Left"
+    text = await error(client, "ble_write", address=EARBUDS, characteristic="2a19", value="01")
+    assert "handle 3 in service 180f (Battery) 'Left'" in text, text
+    assert "handle 7 in service 180f (Battery), User Description in descriptor #8" in text
     right = await ok(client, "ble_read", address=EARBUDS, characteristic="#7")
     assert right == {"hex": "4b", "battery_level_percent": 75, "uuid": "2a19"}
     text = await error(client, "ble_read_descriptor", address=EARBUDS, descriptor="2901")
