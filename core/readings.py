@@ -73,19 +73,37 @@ def parse_measurement(text: str | None) -> str | None:
     return wanted
 
 
+#: Common short names for a measurement, suggested when the short one is not known.
+ALIASES = {
+    "co2": "carbon_dioxide",
+    "temp": "temperature",
+    "humid": "humidity",
+    "rh": "humidity",
+    "batt": "battery",
+    "tvoc": "volatile_organic_compounds",
+    "voc": "volatile_organic_compounds",
+    "co": "carbon_monoxide",
+    "lux": "illuminance",
+    "hr": "heart_rate",
+    "pm2_5": "pm25",
+}
+
+
 def check_measurement(wanted: str, known: Iterable[str] | None) -> None:
     """InvalidInput when no enabled decoder can give ``wanted`` (``known``: every name they can
-    give, ``None`` when a decoder does not say), naming the closest and every known name."""
+    give, ``None`` when a decoder does not say), naming the closest few (an alias's meaning
+    first) and how many are known, not every one (there are over a hundred)."""
     if known is None:
         return
     names = sorted(set(known))
     if wanted in names:
         return
-    close = difflib.get_close_matches(wanted, names, n=3)
-    guess = f"did you mean {' or '.join(repr(n) for n in close)}? " if close else ""
+    alias = [ALIASES[wanted]] if ALIASES.get(wanted) in names else []
+    close = alias + [n for n in difflib.get_close_matches(wanted, names, n=3) if n not in alias]
+    guess = f"Did you mean {' or '.join(repr(n) for n in close[:3])}? " if close else ""
     raise InvalidInput(
         f"measurement '{wanted}' is not one the enabled decoders give",
-        f"{guess}Known: {', '.join(names)}",
+        f"{guess}{len(names)} names are known; leave measurement out to see every reading heard",
     )
 
 

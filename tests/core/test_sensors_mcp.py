@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import warnings
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -152,8 +153,18 @@ async def test_filters_by_measurement_and_name(session: Session) -> None:
     before = session.app.now()
     info, text = await session.error("ble_sensors", measurement="temprature")
     assert info["code"] == "invalid_input" and session.app.now() == before  # no listening
-    assert "Did you mean 'temperature'? Known: " in text and "humidity, " in text, text
-    assert "signal_strength" not in text  # a key the decoders never report
+    assert text.startswith("invalid_input: measurement 'temprature' is not one"), text
+    assert re.search(
+        r"Did you mean 'temperature'\? (\d{3}) names are known; leave measurement", text
+    )
+    assert len(text) < 200 and "keg_type" not in text, text  # the closest, not every name
+    for alias, meant in {
+        "co2": "carbon_dioxide",
+        "temp": "temperature",
+        "humid": "humidity",
+    }.items():
+        info, text = await session.error("ble_sensors", measurement=alias)
+        assert f"Did you mean '{meant}'" in text, text
     none = await session.ok("ble_sensors", name="no such sensor", listen_s=0)
     assert none == {"sensors": []}  # listen_s=0: nothing known, and it did not listen
 
