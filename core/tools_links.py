@@ -148,7 +148,12 @@ async def ble_status(ctx: Context) -> StatusResult:
         radio=app.radio.health.summary(),
         simulated=info.simulated,
         plugins=[
-            PluginOut(name=name, hooks=hooks, origin=third_party(app.catalog.origins.get(name)))
+            PluginOut(
+                name=name,
+                # without the "mcp_ble_" every hook name starts with (doctor shows it whole)
+                hooks=[hook.removeprefix("mcp_ble_") for hook in hooks],
+                origin=third_party(app.catalog.origins.get(name)),
+            )
             for name, hooks in app.plugin_hooks()
         ],
         connections=len(app.connections),

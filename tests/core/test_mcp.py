@@ -144,8 +144,9 @@ async def test_connect_read_services_and_decoders(client):
     assert status["backend"]["name"] == "simulated"
     plugins = {p["name"]: p["hooks"] for p in status["plugins"]}
     assert not any("origin" in p for p in status["plugins"])  # all built in
-    assert "mcp_ble_retry_delay" in plugins["retry"]
-    assert "mcp_ble_register_metrics" in plugins["metrics"]
+    assert "retry_delay" in plugins["retry"]  # the hook names without their mcp_ble_ prefix
+    assert "register_metrics" in plugins["metrics"]
+    assert not any(h.startswith("mcp_ble_") for hooks in plugins.values() for h in hooks)
     assert (await ok(client, "ble_disconnect", address=HRM))["was_connected"] is True
     assert (await ok(client, "ble_disconnect", address=HRM))["was_connected"] is False
 
