@@ -315,8 +315,8 @@ class ReadResult(Value):
 
 
 class WriteResult(Lean):
-    bytes: int
-    #: What a typed value became.
+    #: The bytes written: ``hex`` when a typed value was (what it became), else their count.
+    bytes: int | None = None
     hex: str | None = None
     with_response: bool
     chunks: int | None = Field(None, description="writes it took, when more than one")

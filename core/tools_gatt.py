@@ -106,7 +106,7 @@ async def ble_write(
     with approving(preview, approval):
         outcome = await app.write(address, characteristic, data, response)
     return WriteResult(
-        bytes=outcome.nbytes,
+        bytes=None if isinstance(value, dict) else outcome.nbytes,
         hex=data.hex() if isinstance(value, dict) else None,
         with_response=outcome.response,
         chunks=outcome.chunks if outcome.chunks > 1 else None,
