@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import sys
 import time
 from collections.abc import AsyncIterator, Callable
@@ -31,22 +30,13 @@ from mcp_ble.core.errors import (
     BleTimeout,
     DeviceNotFound,
     GattError,
-    NotConnected,
     NotPermitted,
 )
-from mcp_ble.core.models import (
-    Advertisement,
-    BackendInfo,
-    GattCharacteristic,
-    GattDescriptor,
-    GattService,
-    ScanFilter,
-)
+from mcp_ble.core.models import Advertisement, BackendInfo, GattService, ScanFilter
 from mcp_ble.core.values import parse_address
 
 from .errors import attempt_error, connect_error, gatt_error, radio_gone, unavailable
-
-log = logging.getLogger(__name__)
+from .gatt import BleakGatt, GattLink
 
 CCCD = "00002902-0000-1000-8000-00805f9b34fb"
 #: Advertisements buffered between bleak and the core during one scan; beyond this they drop.
@@ -60,14 +50,16 @@ DEFAULT_PAYLOAD = 20
 
 
 @dataclass
-class _Link:
-    client: Any
-    characteristics: dict[int, Any] = field(default_factory=dict)
-    descriptors: dict[int, Any] = field(default_factory=dict)
+class _Link(GattLink):
     #: The core's notification callback per characteristic handle (set by start_notify).
     callbacks: dict[int, NotifyCallback] = field(default_factory=dict)
     notifying: set[int] = field(default_factory=set)
     dropped_notifications: int = 0
+
+    def index(self) -> None:
+        # bleak's ``services`` raises until service discovery has run: the index stays empty.
+        with contextlib.suppress(Exception):
+            super().index()
 
 
 class _OneAttemptOnly(Exception):
@@ -100,7 +92,7 @@ class _AttemptClient(BleakClient):
             raise
 
 
-class BleakBackend(Backend):
+class BleakBackend(BleakGatt[_Link], Backend):
     """Real adapters on Linux (BlueZ), macOS (CoreBluetooth) and Windows (WinRT)."""
 
     def __init__(
@@ -215,10 +207,6 @@ class BleakBackend(Backend):
         with contextlib.suppress(Exception):
             async with asyncio.timeout(PROBE_S):
                 await link.client.disconnect()
-
-    def is_connected(self, address: str) -> bool:
-        link = self._links.get(address)
-        return link is not None and bool(link.client.is_connected)
 
     # ------------------------------------------------------------------ discovery
 
@@ -390,22 +378,6 @@ class BleakBackend(Backend):
                 address, "the device or the radio ended the link (bleak gives no reason)"
             )
 
-    async def disconnect(self, address: str) -> None:
-        link = self._links.pop(address, None)
-        if link is None:
-            return
-        try:
-            async with asyncio.timeout(10):
-                await link.client.disconnect()
-        except Exception as exc:
-            log.info("disconnecting %s: %s", address, exc)
-
-    def _linked(self, address: str) -> _Link:
-        link = self._links.get(address)
-        if link is None:
-            raise NotConnected(f"{address} is not connected", "call ble_connect first")
-        return link
-
     def mtu(self, address: str) -> int:
         link = self._linked(address)
         payload = self._payload(link)
@@ -419,81 +391,15 @@ class BleakBackend(Backend):
             collection = link.client.services
         except Exception as exc:
             raise gatt_error(exc, address, "service discovery") from None
-        services = []
-        for bleak_service in collection:
-            service = GattService(bleak_service.uuid, bleak_service.handle)
-            for char in bleak_service.characteristics:
-                link.characteristics[char.handle] = char
-                descriptors = []
-                for desc in char.descriptors:
-                    link.descriptors[desc.handle] = desc
-                    descriptors.append(GattDescriptor(desc.uuid, desc.handle))
-                service.characteristics.append(
-                    GattCharacteristic(
-                        char.uuid, char.handle, tuple(char.properties), descriptors, service.uuid
-                    )
-                )
-            services.append(service)
-        return services
+        return link.tree(collection)
 
     # ------------------------------------------------------------------ transfer
 
-    def _char(self, address: str, handle: int) -> tuple[_Link, Any]:
-        link = self._linked(address)
-        if not link.characteristics:
-            self._index(link)
-        char = link.characteristics.get(handle)
-        if char is None:
-            raise GattError(0x01, "request", "list the GATT tree again (ble_services)")
-        return link, char
-
-    def _desc(self, address: str, handle: int) -> tuple[_Link, Any]:
-        link = self._linked(address)
-        if not link.descriptors:
-            self._index(link)
-        desc = link.descriptors.get(handle)
-        if desc is None:
-            raise GattError(0x01, "descriptor request", "list the GATT tree again")
-        return link, desc
-
-    @staticmethod
-    def _index(link: _Link) -> None:
-        with contextlib.suppress(Exception):
-            for char in link.client.services.characteristics.values():
-                link.characteristics[char.handle] = char
-            for desc in link.client.services.descriptors.values():
-                link.descriptors[desc.handle] = desc
-
-    async def read(self, address: str, handle: int) -> bytes:
-        link, char = self._char(address, handle)
-        try:
-            return bytes(await link.client.read_gatt_char(char))
-        except Exception as exc:
-            raise self._failed(exc, address, "read") from None
-
-    async def write(self, address: str, handle: int, data: bytes, response: bool) -> None:
-        link, char = self._char(address, handle)
-        try:
-            await link.client.write_gatt_char(char, data, response=response)
-        except Exception as exc:
-            raise self._failed(exc, address, "write") from None
-
-    async def read_descriptor(self, address: str, handle: int) -> bytes:
-        link, desc = self._desc(address, handle)
-        try:
-            return bytes(await link.client.read_gatt_descriptor(desc))
-        except Exception as exc:
-            raise self._failed(exc, address, "descriptor read") from None
-
-    async def write_descriptor(self, address: str, handle: int, data: bytes) -> None:
-        link, desc = self._desc(address, handle)
+    async def _write_descriptor(self, address: str, link: _Link, desc: Any, data: bytes) -> None:
         if desc.uuid == CCCD:
             await self._write_cccd(address, link, desc.characteristic_handle, data)
-            return
-        try:
-            await link.client.write_gatt_descriptor(desc, data)
-        except Exception as exc:
-            raise self._failed(exc, address, "descriptor write") from None
+        else:
+            await super()._write_descriptor(address, link, desc, data)
 
     async def _write_cccd(self, address: str, link: _Link, handle: int, data: bytes) -> None:
         """bleak (and the OS stacks) refuse raw CCCD writes; enabling or disabling
@@ -537,12 +443,7 @@ class BleakBackend(Backend):
             link.notifying.discard(handle)
 
     async def start_notify(self, address: str, handle: int, callback: NotifyCallback) -> None:
-        link, char = self._char(address, handle)
-        if "notify" not in char.properties and "indicate" not in char.properties:
-            raise NotPermitted(
-                f"Characteristic handle {handle} on {address} neither notifies nor indicates",
-                "read it instead",
-            )
+        link, _ = self._notifiable(address, handle)
         link.callbacks[handle] = callback
         try:
             await self._enable(address, link, handle)

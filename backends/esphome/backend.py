@@ -18,9 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from typing import Any
 
 from mcp_ble.core.backend import Backend, NotifyCallback, until_deadline
@@ -28,25 +26,15 @@ from mcp_ble.core.errors import (
     BackendUnavailable,
     BleError,
     DeviceNotFound,
-    GattError,
-    NotConnected,
     NotPermitted,
     OutOfSlots,
 )
-from mcp_ble.core.models import (
-    Advertisement,
-    BackendInfo,
-    GattCharacteristic,
-    GattDescriptor,
-    GattService,
-    ScanFilter,
-)
+from mcp_ble.core.models import Advertisement, BackendInfo, GattService, ScanFilter
 
+from ..bleak.gatt import BleakGatt, GattLink
 from ..bumble.advertising import decode
 from . import manager
 from .errors import connect_error, gatt_error, settings_table, unreachable
-
-log = logging.getLogger(__name__)
 
 #: Advertisements buffered per scan between the proxy and the core; beyond this they drop.
 SCAN_BUFFER = 4096
@@ -54,14 +42,7 @@ SCAN_BUFFER = 4096
 FIND_S = 10.0
 
 
-@dataclass
-class _Link:
-    client: Any
-    characteristics: dict[int, Any] = field(default_factory=dict)
-    descriptors: dict[int, Any] = field(default_factory=dict)
-
-
-class EsphomeBackend(Backend):
+class EsphomeBackend(BleakGatt[GattLink], Backend):
     """One ESPHome Bluetooth proxy."""
 
     def __init__(
@@ -89,7 +70,7 @@ class EsphomeBackend(Backend):
         self._data: Any = None  # bleak-esphome's ESPHomeClientData
         self._device_info: Any = None
         self._undo: list[Any] = []
-        self._links: dict[str, _Link] = {}
+        self._links: dict[str, GattLink] = {}
         self._scans: set[asyncio.Queue[Advertisement | None]] = set()
         self._heard: dict[str, asyncio.Event] = {}
         self._manager = False
@@ -254,10 +235,6 @@ class EsphomeBackend(Backend):
             f"The esphome backend is not connected to {self.where}", "start it first"
         )
 
-    def is_connected(self, address: str) -> bool:
-        link = self._links.get(address)
-        return link is not None and bool(link.client.is_connected)
-
     # ------------------------------------------------------------------ discovery
 
     def _on_raw(self, response: Any) -> None:
@@ -364,7 +341,7 @@ class EsphomeBackend(Backend):
             if self._subscribed is False:  # the proxy answers the client that holds it
                 raise self._not_subscribed() from None
             raise connect_error(exc, address, timeout_s) from None
-        self._links[address] = _Link(client)
+        self._links[address] = GattLink(client)
 
     def _on_disconnected(self, address: str, client: Any) -> None:
         """bleak-esphome calls this when the proxy reports the link down; ``disconnect``
@@ -379,113 +356,24 @@ class EsphomeBackend(Backend):
         why = describe(getattr(client, "down_reason", None))
         self.on_disconnect(address, f"the proxy at {self.where} reported the link down: {why}")
 
-    async def disconnect(self, address: str) -> None:
-        link = self._links.pop(address, None)
-        if link is None:
-            return
-        try:
-            async with asyncio.timeout(10):
-                await link.client.disconnect()
-        except Exception as exc:
-            log.info("disconnecting %s: %s", address, exc)
-
-    def _linked(self, address: str) -> _Link:
-        link = self._links.get(address)
-        if link is None:
-            raise NotConnected(f"{address} is not connected", "call ble_connect first")
-        return link
-
     def mtu(self, address: str) -> int:
         """The MTU the proxy reported when the link came up."""
         return max(23, min(517, int(self._linked(address).client.mtu_size)))
 
     async def discover(self, address: str) -> list[GattService]:
         link = self._linked(address)
-        services = []
-        for bleak_service in link.client.services:
-            service = GattService(bleak_service.uuid, bleak_service.handle)
-            for char in bleak_service.characteristics:
-                link.characteristics[char.handle] = char
-                descriptors = []
-                for desc in char.descriptors:
-                    link.descriptors[desc.handle] = desc
-                    descriptors.append(GattDescriptor(desc.uuid, desc.handle))
-                service.characteristics.append(
-                    GattCharacteristic(
-                        char.uuid, char.handle, tuple(char.properties), descriptors, service.uuid
-                    )
-                )
-            services.append(service)
-        return services
+        return link.tree(link.client.services)
 
     # ------------------------------------------------------------------ transfer
-
-    def _char(self, address: str, handle: int) -> tuple[_Link, Any]:
-        link = self._linked(address)
-        if not link.characteristics:
-            self._index(link)
-        char = link.characteristics.get(handle)
-        if char is None:
-            raise GattError(0x01, "request", "list the GATT tree again (ble_services)")
-        return link, char
-
-    def _desc(self, address: str, handle: int) -> tuple[_Link, Any]:
-        link = self._linked(address)
-        if not link.descriptors:
-            self._index(link)
-        desc = link.descriptors.get(handle)
-        if desc is None:
-            raise GattError(0x01, "descriptor request", "list the GATT tree again")
-        return link, desc
-
-    @staticmethod
-    def _index(link: _Link) -> None:
-        for char in link.client.services.characteristics.values():
-            link.characteristics[char.handle] = char
-        for desc in link.client.services.descriptors.values():
-            link.descriptors[desc.handle] = desc
 
     def _failed(self, exc: BaseException, address: str, operation: str) -> BleError:
         if self._data is None and not self.health.ready:
             return self.health.unavailable()
         return gatt_error(exc, address, operation)
 
-    async def read(self, address: str, handle: int) -> bytes:
-        link, char = self._char(address, handle)
-        try:
-            return bytes(await link.client.read_gatt_char(char))
-        except Exception as exc:
-            raise self._failed(exc, address, "read") from None
-
-    async def write(self, address: str, handle: int, data: bytes, response: bool) -> None:
-        link, char = self._char(address, handle)
-        try:
-            await link.client.write_gatt_char(char, data, response)
-        except Exception as exc:
-            raise self._failed(exc, address, "write") from None
-
-    async def read_descriptor(self, address: str, handle: int) -> bytes:
-        link, desc = self._desc(address, handle)
-        try:
-            return bytes(await link.client.read_gatt_descriptor(desc))
-        except Exception as exc:
-            raise self._failed(exc, address, "descriptor read") from None
-
-    async def write_descriptor(self, address: str, handle: int, data: bytes) -> None:
-        link, desc = self._desc(address, handle)
-        try:
-            await link.client.write_gatt_descriptor(desc, data)
-        except Exception as exc:
-            raise self._failed(exc, address, "descriptor write") from None
-
     async def start_notify(self, address: str, handle: int, callback: NotifyCallback) -> None:
         """bleak-esphome registers the handle on the proxy, then writes the CCCD itself."""
-        link, char = self._char(address, handle)
-        if "notify" not in char.properties and "indicate" not in char.properties:
-            raise NotPermitted(
-                f"Characteristic handle {handle} on {address} neither notifies nor indicates",
-                "read it instead",
-            )
+        link, char = self._notifiable(address, handle)
         try:
             await link.client.stop_notify(char)  # a second subscription replaces the first
             await link.client.start_notify(char, lambda data: callback(bytes(data)))
