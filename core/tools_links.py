@@ -125,6 +125,18 @@ def radios_out(app: BleApp) -> dict[str, str] | None:
     return {v.name: radio_line(v) for v in app.radio_views()}
 
 
+def radio_summary(app: BleApp) -> str:
+    """``ready``, ``lost: <reason>`` or ``recovering: <reason>``; with several radios, ready
+    while any is, saying how many are down: ``ready (1 of 3 radios down)``."""
+    summary = app.radio.health.summary()
+    if summary == "ready" and several(app):
+        views = app.radio_views()
+        down = sum(1 for v in views if v.state != "ready")
+        if down:
+            summary = f"ready ({down} of {len(views)} radios down)"
+    return summary
+
+
 def radio_line(v: RadioView) -> str:
     state = v.state if v.state == "ready" else f"{v.state} ({v.reason})"
     limit = v.limit if v.limit is not None else "?"
@@ -145,7 +157,7 @@ async def ble_status(ctx: Context) -> StatusResult:
     return StatusResult(
         version=__version__,
         backend=BackendOut(name=info.name, details=info.details or None),
-        radio=app.radio.health.summary(),
+        radio=radio_summary(app),
         simulated=info.simulated,
         plugins=[
             PluginOut(

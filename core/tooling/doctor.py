@@ -186,8 +186,9 @@ async def _probe_radio(
     with contextlib.suppress(Exception):
         await health.close()
         await backend.stop()
-    state = health.summary()
-    slots = f"{used} used, {limit - used} free" if limit is not None else f"{used} used"
+    # as ble_status shows a radio: "ready; slots 0/7" ("lost (why)", "?" for an unknown limit)
+    state = health.state if health.ready else f"{health.state} ({health.reason})"
+    slots = f"{used}/{'?' if limit is None else limit}"
     return Check(
         "radios",
         name,

@@ -133,7 +133,7 @@ async def test_two_radios_serve_as_one(tmp_path):
         assert "link was lost" in text and "(radio far lost: the simulated adapter" in text, text
         assert await read(client, NEAR_ONLY) == "02"
         status = await ok(client, "ble_status")
-        assert status["radio"] == "ready"
+        assert status["radio"] == "ready (1 of 2 radios down)"
         assert status["radios"]["far"].startswith(("lost (", "recovering (")), status
         listed = by_address((await ok(client, "ble_devices"))["devices"])
         assert FAR_ONLY not in listed
@@ -167,8 +167,8 @@ def test_doctor_lists_each_radio(tmp_path, capsys):
     code = main(["doctor", "--config", str(write_config(tmp_path, FLEET))])
     out = capsys.readouterr().out
     assert code == 0, out
-    assert "near (simulated): ready; slots 0 used, 1 free; heard 4 devices" in out, out
-    assert "far (simulated): ready; slots 0 used, 7 free; heard 4 devices" in out, out
+    assert "near (simulated): ready; slots 0/1; heard 4 devices" in out, out
+    assert "far (simulated): ready; slots 0/7; heard 4 devices" in out, out
     assert "2 of 2 radios serve" in out, out
 
 
@@ -179,7 +179,7 @@ def test_doctor_names_what_is_wrong_with_a_radio(tmp_path, capsys):
     bad = radio("bad", "fleet_rooms.toml", 'radio = "nope"\n')
     main(["doctor", "--config", str(write_config(tmp_path, radio("good", str(world)) + bad))])
     out = capsys.readouterr().out
-    assert "good (simulated): ready; slots 0 used, 7 free; heard 1 device in a" in out, out
+    assert "good (simulated): ready; slots 0/7; heard 1 device in a" in out, out
     assert "bad (simulated): cannot be built: world 'fleet_rooms' has no radio 'nope'" in out
     assert "Error" not in out and "see the radios above; the others serve meanwhile" in out
     code = main(["doctor", "--config", str(write_config(tmp_path, bad))])
@@ -281,7 +281,7 @@ async def test_a_radio_that_does_not_start_is_taken_when_it_answers(tmp_path):
     app = BleApp.create(loaded, catalog)
     async with Client(build_server(app)) as client:
         status = await ok(client, "ble_status")
-        assert status["radio"] == "ready"
+        assert status["radio"] == "ready (1 of 2 radios down)"
         assert "it did not start: the late adapter does not answer yet" in status["radios"]["far"]
         scan = await ok(client, "ble_scan", duration_s=1)
         assert {d["radio"] for d in scan["devices"]} == {"near"}
@@ -290,7 +290,10 @@ async def test_a_radio_that_does_not_start_is_taken_when_it_answers(tmp_path):
             if far.ready:
                 break
             await asyncio.sleep(0.05)
-        assert (await ok(client, "ble_status"))["radios"]["far"].startswith("ready"), far.reason
+        status = await ok(client, "ble_status")
+        assert status["radios"]["far"].startswith("ready") and status["radio"] == "ready", (
+            far.reason
+        )
         assert type(app.fleet.by_name["far"].backend).starts == 3  # taken by starting it
         scan = await ok(client, "ble_scan", duration_s=1)
         assert by_address(scan["devices"])[FAR_ONLY]["radio"] == "far"
