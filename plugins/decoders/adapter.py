@@ -14,7 +14,8 @@ plugin trying every payload (those parsers read manufacturer data), the advertis
 manufacturer-data entry. Its value readings carry that entry as their ``payload``; with two
 candidates they carry none, and the raw entries stay shown.
 
-Only this module uses ``habluetooth``. Nothing here imports a parser library, ``habluetooth``
+Of the decoders, only this module uses ``habluetooth`` (every parser of the family requires it;
+the esphome backend uses it too). Nothing here imports a parser library, ``habluetooth``
 or ``sensor_state_data`` at import time: every installed plugin's module is imported to list
 it, and xiaomi-ble alone takes about 0.3 s to import (its cloud client brings aiohttp). The
 plugins fail to load (naming their extra) when their library is not installed; the library is
